@@ -1,0 +1,381 @@
+"""Parse a request's Signature V4 credentials without the secret, enforcing S3's rules.
+
+Follows "Authenticating Requests: Using the Authorization Header" (sigv4-auth-using-authorization-
+header.html) and "Authenticating Requests: Using Query Parameters" (sigv4-query-string-auth.html)
+in the S3 API reference. Parsing needs no secret: the proxy parses, looks the access key up, then
+calls ``verify.verify_signature`` (lakeFS's Parse/Verify split).
+
+What is enforced here, each with S3's error code:
+- one mechanism only: an Authorization header or X-Amz-* query parameters (``InvalidRequest``);
+  SigV2 and other algorithms are refused (``InvalidRequest``);
+- a well-formed credential whose date equals the request date, whose region is ours, whose
+  service is ``s3`` and whose terminator is ``aws4_request`` (``AuthorizationHeaderMalformed`` /
+  ``AuthorizationQueryParametersError``);
+- the clock: 15 minutes of skew for header auth (``RequestTimeTooSkewed``); for presigned URLs
+  1 <= X-Amz-Expires <= 604800 and not expired (``AccessDenied``);
+- header auth carries x-amz-content-sha256 with one of the values S3 accepts;
+- ``host`` is signed, and so is every ``x-amz-*`` header present except x-amz-content-sha256
+  (which the canonical request covers anyway): otherwise a man in the middle could add, say,
+  ``x-amz-copy-source`` or ``x-amz-acl`` to a signed request (``AccessDenied``).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from .canonical import HeaderMap, collect_headers, parse_query
+from .errors import SigningError
+from .keys import ALGORITHM, credential_scope
+
+__all__ = [
+    "ParsedAuth",
+    "parse_request_auth",
+    "parse_authorization_header",
+    "parse_amz_date",
+    "UNSIGNED_PAYLOAD",
+    "STREAMING_PAYLOAD",
+    "STREAMING_PAYLOAD_TRAILER",
+    "STREAMING_UNSIGNED_PAYLOAD_TRAILER",
+    "PAYLOAD_HASH_KEYWORDS",
+    "MAX_PRESIGN_EXPIRES",
+]
+
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+STREAMING_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+PAYLOAD_HASH_KEYWORDS = frozenset(
+    {UNSIGNED_PAYLOAD, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_PAYLOAD_TRAILER}
+)
+MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_UNSUPPORTED = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+_QUERY_PARAMS_REQUIRED = (
+    "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+    "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
+)
+_PRESIGN_KEYS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAuth:
+    """What a request claims about its signature, parsed and checked without the secret."""
+
+    access_key_id: str
+    kind: str  # "header" or "presigned"
+    amz_date: str  # 20150830T123600Z, as signed
+    scope_date: str  # 20150830
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]  # lowercase, in the order the request lists them
+    signature: str
+    payload_hash: str  # the last line of the canonical request
+    session_token: str | None
+    expires: int | None  # X-Amz-Expires of a presigned URL
+    signed_headers_raw: str  # the SignedHeaders value exactly as sent (it is signed as sent)
+    content_sha256: str | None  # the x-amz-content-sha256 header: says how the body is encoded
+    request_time: int  # amz_date as a Unix timestamp
+
+    @property
+    def scope(self) -> str:
+        """``yyyymmdd/region/service/aws4_request``."""
+        return credential_scope(self.scope_date, self.region, self.service)
+
+    @property
+    def expires_at(self) -> int | None:
+        """Unix time after which a presigned URL is refused."""
+        return None if self.expires is None else self.request_time + self.expires
+
+
+def parse_amz_date(value: str) -> int | None:
+    """``yyyymmddTHHMMSSZ`` to a Unix timestamp, or None when it isn't exactly that."""
+    if len(value) != 16 or value[8] != "T" or value[15] != "Z":
+        return None
+    digits = value[:8] + value[9:15]
+    if not digits.isascii() or not digits.isdigit():
+        return None
+    try:
+        moment = datetime(
+            int(value[0:4]), int(value[4:6]), int(value[6:8]),
+            int(value[9:11]), int(value[11:13]), int(value[13:15]), tzinfo=timezone.utc,
+        )
+    except ValueError:
+        return None
+    return int(moment.timestamp())
+
+
+def _epoch(now: datetime) -> float:
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return now.timestamp()
+
+
+def parse_authorization_header(value: str) -> tuple[str, str, str, str]:
+    """Split ``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``.
+
+    Returns ``(algorithm, credential, signed_headers, signature)``; components may be separated
+    by ``,`` with or without spaces, in any order.
+    """
+    algorithm, _, rest = value.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise SigningError("InvalidRequest", _UNSUPPORTED)
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        name, eq, item = part.strip().partition("=")
+        if not eq or name not in ("Credential", "SignedHeaders", "Signature") or name in fields:
+            raise SigningError(
+                "AuthorizationHeaderMalformed",
+                f"The authorization header is malformed; unexpected component {part.strip()[:64]!r}.",
+            )
+        fields[name] = item.strip()
+    missing = [name for name in ("Credential", "SignedHeaders", "Signature") if not fields.get(name)]
+    if missing:
+        raise SigningError(
+            "AuthorizationHeaderMalformed",
+            f"The authorization header is malformed; missing {', '.join(missing)}.",
+        )
+    return algorithm, fields["Credential"], fields["SignedHeaders"], fields["Signature"]
+
+
+def _split_credential(credential: str, code: str, prefix: str) -> tuple[str, str, str, str, str]:
+    parts = credential.split("/")
+    if len(parts) < 5 or not parts[0]:
+        raise SigningError(code, f"{prefix} the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+    access_key = "/".join(parts[:-4])
+    date, region, service, terminator = parts[-4:]
+    return access_key, date, region, service, terminator
+
+
+def _check_scope(date: str, region: str, service: str, terminator: str, amz_date: str, *,
+                 expected_region: str, expected_service: str, code: str, prefix: str) -> None:
+    if len(date) != 8 or not date.isdigit() or date != amz_date[:8]:
+        raise SigningError(code, f"{prefix} Invalid credential date {date!r}. Date is not the same as X-Amz-Date.")
+    if region != expected_region:
+        raise SigningError(code, f"{prefix} the region {region!r} is wrong; expecting {expected_region!r}")
+    if service != expected_service:
+        raise SigningError(code, f"{prefix} incorrect service {service!r}. This endpoint belongs to {expected_service!r}.")
+    if terminator != "aws4_request":
+        raise SigningError(code, f"{prefix} incorrect terminal {terminator!r}. This endpoint uses 'aws4_request'.")
+
+
+def _split_signed_headers(raw: str, code: str, prefix: str) -> tuple[str, ...]:
+    names = tuple(name.lower() for name in raw.split(";"))
+    if not all(names):
+        raise SigningError(code, f"{prefix} SignedHeaders {raw!r} is malformed.")
+    return names
+
+
+def _check_signed_header_coverage(signed: tuple[str, ...], header_map: HeaderMap) -> None:
+    if "host" not in signed:
+        raise SigningError("AccessDenied", "The host header must be signed.", details={"HeadersNotSigned": "host"})
+    unsigned = sorted(
+        name for name in header_map
+        if name.startswith("x-amz-") and name != "x-amz-content-sha256" and name not in signed
+    )
+    if unsigned:
+        names = ", ".join(unsigned)
+        raise SigningError(
+            "AccessDenied",
+            f"There were headers present in the request which were not signed: {names}",
+            details={"HeadersNotSigned": names},
+        )
+    for name in signed:
+        if name not in header_map and name != "expect":
+            raise SigningError("AccessDenied", f"The signed header {name!r} is missing from the request.")
+
+
+def _single(header_map: HeaderMap, name: str) -> str | None:
+    values = header_map.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise SigningError("InvalidRequest", f"The {name} header may only appear once.")
+    return values[0]
+
+
+def _valid_payload_hash(value: str) -> bool:
+    return value in PAYLOAD_HASH_KEYWORDS or (len(value) == 64 and _HEX64.fullmatch(value) is not None)
+
+
+def parse_request_auth(
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | Any,
+    *,
+    now: datetime,
+    region: str,
+    service: str = "s3",
+    max_skew_seconds: int = 900,
+) -> ParsedAuth | None:
+    """Parse and check the request's Signature V4 credentials; None for an anonymous request.
+
+    ``raw_path`` and ``raw_query`` are exactly as received; ``headers`` is a list of
+    ``(name, value)`` pairs or a (multi)dict; ``now`` is the current time (aware, or naive UTC).
+    Raises ``SigningError`` with S3's code when the request is malformed, too old or not covered.
+    """
+    del method, raw_path  # part of the request's identity; only verify_signature needs them
+    header_map = collect_headers(headers)
+    authorization = header_map.get("authorization")
+    query = parse_query(raw_query) if raw_query else []
+    presigned = any(name in _PRESIGN_KEYS for name, _ in query)
+    if authorization is None and not presigned:
+        names = {name for name, _ in query}
+        if "AWSAccessKeyId" in names and "Signature" in names:  # a SigV2 presigned URL
+            raise SigningError("InvalidRequest", _UNSUPPORTED)
+        return None
+    if authorization is not None and presigned:
+        raise SigningError(
+            "InvalidRequest",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the "
+            "Authorization header should be specified.",
+        )
+    if authorization is not None:
+        return _parse_header_auth(header_map, authorization, now=now, region=region, service=service,
+                                  max_skew_seconds=max_skew_seconds)
+    return _parse_presigned(header_map, query, now=now, region=region, service=service,
+                            max_skew_seconds=max_skew_seconds)
+
+
+def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: datetime, region: str,
+                       service: str, max_skew_seconds: int) -> ParsedAuth:
+    if len(authorization) != 1:
+        raise SigningError("InvalidRequest", "The Authorization header may only appear once.")
+    _, credential, signed_raw, signature = parse_authorization_header(authorization[0])
+    code, prefix = "AuthorizationHeaderMalformed", "The authorization header is malformed;"
+    access_key, date, cred_region, cred_service, terminator = _split_credential(credential, code, prefix)
+
+    amz_date = _single(header_map, "x-amz-date")
+    if amz_date is not None:
+        request_time = parse_amz_date(amz_date)
+    else:
+        request_time, amz_date = _from_http_date(_single(header_map, "date"))
+    if request_time is None or amz_date is None:
+        raise SigningError("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+    _check_scope(date, cred_region, cred_service, terminator, amz_date, expected_region=region,
+                 expected_service=service, code=code, prefix=prefix)
+    if _HEX64.fullmatch(signature) is None:
+        raise SigningError(code, f"{prefix} the Signature must be 64 lowercase hexadecimal digits.")
+    signed = _split_signed_headers(signed_raw, code, prefix)
+
+    if abs(_epoch(now) - request_time) > max_skew_seconds:
+        raise SigningError(
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+            details={"RequestTime": amz_date, "MaxAllowedSkewMilliseconds": str(max_skew_seconds * 1000)},
+        )
+
+    content_sha256 = _single(header_map, "x-amz-content-sha256")
+    if content_sha256 is None:
+        raise SigningError("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+    if not _valid_payload_hash(content_sha256):
+        raise SigningError(
+            "InvalidArgument",
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, "
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a "
+            "lowercase hex SHA-256.",
+        )
+    _check_signed_header_coverage(signed, header_map)
+    return ParsedAuth(
+        access_key_id=access_key,
+        kind="header",
+        amz_date=amz_date,
+        scope_date=date,
+        region=cred_region,
+        service=cred_service,
+        signed_headers=signed,
+        signature=signature,
+        payload_hash=content_sha256,
+        session_token=_single(header_map, "x-amz-security-token"),
+        expires=None,
+        signed_headers_raw=signed_raw,
+        content_sha256=content_sha256,
+        request_time=request_time,
+    )
+
+
+def _from_http_date(value: str | None) -> tuple[int | None, str | None]:
+    if not value:
+        return None, None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None, None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return int(moment.timestamp()), moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now: datetime, region: str,
+                     service: str, max_skew_seconds: int) -> ParsedAuth:
+    code, prefix = "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter;"
+    params: dict[str, str] = {}
+    for name, value in query:
+        if name.startswith("X-Amz-"):
+            if name in params:
+                raise SigningError(code, f"The {name} query parameter may only appear once.")
+            params[name] = value
+    required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
+                "X-Amz-SignedHeaders", "X-Amz-Expires")
+    if any(not params.get(name) for name in required):
+        raise SigningError(code, _QUERY_PARAMS_REQUIRED)
+    if params["X-Amz-Algorithm"] != ALGORITHM:
+        raise SigningError(code, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
+    access_key, date, cred_region, cred_service, terminator = _split_credential(
+        params["X-Amz-Credential"], code, prefix)
+    amz_date = params["X-Amz-Date"]
+    request_time = parse_amz_date(amz_date)
+    if request_time is None:
+        raise SigningError(code, "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
+    _check_scope(date, cred_region, cred_service, terminator, amz_date, expected_region=region,
+                 expected_service=service, code=code, prefix=prefix)
+    expires_raw = params["X-Amz-Expires"]
+    if not (expires_raw.isascii() and expires_raw.isdigit()):
+        raise SigningError(code, "X-Amz-Expires should be a number")
+    expires = int(expires_raw)
+    if expires < 1:
+        raise SigningError(code, "X-Amz-Expires must be non-negative")
+    if expires > MAX_PRESIGN_EXPIRES:
+        raise SigningError(code, "X-Amz-Expires must be less than a week (in seconds) that is 604800")
+    signature = params["X-Amz-Signature"]
+    if _HEX64.fullmatch(signature) is None:
+        raise SigningError(code, "X-Amz-Signature must be 64 lowercase hexadecimal digits.")
+    signed_raw = params["X-Amz-SignedHeaders"]
+    signed = _split_signed_headers(signed_raw, code, "")
+
+    current = _epoch(now)
+    if current > request_time + expires:
+        raise SigningError("AccessDenied", "Request has expired",
+                           details={"X-Amz-Expires": expires_raw, "Expires": amz_date})
+    if request_time - current > max_skew_seconds:
+        raise SigningError("AccessDenied", "Request is not valid yet")
+
+    payload_hash = params.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD)
+    if not _valid_payload_hash(payload_hash):
+        raise SigningError(code, "X-Amz-Content-Sha256 is not a valid payload hash.")
+    content_sha256 = _single(header_map, "x-amz-content-sha256")
+    if content_sha256 is not None and not _valid_payload_hash(content_sha256):
+        raise SigningError("InvalidArgument", "x-amz-content-sha256 is not a valid payload hash.")
+    _check_signed_header_coverage(signed, header_map)
+    return ParsedAuth(
+        access_key_id=access_key,
+        kind="presigned",
+        amz_date=amz_date,
+        scope_date=date,
+        region=cred_region,
+        service=cred_service,
+        signed_headers=signed,
+        signature=signature,
+        payload_hash=payload_hash,
+        session_token=params.get("X-Amz-Security-Token"),
+        expires=expires,
+        signed_headers_raw=signed_raw,
+        content_sha256=content_sha256 if content_sha256 is not None else payload_hash,
+        request_time=request_time,
+    )

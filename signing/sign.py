@@ -1,0 +1,285 @@
+"""Sign requests: Authorization header, presigned URLs, aws-chunked bodies.
+
+The same canonicalisation as verification (canonical.py, keys.py), used by the proxy to re-sign
+requests for the backend nodes and by tests and benchmarks to produce client requests. Follows
+"Create a signed AWS API request" (IAM user guide) and the S3 API reference pages on header,
+query-string and streaming (chunked, trailing-header) authentication.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from urllib.parse import quote, urlsplit
+
+from .canonical import (
+    canonical_headers,
+    canonical_query,
+    canonical_query_from_pairs,
+    canonical_request,
+    canonical_uri,
+    collect_headers,
+)
+from .checksums import CHECKSUM_HEADERS, Checksum
+from .chunked import encode_chunk, encode_last_chunk
+from .keys import ALGORITHM, credential_scope, derive_signing_key, signature, string_to_sign
+from .verify import SigningContext
+
+__all__ = [
+    "amz_date",
+    "sign_request",
+    "sign_request_with_context",
+    "presign_query",
+    "presign_url",
+    "ChunkSigner",
+    "UNSIGNED_HEADERS",
+]
+
+# Headers a signer leaves out: hop-by-hop ones a proxy or HTTP library may change, and the ones
+# botocore leaves out (SIGNED_HEADERS_BLACKLIST).
+UNSIGNED_HEADERS = frozenset({
+    "authorization", "connection", "expect", "keep-alive", "proxy-authenticate",
+    "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "user-agent",
+    "x-amzn-trace-id",
+})
+
+
+def amz_date(now: datetime) -> str:
+    """``yyyymmddTHHMMSSZ`` in UTC (a naive ``now`` is taken as UTC)."""
+    if now.tzinfo is not None:
+        now = now.astimezone(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _query_line(query: str | Iterable[tuple[str, str]] | None) -> str:
+    if query is None:
+        return ""
+    if isinstance(query, str):
+        return canonical_query(query)
+    return canonical_query_from_pairs(query)
+
+
+def sign_request_with_context(
+    method: str,
+    raw_path: str,
+    query: str | Iterable[tuple[str, str]] | None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    payload_hash: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    now: datetime,
+    service: str = "s3",
+    session_token: str | None = None,
+    add_content_sha256: bool | None = None,
+    normalize_path: bool = False,
+    double_encode_path: bool = False,
+) -> tuple[dict[str, str], SigningContext]:
+    """Like ``sign_request``, also returning the ``SigningContext`` to sign aws-chunked chunks with."""
+    date = amz_date(now)
+    added = {"X-Amz-Date": date}
+    if add_content_sha256 is None:
+        add_content_sha256 = service == "s3"
+    if add_content_sha256:
+        added["X-Amz-Content-SHA256"] = payload_hash
+    if session_token:
+        added["X-Amz-Security-Token"] = session_token
+    replaced = {name.lower() for name in added}
+    header_map = {
+        name: values for name, values in collect_headers(headers).items()
+        if name not in UNSIGNED_HEADERS and name not in replaced
+    }
+    for name, value in added.items():
+        header_map[name.lower()] = [value]
+    if "host" not in header_map:
+        raise ValueError("the headers to sign must include Host")
+    signed = sorted(header_map)
+    signed_line = ";".join(signed)
+    creq = canonical_request(
+        method,
+        canonical_uri(raw_path, normalize=normalize_path, double_encode=double_encode_path),
+        _query_line(query),
+        canonical_headers(header_map, signed),
+        signed_line,
+        payload_hash,
+    )
+    scope = credential_scope(date[:8], region, service)
+    key = derive_signing_key(secret_key, date[:8], region, service)
+    sig = signature(key, string_to_sign(date, scope, creq))
+    added["Authorization"] = (
+        f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_line}, Signature={sig}"
+    )
+    return added, SigningContext(signing_key=key, seed_signature=sig, amz_date=date, scope=scope)
+
+
+def sign_request(
+    method: str,
+    raw_path: str,
+    query: str | Iterable[tuple[str, str]] | None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    payload_hash: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    now: datetime,
+    service: str = "s3",
+    session_token: str | None = None,
+    add_content_sha256: bool | None = None,
+    normalize_path: bool = False,
+    double_encode_path: bool = False,
+) -> dict[str, str]:
+    """Sign a request with an Authorization header; return the headers to add.
+
+    ``raw_path`` is the path as it will be sent (percent-encoded); ``query`` a raw query string
+    or decoded ``(name, value)`` pairs; ``headers`` those that will be sent, Host included; all
+    but hop-by-hop ones and User-Agent are signed. ``payload_hash`` is a hex SHA-256,
+    ``UNSIGNED-PAYLOAD`` or a ``STREAMING-*`` value. Returns ``Authorization``, ``X-Amz-Date``,
+    ``X-Amz-Content-SHA256`` (by default only for S3) and ``X-Amz-Security-Token`` (when given).
+    """
+    added, _ = sign_request_with_context(
+        method, raw_path, query, headers, payload_hash=payload_hash, access_key=access_key,
+        secret_key=secret_key, region=region, now=now, service=service,
+        session_token=session_token, add_content_sha256=add_content_sha256,
+        normalize_path=normalize_path, double_encode_path=double_encode_path,
+    )
+    return added
+
+
+def _encode_query_component(text: str) -> str:
+    return quote(text, safe="", errors="surrogateescape")
+
+
+def presign_query(
+    method: str,
+    raw_path: str,
+    query: str | Iterable[tuple[str, str]] | None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    now: datetime,
+    expires: int = 3600,
+    service: str = "s3",
+    session_token: str | None = None,
+    payload_hash: str = "UNSIGNED-PAYLOAD",
+    normalize_path: bool = False,
+    double_encode_path: bool = False,
+) -> str:
+    """The query string of a presigned request: the given query plus the X-Amz-* parameters.
+
+    ``headers`` are the headers the eventual request will send that should be signed (Host at
+    least). The result is raw (percent-encoded) and ends with X-Amz-Signature.
+    """
+    date = amz_date(now)
+    scope = credential_scope(date[:8], region, service)
+    header_map = {name: values for name, values in collect_headers(headers).items()
+                  if name not in UNSIGNED_HEADERS}
+    if "host" not in header_map:
+        raise ValueError("the headers to sign must include Host")
+    signed = sorted(header_map)
+    signed_line = ";".join(signed)
+    auth_params = [
+        ("X-Amz-Algorithm", ALGORITHM),
+        ("X-Amz-Credential", f"{access_key}/{scope}"),
+        ("X-Amz-Date", date),
+        ("X-Amz-Expires", str(expires)),
+    ]
+    if session_token:
+        auth_params.append(("X-Amz-Security-Token", session_token))
+    auth_params.append(("X-Amz-SignedHeaders", signed_line))
+    encoded_auth = "&".join(
+        f"{_encode_query_component(name)}={_encode_query_component(value)}" for name, value in auth_params
+    )
+    if query is None or isinstance(query, str):
+        raw_query = "&".join(part for part in (query or "", encoded_auth) if part)
+    else:
+        raw_query = "&".join(
+            [f"{_encode_query_component(n)}={_encode_query_component(v)}" for n, v in query] + [encoded_auth]
+        )
+    creq = canonical_request(
+        method,
+        canonical_uri(raw_path, normalize=normalize_path, double_encode=double_encode_path),
+        canonical_query(raw_query),
+        canonical_headers(header_map, signed),
+        signed_line,
+        payload_hash,
+    )
+    key = derive_signing_key(secret_key, date[:8], region, service)
+    sig = signature(key, string_to_sign(date, scope, creq))
+    return f"{raw_query}&X-Amz-Signature={sig}"
+
+
+def presign_url(
+    method: str,
+    url: str,
+    *,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    now: datetime,
+    expires: int = 3600,
+    service: str = "s3",
+    session_token: str | None = None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+) -> str:
+    """Presign ``url`` (``scheme://host[:port]/path?query``, path and query already encoded)."""
+    parts = urlsplit(url)
+    host = parts.netloc
+    if (parts.scheme, parts.port) in (("http", 80), ("https", 443)):
+        host = parts.hostname or host
+    signed_headers = [("host", host)] + [
+        (name, value) for name, values in collect_headers(headers or {}).items() if name != "host"
+        for value in values
+    ]
+    query = presign_query(
+        method, parts.path or "/", parts.query, signed_headers, access_key=access_key,
+        secret_key=secret_key, region=region, now=now, expires=expires, service=service,
+        session_token=session_token,
+    )
+    return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}?{query}"
+
+
+class ChunkSigner:
+    """Produce a signed (or unsigned) aws-chunked body, chunk by chunk.
+
+    ``context`` is the one ``sign_request_with_context`` returned for a request whose payload
+    hash was ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]``; None gives the unsigned
+    ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` framing. ``trailer`` names the checksum trailer
+    (``x-amz-checksum-crc32c`` ...), computed over the chunks as they are framed.
+    """
+
+    def __init__(self, context: SigningContext | None, trailer: str | None = None):
+        self.context = context
+        self.trailer = trailer.lower() if trailer else None
+        self._previous = context.seed_signature if context is not None else None
+        self._checksum = Checksum(CHECKSUM_HEADERS[self.trailer]) if self.trailer else None
+
+    def _sign(self, data: bytes) -> str | None:
+        if self.context is None:
+            return None
+        sig = self.context.chunk_signature(self._previous, hashlib.sha256(data).hexdigest())
+        self._previous = sig
+        return sig
+
+    def chunk(self, data: bytes) -> bytes:
+        """One non-empty chunk, framed."""
+        if not data:
+            raise ValueError("only the last chunk is empty: call final()")
+        if self._checksum is not None:
+            self._checksum.update(data)
+        return encode_chunk(data, self._sign(data))
+
+    def final(self) -> bytes:
+        """The last empty chunk, the trailer and its signature, and the closing CRLF."""
+        last_signature = self._sign(b"")
+        trailers = []
+        trailer_signature = None
+        if self.trailer:
+            trailers.append((self.trailer, self._checksum.b64digest()))
+            if self.context is not None:
+                canonical = "".join(f"{name}:{value}\n" for name, value in trailers).encode("ascii")
+                trailer_signature = self.context.trailer_signature(last_signature, canonical)
+        return encode_last_chunk(last_signature, trailers, trailer_signature)
