@@ -1,0 +1,105 @@
+"""What every handler needs: app resources (AppKeys), the caller, JSON bodies, mutations."""
+from __future__ import annotations
+
+import re
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from admin_api.errors import ApiError
+from admin_api.security import TokenError, decode_token
+from policy.models import User
+from policy.projection import ProjectionChange, apply_change, lock_model
+from wio.secrets import SecretBox
+from wio.settings import Settings
+
+__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "caller", "json_body", "field", "mutation", "read_session",
+           "parse_time", "iso", "USERNAME_RE"]
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", async_sessionmaker)
+REDIS = web.AppKey("redis", Redis)
+BOX = web.AppKey("box", SecretBox)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,62}$")
+_MISSING = object()
+
+
+async def json_body(request: web.Request) -> dict:
+    if not request.body_exists:
+        return {}
+    if request.content_length is not None and request.content_length > 1 << 20:
+        raise ApiError(413, "PayloadTooLarge", "request bodies are limited to 1 MiB")
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise ApiError(400, "InvalidJSON", "the request body must be a JSON object")
+    return body
+
+
+def field(body: dict, name: str, kind: type | tuple, *, default: Any = _MISSING) -> Any:
+    value = body.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if default is _MISSING:
+            raise ApiError(400, "MissingField", f"'{name}' is required")
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ApiError(400, "InvalidField", f"'{name}' must be of type {names}")
+    return value
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        raise ApiError(400, "InvalidField", f"'{name}' must be an ISO 8601 time") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
+
+
+async def caller(request: web.Request, session: AsyncSession) -> User:
+    """The authenticated, enabled user making this request (Bearer JWT), loaded fresh from PostgreSQL."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "Unauthorized", "log in and send 'Authorization: Bearer <token>'")
+    try:
+        username = decode_token(request.app[SETTINGS].jwt_secret, token.strip())
+    except TokenError as exc:
+        raise ApiError(401, "Unauthorized", str(exc)) from None
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise ApiError(401, "Unauthorized", "the login token names an unknown user")
+    if user.disabled:
+        raise ApiError(403, "AccountDisabled", "this account is disabled")
+    return user
+
+
+@asynccontextmanager
+async def read_session(app: web.Application) -> AsyncIterator[AsyncSession]:
+    async with app[DB]() as session:
+        yield session
+
+
+@asynccontextmanager
+async def mutation(app: web.Application) -> AsyncIterator[tuple[AsyncSession, ProjectionChange]]:
+    """A change to the model: serialized, projected into Redis before commit (see policy/projection.py)."""
+    async with app[DB]() as session:
+        async with session.begin():
+            await lock_model(session)
+            change = ProjectionChange()
+            yield session, change
+            await session.flush()
+            await apply_change(session, app[REDIS], change)

@@ -1,0 +1,104 @@
+"""Groups: a named set of users that can be granted on workspaces."""
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from admin_api.context import caller, field, iso, json_body, mutation, read_session
+from admin_api.errors import ApiError
+from policy.models import Group, GroupMember, Share, User, Workspace
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+async def _members(session, group: Group) -> list[str]:
+    return sorted((await session.scalars(select(User.username).join(GroupMember, GroupMember.user_id == User.id)
+                                         .where(GroupMember.group_id == group.id))).all())
+
+
+async def _group_for_change(session, user: User, name: str) -> Group:
+    group = await session.scalar(select(Group).where(Group.name == name))
+    if group is None:
+        raise ApiError(404, "NoSuchGroup", f"no group named '{name}'")
+    if group.owner_id != user.id and not user.is_admin:
+        raise ApiError(403, "Forbidden", "only the group's owner or an administrator can change it")
+    return group
+
+
+@routes.post("/api/v1/groups")
+async def create_group(request: web.Request) -> web.Response:
+    name = field(await json_body(request), "name", str)
+    if not _NAME_RE.match(name):
+        raise ApiError(400, "InvalidName", "group names are 1-63 lowercase letters, digits, '.', '_' and '-'")
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        group = Group(name=name, owner=user, owner_id=user.id)
+        session.add(group)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise ApiError(409, "GroupExists", f"a group named '{name}' already exists") from None
+        change.groups.add(name)
+    return web.json_response({"name": name, "owner": user.username, "members": [],
+                              "created_at": iso(group.created_at)}, status=201)
+
+
+@routes.get("/api/v1/groups")
+async def list_groups(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        query = select(Group).order_by(Group.name)
+        if not user.is_admin:
+            mine = select(GroupMember.group_id).where(GroupMember.user_id == user.id)
+            query = query.where((Group.owner_id == user.id) | Group.id.in_(mine))
+        groups = (await session.scalars(query)).unique().all()
+        out = [{"name": g.name, "owner": g.owner.username, "members": await _members(session, g)} for g in groups]
+    return web.json_response({"groups": out})
+
+
+@routes.post("/api/v1/groups/{name}/members")
+async def add_member(request: web.Request) -> web.Response:
+    username = field(await json_body(request), "user", str)
+    async with mutation(request.app) as (session, change):
+        group = await _group_for_change(session, await caller(request, session), request.match_info["name"])
+        member = await session.scalar(select(User).where(User.username == username))
+        if member is None:
+            raise ApiError(404, "NoSuchUser", f"no user named '{username}'")
+        if await session.get(GroupMember, (group.id, member.id)) is None:
+            session.add(GroupMember(group_id=group.id, user_id=member.id))
+        change.users.add(username)
+        await session.flush()
+        members = await _members(session, group)
+    return web.json_response({"name": group.name, "owner": group.owner.username, "members": members}, status=201)
+
+
+@routes.delete("/api/v1/groups/{name}/members/{user}")
+async def remove_member(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        group = await _group_for_change(session, await caller(request, session), request.match_info["name"])
+        member = await session.scalar(select(User).where(User.username == request.match_info["user"]))
+        row = await session.get(GroupMember, (group.id, member.id)) if member else None
+        if row is None:
+            raise ApiError(404, "NoSuchMember", "that user is not a member of this group")
+        await session.delete(row)
+        change.users.add(member.username)
+    return web.Response(status=204)
+
+
+@routes.delete("/api/v1/groups/{name}")
+async def delete_group(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        group = await _group_for_change(session, await caller(request, session), request.match_info["name"])
+        change.users.update(await _members(session, group))
+        change.workspaces.update((await session.scalars(
+            select(Workspace.name).join(Share, Share.workspace_id == Workspace.id)
+            .where(Share.group_id == group.id))).all())
+        change.groups.add(group.name)
+        await session.delete(group)
+    return web.Response(status=204)

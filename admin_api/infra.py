@@ -1,0 +1,142 @@
+"""Storage nodes and roots. Any user may register a node and controls it; roots are made by its owner or an admin."""
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from admin_api.context import BOX, SETTINGS, caller, field, iso, json_body, mutation, read_session
+from admin_api.errors import ApiError
+from admin_api.workspaces import node_client
+from policy.models import ROOT_TYPES, Node, Root, Workspace
+from policy.nodes import NodeError, check_endpoint
+
+__all__ = ["routes", "register_node", "create_root"]
+
+routes = web.RouteTableDef()
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def node_json(node: Node) -> dict:
+    return {"name": node.name, "endpoint": node.endpoint, "region": node.region, "owner": node.owner.username,
+            "created_at": iso(node.created_at)}
+
+
+def root_json(root: Root) -> dict:
+    return {"name": root.name, "node": root.node.name, "bucket": root.bucket, "prefix": root.prefix,
+            "type": root.type, "created_at": iso(root.created_at)}
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _NAME_RE.match(name):
+        raise ApiError(400, "InvalidName", f"{what} names are 1-63 lowercase letters, digits, '_' and '-'")
+
+
+async def register_node(app, session, change, owner, *, name: str, endpoint: str, region: str,
+                        access_key: str, secret_key: str) -> Node:
+    _check_name(name, "node")
+    try:
+        endpoint = await check_endpoint(endpoint, allow_private=app[SETTINGS].allow_private_nodes)
+    except NodeError as exc:
+        raise ApiError(400, "InvalidEndpoint", str(exc)) from None
+    node = Node(name=name, endpoint=endpoint, region=region, access_key=access_key,
+                secret_enc=app[BOX].seal(secret_key), owner=owner, owner_id=owner.id)
+    try:
+        await node_client(app, node).check()
+    except NodeError as exc:
+        raise ApiError(400, "NodeUnreachable", str(exc)) from None
+    session.add(node)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ApiError(409, "NodeExists", f"a node named '{name}' already exists") from None
+    change.nodes.add(name)
+    return node
+
+
+@routes.post("/api/v1/nodes")
+async def create_node(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    args = dict(name=field(body, "name", str), endpoint=field(body, "endpoint", str),
+                region=field(body, "region", str, default="us-east-1"),
+                access_key=field(body, "access_key", str), secret_key=field(body, "secret_key", str))
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        node = await register_node(request.app, session, change, user, **args)
+    return web.json_response(node_json(node), status=201)
+
+
+@routes.get("/api/v1/nodes")
+async def list_nodes(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        query = select(Node).order_by(Node.name)
+        if not user.is_admin:
+            query = query.where(Node.owner_id == user.id)
+        nodes = (await session.scalars(query)).unique().all()
+    return web.json_response({"nodes": [node_json(n) for n in nodes]})
+
+
+@routes.delete("/api/v1/nodes/{name}")
+async def delete_node(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        node = await session.scalar(select(Node).where(Node.name == request.match_info["name"]))
+        if node is None or (node.owner_id != user.id and not user.is_admin):
+            raise ApiError(404, "NoSuchNode", "no such node")
+        workspaces = (await session.scalars(select(Workspace).join(Root).where(Root.node_id == node.id))).unique().all()
+        for ws in workspaces:
+            change.workspaces.add(ws.name)
+            change.users.add(ws.owner.username)
+        change.nodes.add(node.name)
+        await session.delete(node)
+    return web.Response(status=204)
+
+
+async def create_root(app, session, change, user, *, name: str, node_name: str, bucket: str, prefix: str,
+                      kind: str) -> Root:
+    _check_name(name, "root")
+    if kind not in ROOT_TYPES:
+        raise ApiError(400, "InvalidField", "'type' must be private, public or unmanaged")
+    if not _BUCKET_RE.match(bucket):
+        raise ApiError(400, "InvalidField", "'bucket' is not a valid S3 bucket name")
+    if prefix.startswith("/") or "\\" in prefix or any(p in (".", "..") for p in prefix.split("/")):
+        raise ApiError(400, "InvalidPrefix", "'prefix' must be a relative key prefix")
+    node = await session.scalar(select(Node).where(Node.name == node_name))
+    if node is None:
+        raise ApiError(404, "NoSuchNode", f"no node named '{node_name}'")
+    if node.owner_id != user.id and not user.is_admin:
+        raise ApiError(403, "Forbidden", "roots on a node are created by its owner or an administrator")
+    try:
+        await node_client(app, node).ensure_bucket(bucket)
+    except NodeError as exc:
+        raise ApiError(502, "NodeUnavailable", str(exc)) from None
+    root = Root(name=name, node=node, node_id=node.id, bucket=bucket, prefix=prefix, type=kind, owner_id=user.id)
+    session.add(root)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ApiError(409, "RootExists", f"a root named '{name}' already exists") from None
+    return root
+
+
+@routes.post("/api/v1/roots")
+async def post_root(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    args = dict(name=field(body, "name", str), node_name=field(body, "node", str), bucket=field(body, "bucket", str),
+                prefix=field(body, "prefix", str, default=""), kind=field(body, "type", str))
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        root = await create_root(request.app, session, change, user, **args)
+    return web.json_response(root_json(root), status=201)
+
+
+@routes.get("/api/v1/roots")
+async def list_roots(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        await caller(request, session)
+        roots = (await session.scalars(select(Root).order_by(Root.name))).unique().all()
+    return web.json_response({"roots": [root_json(r) for r in roots]})

@@ -1,0 +1,94 @@
+"""Access keys: long-lived, temporary (session token + expiry), optionally down-scoped."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+from aiohttp import web
+from sqlalchemy import select
+
+from admin_api.context import BOX, caller, field, iso, json_body, mutation, read_session
+from admin_api.errors import ApiError
+from policy.decide import LEVELS
+from policy.models import AccessKey, User
+from wio.secrets import new_access_key_id, new_secret_key, new_session_token
+
+__all__ = ["routes", "issue_key", "MAX_KEY_SECONDS"]
+
+routes = web.RouteTableDef()
+MAX_KEY_SECONDS = 366 * 24 * 3600
+
+
+def key_json(key: AccessKey) -> dict:
+    return {"access_key_id": key.access_key_id, "name": key.name, "created_at": iso(key.created_at),
+            "expires_at": iso(key.expires_at), "temporary": key.session_token_hash is not None,
+            "scope": key.scope}
+
+
+def parse_scope(raw) -> list[dict] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw or len(raw) > 100:
+        raise ApiError(400, "InvalidField", "'scope' must be a non-empty list of {workspace, permission, prefix?}")
+    scope = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("workspace"), str) \
+                or entry.get("permission") not in LEVELS or not isinstance(entry.get("prefix", ""), str):
+            raise ApiError(400, "InvalidField",
+                           "each scope entry needs 'workspace', 'permission' (read|write|admin), optional 'prefix'")
+        scope.append({"workspace": entry["workspace"], "permission": entry["permission"],
+                      "prefix": entry.get("prefix", "")})
+    return scope
+
+
+async def issue_key(session, change, app, user: User, *, name: str | None, expires_in: int | None,
+                    scope: list[dict] | None, temporary: bool) -> dict:
+    """Create a key for ``user``; returns the one-time JSON with the secret (and session token)."""
+    secret, token = new_secret_key(), (new_session_token() if temporary else None)
+    key = AccessKey(access_key_id=new_access_key_id(), secret_enc=app[BOX].seal(secret), user=user,
+                    user_id=user.id, name=name, scope=scope,
+                    session_token_hash=hashlib.sha256(token.encode()).hexdigest() if token else None,
+                    expires_at=datetime.now(timezone.utc) + timedelta(seconds=expires_in) if expires_in else None)
+    session.add(key)
+    await session.flush()
+    change.keys.add(key.access_key_id)
+    out = {**key_json(key), "secret_access_key": secret}
+    if token:
+        out["session_token"] = token
+    return out
+
+
+@routes.post("/api/v1/keys")
+async def create_key(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    name = field(body, "name", str, default=None)
+    expires_in = field(body, "expires_in_seconds", int, default=None)
+    if expires_in is not None and not 60 <= expires_in <= MAX_KEY_SECONDS:
+        raise ApiError(400, "InvalidField", f"'expires_in_seconds' must be between 60 and {MAX_KEY_SECONDS}")
+    scope = parse_scope(body.get("scope"))
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        out = await issue_key(session, change, request.app, user, name=name, expires_in=expires_in, scope=scope,
+                              temporary=expires_in is not None)
+    return web.json_response(out, status=201)
+
+
+@routes.get("/api/v1/keys")
+async def list_keys(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        keys = (await session.scalars(select(AccessKey).where(AccessKey.user_id == user.id)
+                                      .order_by(AccessKey.created_at))).unique().all()
+    return web.json_response({"keys": [key_json(k) for k in keys]})
+
+
+@routes.delete("/api/v1/keys/{access_key_id}")
+async def delete_key(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        key = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == request.match_info["access_key_id"]))
+        if key is None or (key.user_id != user.id and not user.is_admin):
+            raise ApiError(404, "NoSuchKey", "no such access key")
+        await session.delete(key)
+        change.keys.add(key.access_key_id)
+    return web.Response(status=204)

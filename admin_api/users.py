@@ -1,0 +1,108 @@
+"""Users: register, login, /me, disable/enable (system admins)."""
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from admin_api.context import (DB, SETTINGS, USERNAME_RE, caller, field, iso, json_body, mutation, read_session)
+from admin_api.errors import ApiError
+from admin_api.security import hash_password, issue_token, verify_password
+from policy.models import User
+
+__all__ = ["routes", "user_json", "require_admin", "create_user"]
+
+routes = web.RouteTableDef()
+
+
+def user_json(user: User) -> dict:
+    return {"username": user.username, "email": user.email, "is_admin": user.is_admin,
+            "disabled": user.disabled, "created_at": iso(user.created_at)}
+
+
+def require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise ApiError(403, "Forbidden", "this needs a system administrator")
+
+
+def _validate_credentials(username: str, password: str) -> None:
+    if not USERNAME_RE.match(username):
+        raise ApiError(400, "InvalidUsername",
+                       "usernames are 2-63 characters: lowercase letters, digits, '.', '_' and '-'")
+    if len(password) < 8 or len(password) > 1024:
+        raise ApiError(400, "WeakPassword", "passwords must be 8 to 1024 characters long")
+
+
+async def create_user(session, change, username: str, password: str, email: str | None = None,
+                      is_admin: bool = False) -> User:
+    _validate_credentials(username, password)
+    user = User(username=username, email=email, password_hash=await hash_password(password), is_admin=is_admin)
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ApiError(409, "UserExists", f"the username '{username}' is taken") from None
+    change.users.add(username)
+    return user
+
+
+@routes.post("/api/v1/auth/register")
+async def register(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    username, password = field(body, "username", str), field(body, "password", str)
+    email = field(body, "email", str, default=None)
+    _validate_credentials(username, password)
+    async with mutation(request.app) as (session, change):
+        user = await create_user(session, change, username, password, email)
+    return web.json_response(user_json(user), status=201)
+
+
+@routes.post("/api/v1/auth/login")
+async def login(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    username, password = field(body, "username", str), field(body, "password", str)
+    async with read_session(request.app) as session:
+        user = await session.scalar(select(User).where(User.username == username))
+    if not await verify_password(user.password_hash if user else None, password):
+        raise ApiError(401, "InvalidCredentials", "wrong username or password")
+    if user.disabled:
+        raise ApiError(403, "AccountDisabled", "this account is disabled")
+    settings = request.app[SETTINGS]
+    return web.json_response({"access_token": issue_token(settings.jwt_secret, user.username,
+                                                          settings.jwt_ttl_seconds),
+                              "token_type": "bearer", "expires_in": settings.jwt_ttl_seconds})
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    async with request.app[DB]() as session:
+        return web.json_response(user_json(await caller(request, session)))
+
+
+async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        require_admin(await caller(request, session))
+        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
+        if user is None:
+            raise ApiError(404, "NoSuchUser", "no such user")
+        user.disabled = disabled
+        change.users.add(user.username)
+    return web.json_response(user_json(user))
+
+
+@routes.post("/api/v1/users/{username}/disable")
+async def disable_user(request: web.Request) -> web.Response:
+    return await _set_disabled(request, True)
+
+
+@routes.post("/api/v1/users/{username}/enable")
+async def enable_user(request: web.Request) -> web.Response:
+    return await _set_disabled(request, False)
+
+
+@routes.get("/api/v1/users")
+async def list_users(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        require_admin(await caller(request, session))
+        users = (await session.scalars(select(User).order_by(User.username))).all()
+    return web.json_response({"users": [user_json(u) for u in users]})

@@ -1,0 +1,266 @@
+"""Workspaces (create, import, list, get, delete) and their shares."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from admin_api.context import BOX, HTTP, SETTINGS, caller, field, iso, json_body, mutation, parse_time, read_session
+from admin_api.errors import ApiError
+from policy.decide import LEVELS, decide_object
+from policy.models import Group, Root, Share, User, Workspace
+from policy.names import workspace_name_error
+from policy.nodes import NodeClient, NodeError
+from policy.queries import grants_on, visible_workspaces
+
+__all__ = ["routes", "workspace_json", "load_workspace", "require_on_workspace", "node_client"]
+
+routes = web.RouteTableDef()
+
+
+def workspace_json(ws: Workspace, permission: str | None = None) -> dict:
+    out = {"name": ws.name, "owner": ws.owner.username, "public": ws.public, "root": ws.root.name,
+           "node": ws.root.node.name, "root_type": ws.root.type, "created_at": iso(ws.created_at)}
+    if permission is not None:
+        out["permission"] = permission
+    return out
+
+
+async def load_workspace(session, name: str) -> Workspace:
+    ws = await session.scalar(select(Workspace).where(Workspace.name == name))
+    if ws is None:
+        raise ApiError(404, "NoSuchWorkspace", f"no workspace named '{name}'")
+    return ws
+
+
+async def best_permission(session, user: User, ws: Workspace) -> str | None:
+    grants = await grants_on(session, user, ws)
+    whole = [g for g in grants if g.prefix == ""]
+    pool = whole or grants
+    return max((g.permission for g in pool), key=LEVELS.__getitem__, default=None)
+
+
+async def require_on_workspace(session, user: User, ws: Workspace, needed: str, prefix: str = "") -> None:
+    """System admins may manage every workspace; others need ``needed`` covering ``prefix``."""
+    if user.is_admin:
+        return
+    grants = await grants_on(session, user, ws)
+    if not grants:
+        raise ApiError(404, "NoSuchWorkspace", f"no workspace named '{ws.name}'")
+    if not decide_object(grants, needed, prefix).allowed:
+        raise ApiError(403, "Forbidden", f"this needs {needed} permission on workspace '{ws.name}'")
+
+
+def node_client(app: web.Application, node) -> NodeClient:
+    return NodeClient(app[HTTP], node.endpoint, node.region, node.access_key, app[BOX].open(node.secret_enc))
+
+
+async def default_root(session, kind: str) -> Root:
+    root = await session.scalar(select(Root).where(Root.type == kind).order_by(Root.id).limit(1))
+    if root is None:
+        raise ApiError(409, "NoDefaultRoot", f"no '{kind}' root exists yet; an administrator must create one")
+    return root
+
+
+def _check_name(name: str) -> None:
+    error = workspace_name_error(name)
+    if error:
+        raise ApiError(400, "InvalidWorkspaceName", error)
+
+
+async def _insert(session, ws: Workspace) -> None:
+    session.add(ws)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ApiError(409, "WorkspaceExists", f"a workspace named '{ws.name}' already exists") from None
+
+
+@routes.post("/api/v1/workspaces")
+async def create_workspace(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    name = field(body, "name", str)
+    public = field(body, "public", bool, default=False)
+    root_name = field(body, "root", str, default=None)
+    _check_name(name)
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        existing = await session.scalar(select(Workspace).where(Workspace.name == name))
+        if existing is not None:
+            code = "WorkspaceOwnedByYou" if existing.owner_id == user.id else "WorkspaceExists"
+            raise ApiError(409, code, f"a workspace named '{name}' already exists")
+        if root_name:
+            root = await session.scalar(select(Root).where(Root.name == root_name))
+            if root is None:
+                raise ApiError(404, "NoSuchRoot", f"no root named '{root_name}'")
+        else:
+            root = await default_root(session, "public" if public else "private")
+        if root.type == "unmanaged":
+            raise ApiError(400, "UnmanagedRoot", "workspaces on an unmanaged root are imported: POST /workspaces/import")
+        base = root.prefix.strip("/")
+        prefix = f"{base}/" if base else ""
+        ws = Workspace(name=name, root=root, root_id=root.id, owner=user, owner_id=user.id,
+                       public=public or root.type == "public", prefix=f"{prefix}{user.username}/{name}/")
+        await _insert(session, ws)
+        change.workspaces.add(name)
+        change.users.add(user.username)
+    return web.json_response(workspace_json(ws, "admin"), status=201)
+
+
+@routes.post("/api/v1/workspaces/import")
+async def import_workspace(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    name, root_name = field(body, "name", str), field(body, "root", str)
+    prefix = field(body, "prefix", str, default="")
+    owner_name = field(body, "owner", str, default=None)
+    public = field(body, "public", bool, default=False)
+    _check_name(name)
+    if prefix.startswith("/") or (prefix and not prefix.endswith("/")) or "\\" in prefix \
+            or any(part in (".", "..") for part in prefix.split("/")[:-1]):
+        raise ApiError(400, "InvalidPrefix", "'prefix' must be empty or a relative path ending in '/'")
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        root = await session.scalar(select(Root).where(Root.name == root_name))
+        if root is None:
+            raise ApiError(404, "NoSuchRoot", f"no root named '{root_name}'")
+        if root.type != "unmanaged":
+            raise ApiError(400, "ManagedRoot", "only unmanaged roots take imported workspaces")
+        if not (user.is_admin or root.node.owner_id == user.id):
+            raise ApiError(403, "Forbidden", "only the node's owner or an administrator can import workspaces")
+        owner = user
+        if owner_name:
+            owner = await session.scalar(select(User).where(User.username == owner_name))
+            if owner is None:
+                raise ApiError(404, "NoSuchUser", f"no user named '{owner_name}'")
+        base = root.prefix.strip("/")
+        ws = Workspace(name=name, root=root, root_id=root.id, owner=owner, owner_id=owner.id, public=public,
+                       prefix=(f"{base}/" if base else "") + prefix)
+        await _insert(session, ws)
+        change.workspaces.add(name)
+        change.users.add(owner.username)
+    return web.json_response(workspace_json(ws), status=201)
+
+
+@routes.get("/api/v1/workspaces")
+async def list_workspaces(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        out = []
+        for ws in await visible_workspaces(session, user):
+            out.append(workspace_json(ws, await best_permission(session, user, ws)))
+    return web.json_response({"workspaces": out})
+
+
+@routes.get("/api/v1/workspaces/{name}")
+async def get_workspace(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        permission = await best_permission(session, user, ws)
+        if permission is None and not user.is_admin:
+            raise ApiError(404, "NoSuchWorkspace", f"no workspace named '{ws.name}'")
+    return web.json_response(workspace_json(ws, permission))
+
+
+@routes.delete("/api/v1/workspaces/{name}")
+async def delete_workspace(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        await require_on_workspace(session, user, ws, "admin")
+        if ws.root.type != "unmanaged":
+            try:
+                non_empty = await node_client(request.app, ws.root.node).has_objects(ws.root.bucket, ws.prefix)
+            except NodeError as exc:
+                raise ApiError(502, "NodeUnavailable", str(exc)) from None
+            if non_empty:
+                raise ApiError(409, "WorkspaceNotEmpty", f"workspace '{ws.name}' still holds objects")
+        grantees = (await session.scalars(select(Share).where(Share.workspace_id == ws.id))).unique().all()
+        change.users.update(s.user.username for s in grantees if s.user is not None)
+        change.groups.update(s.group.name for s in grantees if s.group is not None)
+        change.users.add(ws.owner.username)
+        change.workspaces.add(ws.name)
+        await session.delete(ws)
+    return web.Response(status=204)
+
+
+def share_json(share: Share) -> dict:
+    return {"id": share.id, "workspace": share.workspace.name,
+            "user": share.user.username if share.user else None,
+            "group": share.group.name if share.group else None, "permission": share.permission,
+            "prefix": share.prefix, "expires_at": iso(share.expires_at), "created_at": iso(share.created_at)}
+
+
+@routes.post("/api/v1/workspaces/{name}/shares")
+async def add_share(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    user_name, group_name = field(body, "user", str, default=None), field(body, "group", str, default=None)
+    permission = field(body, "permission", str)
+    prefix = field(body, "prefix", str, default="")
+    expires_at = parse_time(field(body, "expires_at", str, default=None), "expires_at")
+    if (user_name is None) == (group_name is None):
+        raise ApiError(400, "InvalidField", "give exactly one of 'user' or 'group'")
+    if permission not in LEVELS:
+        raise ApiError(400, "InvalidField", "'permission' must be read, write or admin")
+    if prefix.startswith("/") or len(prefix) > 1024:
+        raise ApiError(400, "InvalidPrefix", "'prefix' is a key prefix inside the workspace, without a leading '/'")
+    if expires_at is not None and expires_at <= datetime.now(timezone.utc):
+        raise ApiError(400, "InvalidField", "'expires_at' is in the past")
+    async with mutation(request.app) as (session, change):
+        granter = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        # Only admins of the workspace share, and only within what their admin grant covers.
+        await require_on_workspace(session, granter, ws, "admin", prefix)
+        share = Share(workspace=ws, workspace_id=ws.id, permission=permission, prefix=prefix,
+                      expires_at=expires_at, created_by_id=granter.id)
+        if user_name is not None:
+            grantee = await session.scalar(select(User).where(User.username == user_name))
+            if grantee is None:
+                raise ApiError(404, "NoSuchUser", f"no user named '{user_name}'")
+            share.user, share.user_id = grantee, grantee.id
+            change.users.add(grantee.username)
+        else:
+            group = await session.scalar(select(Group).where(Group.name == group_name))
+            if group is None:
+                raise ApiError(404, "NoSuchGroup", f"no group named '{group_name}'")
+            share.group, share.group_id = group, group.id
+            change.groups.add(group.name)
+        session.add(share)
+        await session.flush()
+        change.workspaces.add(ws.name)
+    return web.json_response(share_json(share), status=201)
+
+
+@routes.get("/api/v1/workspaces/{name}/shares")
+async def list_shares(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        await require_on_workspace(session, user, ws, "read")
+        shares = (await session.scalars(select(Share).where(Share.workspace_id == ws.id)
+                                        .order_by(Share.id))).unique().all()
+    return web.json_response({"shares": [share_json(s) for s in shares]})
+
+
+@routes.delete("/api/v1/workspaces/{name}/shares/{share_id}")
+async def remove_share(request: web.Request) -> web.Response:
+    try:
+        share_id = int(request.match_info["share_id"])
+    except ValueError:
+        raise ApiError(404, "NoSuchShare", "no such share") from None
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        share = await session.scalar(select(Share).where(Share.id == share_id, Share.workspace_id == ws.id))
+        if share is None:
+            raise ApiError(404, "NoSuchShare", "no such share")
+        await require_on_workspace(session, user, ws, "admin", share.prefix)
+        if share.user is not None:
+            change.users.add(share.user.username)
+        if share.group is not None:
+            change.groups.add(share.group.name)
+        change.workspaces.add(ws.name)
+        await session.delete(share)
+    return web.Response(status=204)

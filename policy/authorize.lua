@@ -1,0 +1,28 @@
+-- One round trip authorizes a request (DESIGN.md invariant 7).
+-- ARGV[1] = access key id; ARGV[2..n] = workspace names the request touches (0, 1, or 2 for copies).
+-- Returns {meta_exists, key, user, ws1, node1, grants1, ws2, node2, grants2, ...}; every lookup is
+-- by exact key, so the cost does not depend on how many users, workspaces or shares exist.
+-- (Keys are computed here, so this script targets a single Redis/Valkey or a Sentinel setup.)
+local out = {redis.call('EXISTS', 'wio:meta')}
+local key = redis.call('HMGET', 'wio:k:' .. ARGV[1], 'user', 'secret', 'expires', 'token', 'scope')
+out[2] = key
+local user = key[1]
+if not user then return out end
+local u = redis.call('HMGET', 'wio:u:' .. user, 'disabled', 'admin', 'groups')
+out[3] = u
+local fields = {'u:' .. user}
+if u[3] then
+  for g in string.gmatch(u[3], '[^,]+') do fields[#fields + 1] = 'g:' .. g end
+end
+for i = 2, #ARGV do
+  local ws = redis.call('HMGET', 'wio:w:' .. ARGV[i], 'node', 'bucket', 'prefix', 'owner', 'public', 'root')
+  out[#out + 1] = ws
+  if ws[1] then
+    out[#out + 1] = redis.call('HMGET', 'wio:n:' .. ws[1], 'endpoint', 'region', 'access', 'secret')
+    out[#out + 1] = redis.call('HMGET', 'wio:s:' .. ARGV[i], unpack(fields))
+  else
+    out[#out + 1] = {}
+    out[#out + 1] = {}
+  end
+end
+return out

@@ -1,0 +1,127 @@
+"""The per-request decision: pure Python over what one Redis round trip returned.
+
+A caller's rights on a workspace are a set of *effective grants*: (permission, key prefix, label).
+They come from ownership, shares to the user, shares to the user's groups and public workspaces, and
+are intersected with the access key's scope when the key is down-scoped. A request is allowed when a
+grant of at least the needed level covers the key (object operations) or overlaps the prefix
+(listings, which are then filtered to what the grants cover).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+__all__ = ["LEVELS", "Grant", "Decision", "WorkspaceView", "effective_grants", "decide_object", "decide_listing",
+           "ListingFilter"]
+
+LEVELS = {"read": 1, "write": 2, "admin": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    permission: str
+    prefix: str
+    label: str  # what decided: "owner", "share:12", "group:eng/share:14", "public", narrowed by "scope"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str           # the grant label when allowed, the reason when denied
+    grants: tuple[Grant, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceView:
+    name: str
+    node: str
+    bucket: str
+    prefix: str
+    owner: str
+    public: bool
+    root: str = ""
+
+
+def _parse_share_lists(fields: list[str], raw_lists: list[bytes | str | None], now: float) -> list[Grant]:
+    grants: list[Grant] = []
+    for field_name, raw in zip(fields, raw_lists):
+        if not raw:
+            continue
+        via = "" if field_name.startswith("u:") else f"group:{field_name[2:]}/"
+        for permission, prefix, expires, share_id in json.loads(raw):
+            if expires and expires <= now:
+                continue
+            grants.append(Grant(permission, prefix, f"{via}share:{share_id}"))
+    return grants
+
+
+def effective_grants(*, user: str, groups: list[str], ws: WorkspaceView, share_lists: list, now: float,
+                     scope: list[dict] | None) -> list[Grant]:
+    """All grants the caller holds on ``ws``, already narrowed by the key's scope."""
+    fields = [f"u:{user}"] + [f"g:{g}" for g in groups]
+    grants = _parse_share_lists(fields, share_lists, now)
+    if ws.owner == user:
+        grants.append(Grant("admin", "", "owner"))
+    if ws.public:
+        grants.append(Grant("read", "", "public"))
+    if scope is None:
+        return grants
+    narrowed: list[Grant] = []
+    for entry in scope:
+        if entry.get("workspace") != ws.name:
+            continue
+        s_level, s_prefix = LEVELS[entry["permission"]], entry.get("prefix") or ""
+        for g in grants:
+            level = min(LEVELS[g.permission], s_level)
+            if g.prefix.startswith(s_prefix):
+                prefix = g.prefix
+            elif s_prefix.startswith(g.prefix):
+                prefix = s_prefix
+            else:
+                continue
+            permission = next(name for name, lv in LEVELS.items() if lv == level)
+            narrowed.append(Grant(permission, prefix, f"{g.label}+scope"))
+    return narrowed
+
+
+def _sufficient(grants: list[Grant], needed: str) -> list[Grant]:
+    level = LEVELS[needed]
+    return [g for g in grants if LEVELS[g.permission] >= level]
+
+
+def decide_object(grants: list[Grant], needed: str, key: str) -> Decision:
+    """An operation on one key (or on the workspace itself when ``key`` is empty and needed is admin)."""
+    for g in _sufficient(grants, needed):
+        if key.startswith(g.prefix):
+            return Decision(True, g.label)
+    if not grants:
+        return Decision(False, "no grant on this workspace")
+    return Decision(False, f"no {needed} grant covers this key")
+
+
+@dataclass(frozen=True, slots=True)
+class ListingFilter:
+    """Which keys of a listing the caller may see. ``prefixes`` empty-string member means all."""
+    prefixes: tuple[str, ...] = field(default=("",))
+
+    @property
+    def everything(self) -> bool:
+        return "" in self.prefixes
+
+    def shows_key(self, key: str) -> bool:
+        return self.everything or any(key.startswith(p) for p in self.prefixes)
+
+    def shows_common_prefix(self, common: str) -> bool:
+        return self.everything or any(common.startswith(p) or p.startswith(common) for p in self.prefixes)
+
+
+def decide_listing(grants: list[Grant], needed: str, prefix: str) -> tuple[Decision, ListingFilter]:
+    """A listing under ``prefix``: allowed if some grant overlaps it; results are filtered to the grants."""
+    usable = [g for g in _sufficient(grants, needed) if prefix.startswith(g.prefix) or g.prefix.startswith(prefix)]
+    if not usable:
+        reason = "no grant on this workspace" if not grants else f"no {needed} grant overlaps this prefix"
+        return Decision(False, reason), ListingFilter(())
+    covering = [g for g in usable if prefix.startswith(g.prefix)]
+    if covering:
+        return Decision(True, covering[0].label), ListingFilter(("",))
+    return Decision(True, usable[0].label), ListingFilter(tuple(sorted({g.prefix for g in usable})))

@@ -1,0 +1,124 @@
+"""The data model. PostgreSQL is the source of truth; Redis holds a projection of it (projection.py)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String,
+                        Text, UniqueConstraint, func)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "User", "Group", "GroupMember", "AccessKey", "Node", "Root", "Workspace", "Share",
+           "PERMISSIONS", "ROOT_TYPES"]
+
+PERMISSIONS = ("read", "write", "admin")
+ROOT_TYPES = ("private", "public", "unmanaged")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now_column():
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AccessKey(Base):
+    __tablename__ = "access_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    access_key_id: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    secret_enc: Mapped[str] = mapped_column(Text, nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(128))
+    session_token_hash: Mapped[str | None] = mapped_column(String(64))
+    scope: Mapped[list | None] = mapped_column(JSONB)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now_column()
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    endpoint: Mapped[str] = mapped_column(Text, nullable=False)
+    region: Mapped[str] = mapped_column(String(64), nullable=False, default="us-east-1")
+    access_key: Mapped[str] = mapped_column(Text, nullable=False)
+    secret_enc: Mapped[str] = mapped_column(Text, nullable=False)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
+class Root(Base):
+    __tablename__ = "roots"
+    __table_args__ = (CheckConstraint("type in ('private', 'public', 'unmanaged')", name="root_type"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), nullable=False)
+    bucket: Mapped[str] = mapped_column(String(63), nullable=False)
+    prefix: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    type: Mapped[str] = mapped_column(String(16), nullable=False)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+    node: Mapped[Node] = relationship(lazy="joined")
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    root_id: Mapped[int] = mapped_column(ForeignKey("roots.id", ondelete="CASCADE"), nullable=False)
+    # Physical prefix inside the root's bucket, always ending in "/".
+    prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    public: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+    root: Mapped[Root] = relationship(lazy="joined")
+    owner: Mapped[User] = relationship(lazy="joined")
+
+
+class Share(Base):
+    __tablename__ = "shares"
+    __table_args__ = (
+        CheckConstraint("permission in ('read', 'write', 'admin')", name="share_permission"),
+        CheckConstraint("(user_id is null) <> (group_id is null)", name="share_one_grantee"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    permission: Mapped[str] = mapped_column(String(8), nullable=False)
+    prefix: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+    workspace: Mapped[Workspace] = relationship(lazy="joined")
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id], lazy="joined")
+    group: Mapped[Group | None] = relationship(lazy="joined")

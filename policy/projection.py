@@ -1,0 +1,238 @@
+"""The Redis projection of the permission model, written by the admin API and read by the proxy.
+
+Layout (all hashes/sets under ``wio:``; see authorize.lua for the reader):
+
+    wio:meta                 hash   built=<epoch>; its absence means "Redis lost the projection"
+    wio:k:{access_key_id}    hash   user, secret (sealed), expires, token (sha256), scope (json)
+    wio:u:{username}         hash   disabled, admin, groups (comma separated)
+    wio:w:{workspace}        hash   node, bucket, prefix, owner, public, root, created
+    wio:s:{workspace}        hash   "u:{user}" | "g:{group}" -> json [[permission, prefix, expires, share_id], ...]
+    wio:n:{node}             hash   endpoint, region, access, secret (sealed)
+    wio:uw:{username}        set    workspaces the user owns or has a direct share on (ListBuckets)
+    wio:gw:{group}           set    workspaces shared with the group
+    wio:pub                  set    public workspaces
+
+Consistency: every admin mutation takes one PostgreSQL advisory lock, makes its change, writes the
+affected projection entries in one MULTI, and only then commits; a Redis failure rolls the change
+back. ``rebuild`` takes the same lock, so a rebuild never races a mutation and a revoked grant can
+never be resurrected by a stale rebuild.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from policy.models import AccessKey, Group, GroupMember, Node, Share, User, Workspace
+
+__all__ = ["Projection", "ProjectionChange", "lock_model", "rebuild", "apply_change", "PROJECTION_PATTERNS"]
+
+MODEL_LOCK = 7270102
+PROJECTION_PATTERNS = ("wio:k:*", "wio:u:*", "wio:w:*", "wio:s:*", "wio:n:*", "wio:uw:*", "wio:gw:*")
+
+
+async def lock_model(session: AsyncSession) -> None:
+    """Serialize admin mutations and rebuilds (held until the transaction ends)."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MODEL_LOCK})
+
+
+def _epoch(dt) -> int:
+    return int(dt.timestamp()) if dt is not None else 0
+
+
+@dataclass
+class ProjectionChange:
+    """What an admin mutation touched, by name; ``apply_change`` recomputes exactly these from PostgreSQL."""
+    users: set[str] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)
+    workspaces: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+    nodes: set[str] = field(default_factory=set)
+
+
+class Projection:
+    """Accumulates the Redis writes for a set of entities, then flushes them in one MULTI."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.sets: dict[str, set[str]] = {}
+        self.deleted: set[str] = set()
+
+    def put_hash(self, key: str, mapping: dict[str, str]) -> None:
+        self.hashes[key] = mapping
+
+    def put_set(self, key: str, members: set[str]) -> None:
+        self.sets[key] = members
+
+    def delete(self, key: str) -> None:
+        self.deleted.add(key)
+
+    async def flush(self, redis: Redis, *, replace_all: list[str] | None = None) -> None:
+        async with redis.pipeline(transaction=True) as pipe:
+            for key in (replace_all or []):
+                pipe.delete(key)
+            for key in self.deleted | set(self.hashes) | set(self.sets):
+                pipe.delete(key)
+            for key, mapping in self.hashes.items():
+                if mapping:
+                    pipe.hset(key, mapping=mapping)
+            for key, members in self.sets.items():
+                if members:
+                    pipe.sadd(key, *members)
+            pipe.hset("wio:meta", mapping={"built": str(int(time.time()))})
+            await pipe.execute()
+
+
+async def _user_groups(session: AsyncSession, user_ids: list[int]) -> dict[int, list[str]]:
+    rows = await session.execute(
+        select(GroupMember.user_id, Group.name).join(Group, Group.id == GroupMember.group_id)
+        .where(GroupMember.user_id.in_(user_ids)))
+    out: dict[int, list[str]] = defaultdict(list)
+    for user_id, name in rows:
+        out[user_id].append(name)
+    return out
+
+
+async def _project_users(session: AsyncSession, proj: Projection, users: list[User]) -> None:
+    if not users:
+        return
+    ids = [u.id for u in users]
+    groups = await _user_groups(session, ids)
+    direct: dict[int, set[str]] = defaultdict(set)
+    for user_id, ws_name in await session.execute(
+            select(Workspace.owner_id, Workspace.name).where(Workspace.owner_id.in_(ids))):
+        direct[user_id].add(ws_name)
+    for user_id, ws_name in await session.execute(
+            select(Share.user_id, Workspace.name).join(Workspace, Workspace.id == Share.workspace_id)
+            .where(Share.user_id.in_(ids))):
+        direct[user_id].add(ws_name)
+    for u in users:
+        proj.put_hash(f"wio:u:{u.username}", {
+            "disabled": "1" if u.disabled else "0",
+            "admin": "1" if u.is_admin else "0",
+            "groups": ",".join(sorted(groups.get(u.id, []))),
+        })
+        proj.put_set(f"wio:uw:{u.username}", direct.get(u.id, set()))
+
+
+def _project_key(proj: Projection, key: AccessKey) -> None:
+    proj.put_hash(f"wio:k:{key.access_key_id}", {
+        "user": key.user.username,
+        "secret": key.secret_enc,
+        "expires": str(_epoch(key.expires_at)),
+        "token": key.session_token_hash or "",
+        "scope": json.dumps(key.scope) if key.scope is not None else "",
+    })
+
+
+def _project_node(proj: Projection, node: Node) -> None:
+    proj.put_hash(f"wio:n:{node.name}", {
+        "endpoint": node.endpoint, "region": node.region, "access": node.access_key, "secret": node.secret_enc,
+    })
+
+
+async def _project_workspaces(session: AsyncSession, proj: Projection, workspaces: list[Workspace],
+                              public_members: set[str] | None) -> None:
+    if not workspaces:
+        return
+    by_id = {w.id: w for w in workspaces}
+    grants: dict[int, dict[str, list]] = {w.id: defaultdict(list) for w in workspaces}
+    for share in (await session.scalars(select(Share).where(Share.workspace_id.in_(list(by_id))))).unique():
+        grantee = f"u:{share.user.username}" if share.user is not None else f"g:{share.group.name}"
+        grants[share.workspace_id][grantee].append(
+            [share.permission, share.prefix, _epoch(share.expires_at), share.id])
+    for w in workspaces:
+        proj.put_hash(f"wio:w:{w.name}", {
+            "node": w.root.node.name, "bucket": w.root.bucket, "prefix": w.prefix, "owner": w.owner.username,
+            "public": "1" if w.public else "0", "root": w.root.name, "created": str(_epoch(w.created_at)),
+        })
+        proj.put_hash(f"wio:s:{w.name}", {k: json.dumps(v) for k, v in grants[w.id].items()})
+        if public_members is not None and w.public:
+            public_members.add(w.name)
+
+
+async def _project_groups(session: AsyncSession, proj: Projection, names: set[str]) -> None:
+    members: dict[str, set[str]] = {n: set() for n in names}
+    rows = await session.execute(
+        select(Group.name, Workspace.name).join(Share, Share.group_id == Group.id)
+        .join(Workspace, Workspace.id == Share.workspace_id).where(Group.name.in_(list(names))))
+    for group_name, ws_name in rows:
+        members[group_name].add(ws_name)
+    for name, ws_names in members.items():
+        proj.put_set(f"wio:gw:{name}", ws_names)
+
+
+async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionChange) -> None:
+    """Recompute the named entities from the (uncommitted) session state and write them to Redis.
+
+    Entities that no longer exist in PostgreSQL are deleted from the projection.
+    """
+    proj = Projection()
+    users = list((await session.scalars(select(User).where(User.username.in_(change.users)))).all()) \
+        if change.users else []
+    for missing in change.users - {u.username for u in users}:
+        proj.delete(f"wio:u:{missing}")
+        proj.delete(f"wio:uw:{missing}")
+    await _project_users(session, proj, users)
+
+    if change.keys:
+        keys = (await session.scalars(select(AccessKey).where(AccessKey.access_key_id.in_(change.keys)))).unique().all()
+        for key in keys:
+            _project_key(proj, key)
+        for missing in change.keys - {k.access_key_id for k in keys}:
+            proj.delete(f"wio:k:{missing}")
+
+    if change.nodes:
+        nodes = (await session.scalars(select(Node).where(Node.name.in_(change.nodes)))).unique().all()
+        for node in nodes:
+            _project_node(proj, node)
+        for missing in change.nodes - {n.name for n in nodes}:
+            proj.delete(f"wio:n:{missing}")
+
+    public_now: set[str] = set()
+    if change.workspaces:
+        workspaces = list((await session.scalars(
+            select(Workspace).where(Workspace.name.in_(change.workspaces)))).unique().all())
+        await _project_workspaces(session, proj, workspaces, public_now)
+        for missing in change.workspaces - {w.name for w in workspaces}:
+            proj.delete(f"wio:w:{missing}")
+            proj.delete(f"wio:s:{missing}")
+    if change.groups:
+        await _project_groups(session, proj, change.groups)
+
+    await proj.flush(redis)
+    if change.workspaces:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.srem("wio:pub", *change.workspaces)
+            if public_now:
+                pipe.sadd("wio:pub", *public_now)
+            await pipe.execute()
+
+
+async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
+    """Rewrite the whole projection from PostgreSQL (start-up, or Redis found empty). Returns counts."""
+    await lock_model(session)
+    proj = Projection()
+    users = list((await session.scalars(select(User))).all())
+    await _project_users(session, proj, users)
+    keys = (await session.scalars(select(AccessKey))).unique().all()
+    for key in keys:
+        _project_key(proj, key)
+    nodes = (await session.scalars(select(Node))).unique().all()
+    for node in nodes:
+        _project_node(proj, node)
+    public: set[str] = set()
+    workspaces = list((await session.scalars(select(Workspace))).unique().all())
+    await _project_workspaces(session, proj, workspaces, public)
+    await _project_groups(session, proj, set((await session.scalars(select(Group.name))).all()))
+    proj.put_set("wio:pub", public)
+    stale: list[str] = []
+    for pattern in PROJECTION_PATTERNS:
+        stale.extend([k async for k in redis.scan_iter(match=pattern, count=1000)])
+    await proj.flush(redis, replace_all=stale)
+    return {"users": len(users), "keys": len(keys), "nodes": len(nodes), "workspaces": len(workspaces)}

@@ -1,0 +1,69 @@
+"""Step 1a of the request path: which bucket and key does a request address?
+
+Both come from ``request.raw_path`` (still percent-encoded) and are never normalized: S3 keys are
+opaque byte strings. Virtual-host style is recognised when the Host is ``{bucket}.{WIO_S3_DOMAIN}``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote_to_bytes
+
+from proxy.errors import S3Error
+
+__all__ = ["Address", "parse_address", "decode_key", "encode_key", "MAX_KEY_BYTES"]
+
+MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    bucket: str | None     # None for service-level requests (ListBuckets)
+    key: str | None        # decoded UTF-8 key; None for bucket-level requests
+    virtual_host: bool
+
+
+def decode_key(raw: str) -> str:
+    """Percent-decode one raw key (``+`` stays ``+`` in a path) and check it is a key wio can serve safely."""
+    data = unquote_to_bytes(raw)
+    try:
+        key = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "The object key is not valid UTF-8") from None
+    check_key(key)
+    return key
+
+
+def check_key(key: str) -> None:
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError")
+    # A key must never address outside its workspace's prefix on a backend that cleans paths:
+    # refuse dot segments, with '/' or '\\' as separators, and control characters.
+    for segment in key.replace("\\", "/").split("/"):
+        if segment in (".", ".."):
+            raise S3Error("InvalidArgument", "Object keys with '.' or '..' path segments are not allowed")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
+        raise S3Error("InvalidArgument", "Object keys cannot contain control characters")
+
+
+def encode_key(key: str) -> str:
+    """The canonical URI encoding of a key (RFC 3986 unreserved kept, '/' kept), as S3 signs it."""
+    return quote(key.encode("utf-8"), safe="/~")
+
+
+def parse_address(raw_path: str, host: str | None, s3_domain: str | None) -> Address:
+    path = raw_path.split("?", 1)[0]
+    if not path.startswith("/"):
+        raise S3Error("InvalidURI", "The request target must be an absolute path")
+    hostname = (host or "").rsplit(":", 1)[0].lower() if host and not host.startswith("[") else ""
+    if s3_domain and hostname.endswith("." + s3_domain.lower()):
+        bucket = hostname[: -len(s3_domain) - 1]
+        raw_key = path[1:]
+        return Address(bucket, decode_key(raw_key) if raw_key else None, True)
+    rest = path[1:]
+    if not rest:
+        return Address(None, None, False)
+    raw_bucket, sep, raw_key = rest.partition("/")
+    bucket = unquote_to_bytes(raw_bucket).decode("utf-8", "replace")
+    if not sep or raw_key == "":
+        return Address(bucket, None, False)
+    return Address(bucket, decode_key(raw_key), False)

@@ -1,0 +1,188 @@
+"""The S3 front end. The request path, in order (DESIGN.md):
+
+1. parse      proxy.addressing (bucket, key from raw_path) and proxy.operations (which operation)
+2. authenticate  signing.parse_request_auth -> key material from Redis -> signing.verify_signature
+3. authorize  proxy.authz (one Redis round trip) + policy.decide; done here, before any handler runs
+4. forward    proxy.handlers / proxy.upstream: re-signed for the node, streamed both ways
+5. account    (metrics, audit, events) after the backend answered
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import unquote
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from policy.decide import decide_listing, decide_object
+from proxy.addressing import check_key, parse_address
+from proxy.authz import Authorizer
+from proxy.call import Call
+from proxy.errors import S3Error, error_xml
+from proxy.handlers import HANDLERS, list_buckets
+from proxy.operations import classify
+from proxy.resources import API_HTTP, AUTHZ, BOX, REDIS, SETTINGS, UPSTREAM
+from proxy.upstream import Upstream
+from signing import SigningError, parse_query, parse_request_auth, verify_signature
+from wio.secrets import SecretBox
+from wio.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("wio.proxy")
+_AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                          "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
+
+
+def parse_copy_source(value: str) -> tuple[str, str, str | None]:
+    """``x-amz-copy-source``: ``[/]bucket/key[?versionId=…]``, URL-encoded; strict, no traversal."""
+    path, _, query = value.partition("?")
+    version = None
+    if query:
+        name, _, version = query.partition("=")
+        if name != "versionId" or not version:
+            raise S3Error("InvalidArgument", "x-amz-copy-source takes only a versionId query")
+        version = unquote(version)
+    path = path[1:] if path.startswith("/") else path
+    bucket, sep, raw_key = path.partition("/")
+    bucket = unquote(bucket)
+    if not sep or not bucket or not raw_key:
+        raise S3Error("InvalidArgument", "x-amz-copy-source must be bucket/key")
+    try:
+        key = unquote(raw_key, errors="strict")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidArgument", "x-amz-copy-source is not valid UTF-8") from None
+    check_key(key)
+    return bucket, key, version
+
+
+async def authorize(request: web.Request) -> tuple[Call, object]:
+    settings = request.app[SETTINGS]
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
+    params = parse_query(raw_query)
+    query = {k: v for k, v in reversed(params)}
+    op = classify(request.method, address.bucket, address.key, query, request.headers)
+    headers = list(request.headers.items())
+    try:
+        auth = parse_request_auth(request.method, raw_path, raw_query, headers, now=datetime.now(timezone.utc),
+                                  region=settings.region)
+    except SigningError as exc:
+        raise S3Error(exc.code, exc.message) from None
+    if auth is None:
+        raise S3Error("AccessDenied", "Anonymous requests are not allowed; sign with a wio access key")
+    authz = request.app[AUTHZ]
+    if op.name == "ListBuckets":
+        caller, visible = await authz.load_visible(auth.access_key_id, auth.session_token)
+        targets = []
+    else:
+        workspaces = [address.bucket]
+        source = None
+        if op.name in ("CopyObject", "UploadPartCopy"):
+            source = parse_copy_source(request.headers["x-amz-copy-source"])
+            workspaces.append(source[0])
+        caller, targets = await authz.load(auth.access_key_id, auth.session_token, workspaces)
+        visible = None
+    try:
+        signing_ctx = verify_signature(auth, caller.secret_key, request.method, raw_path, raw_query, headers)
+    except SigningError as exc:
+        raise S3Error(exc.code, exc.message) from None
+    call = Call(request=request, op=op, bucket=address.bucket, key=address.key,
+                params=[(k, v) for k, v in params if k not in _AUTH_PARAMS], caller=caller, auth=auth,
+                signing_ctx=signing_ctx)
+    if op.name == "ListBuckets" or op.name == "CreateBucket":
+        return call, visible
+    call.target = targets[0]
+    if call.target is None:
+        raise S3Error("NoSuchBucket", resource=f"/{address.bucket}")
+    grants = call.target.grants
+    if not grants:
+        raise S3Error("AccessDenied")
+    if op.name in ("ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"):
+        decision, call.listing = decide_listing(grants, "read", query.get("prefix", ""))
+    elif op.permission is None:  # DeleteObjects: each key is authorized by the handler
+        decision = None
+    else:
+        decision = decide_object(grants, op.permission, address.key or "")
+    if decision is not None and not decision.allowed:
+        raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
+    call.decided_by = decision.reason if decision else "per-key"
+    if len(targets) > 1:
+        call.source = targets[1]
+        call.source_key, call.source_version = source[1], source[2]
+        if call.source is None:
+            raise S3Error("NoSuchBucket", "The copy source bucket does not exist")
+        src_decision = decide_object(call.source.grants, "read", call.source_key)
+        if not src_decision.allowed:
+            raise S3Error("AccessDenied", "Access Denied (no read grant on the copy source)")
+    return call, visible
+
+
+async def s3_entry(request: web.Request) -> web.StreamResponse:
+    call, visible = await authorize(request)
+    if call.op.name == "ListBuckets":
+        return await list_buckets(call, visible)
+    handler = HANDLERS.get(call.op.name)
+    if handler is None:
+        raise S3Error("NotImplemented", f"{call.op.name} is not supported by wio")
+    return await handler(call)
+
+
+@web.middleware
+async def s3_error_middleware(request: web.Request, handler):
+    request_id = uuid.uuid4().hex[:16].upper()
+    request["request_id"] = request_id
+    try:
+        response = await handler(request)
+    except S3Error as exc:
+        resource = exc.resource or request.path
+        body = error_xml(exc.code, exc.message, resource, request_id) if request.method != "HEAD" else b""
+        response = web.Response(status=exc.status, body=body,
+                                headers={"Content-Type": "application/xml", **exc.headers})
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+        log.info("connection failed request_id=%s: %s", request_id, exc)
+        raise
+    except Exception:  # noqa: BLE001 - the one place anything becomes an S3 error
+        log.exception("internal error request_id=%s", request_id)
+        body = error_xml("InternalError", "We encountered an internal error; please try again", request.path,
+                         request_id) if request.method != "HEAD" else b""
+        response = web.Response(status=500, body=body, headers={"Content-Type": "application/xml"})
+    if not response.prepared:
+        response.headers["x-amz-request-id"] = request_id
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    try:
+        await request.app[REDIS].ping()
+    except Exception:  # noqa: BLE001 - any failure is "unavailable"
+        return web.json_response({"status": "unavailable", "redis": "unavailable"}, status=503)
+    return web.json_response({"status": "ok", "redis": "ok"})
+
+
+async def _resources(app: web.Application):
+    settings = app[SETTINGS]
+    app[REDIS] = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
+                                socket_connect_timeout=2, health_check_interval=10)
+    app[AUTHZ] = Authorizer(app[REDIS], app[BOX])
+    app[UPSTREAM] = Upstream()
+    app[API_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    yield
+    await app[API_HTTP].close()
+    await app[UPSTREAM].close()
+    await app[REDIS].aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[s3_error_middleware], client_max_size=0)
+    app[SETTINGS] = settings
+    app[BOX] = SecretBox(settings.master_key)
+    app.cleanup_ctx.append(_resources)
+    app.router.add_get("/_wio/health", health)
+    app.router.add_route("*", "/{tail:.*}", s3_entry)
+    return app

@@ -1,0 +1,131 @@
+"""Steps 2-3 of the request path: who is calling (key material), and what may they do here.
+
+One Redis round trip (``authorize.lua``) returns the key, the user, and for each workspace the
+request touches its routing, its node and the caller's share lists; the decision itself is pure
+Python in ``policy.decide``. Redis unreachable -> ``ServiceUnavailable``: the proxy fails closed.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+import policy
+from policy.decide import Grant, WorkspaceView, effective_grants
+from proxy.errors import S3Error
+from wio.secrets import SecretBox
+
+__all__ = ["NodeView", "Target", "Caller", "Authorizer"]
+
+_SCRIPTS = Path(policy.__file__).parent
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    name: str
+    endpoint: str
+    region: str
+    access_key: str
+    secret_key: str = field(repr=False)
+
+
+@dataclass(slots=True)
+class Target:
+    ws: WorkspaceView
+    node: NodeView
+    grants: list[Grant]
+
+
+@dataclass(slots=True)
+class Caller:
+    access_key_id: str
+    user: str
+    groups: list[str]
+    is_admin: bool
+    scope: list[dict] | None
+    secret_key: str = field(repr=False)
+
+
+def _unavailable(exc: Exception) -> S3Error:
+    return S3Error("ServiceUnavailable", "The permission store is unavailable; please retry")
+
+
+class Authorizer:
+    def __init__(self, redis: Redis, box: SecretBox):
+        self.redis, self.box = redis, box
+        self._authorize = redis.register_script((_SCRIPTS / "authorize.lua").read_text())
+        self._list_buckets = redis.register_script((_SCRIPTS / "list_buckets.lua").read_text())
+
+    def _caller(self, akid: str, reply: list, session_token: str | None, now: float) -> Caller:
+        if not reply[0]:
+            raise S3Error("ServiceUnavailable", "The permission store is being rebuilt; please retry")
+        user, secret_enc, expires, token_hash, scope = reply[1]
+        if user is None:
+            raise S3Error("InvalidAccessKeyId")
+        if expires and expires != "0" and int(expires) <= now:
+            raise S3Error("ExpiredToken" if token_hash else "InvalidAccessKeyId",
+                          "The access key has expired" if not token_hash else None)
+        if token_hash:
+            presented = hashlib.sha256((session_token or "").encode()).hexdigest()
+            if not session_token or not hmac.compare_digest(presented, token_hash):
+                raise S3Error("InvalidToken", "The security token is missing or does not belong to this key")
+        elif session_token:
+            raise S3Error("InvalidToken", "This access key does not take a security token")
+        disabled, is_admin, groups = reply[2] if len(reply) > 2 else (None, None, None)
+        if disabled is None or disabled == "1":
+            raise S3Error("AccessDenied", "The account that owns this key is disabled")
+        return Caller(akid, user, groups.split(",") if groups else [], is_admin == "1",
+                      json.loads(scope) if scope else None, self.box.open_cached(secret_enc))
+
+    def _target(self, caller: Caller, name: str, ws_fields: list, node_fields: list, shares: list,
+                now: float) -> Target | None:
+        node_name, bucket, prefix, owner, public, root = ws_fields[:6]
+        if node_name is None or not node_fields or node_fields[0] is None:
+            return None
+        ws = WorkspaceView(name, node_name, bucket, prefix, owner, public == "1", root)
+        endpoint, region, access, secret_enc = node_fields
+        node = NodeView(node_name, endpoint, region, access, self.box.open_cached(secret_enc))
+        grants = effective_grants(user=caller.user, groups=caller.groups, ws=ws, share_lists=shares, now=now,
+                                  scope=caller.scope)
+        return Target(ws, node, grants)
+
+    async def load(self, akid: str, session_token: str | None,
+                   workspaces: list[str]) -> tuple[Caller, list[Target | None]]:
+        """Key, user and every named workspace in one round trip. Raises S3Error for bad keys."""
+        try:
+            reply = await self._authorize(args=[akid, *workspaces])
+        except (RedisError, OSError) as exc:
+            raise _unavailable(exc) from None
+        now = time.time()
+        caller = self._caller(akid, reply, session_token, now)
+        targets = []
+        for i, name in enumerate(workspaces):
+            base = 3 + 3 * i
+            targets.append(self._target(caller, name, reply[base], reply[base + 1], reply[base + 2], now))
+        return caller, targets
+
+    async def load_visible(self, akid: str, session_token: str | None) -> tuple[Caller, list[tuple[Target, str]]]:
+        """For ListBuckets: every workspace the caller can read, with its creation time."""
+        try:
+            reply = await self._list_buckets(args=[akid])
+        except (RedisError, OSError) as exc:
+            raise _unavailable(exc) from None
+        now = time.time()
+        caller = self._caller(akid, reply, session_token, now)
+        out = []
+        for i in range(3, len(reply), 3):
+            name, ws_fields, shares = reply[i], reply[i + 1], reply[i + 2]
+            if ws_fields[0] is None:
+                continue
+            ws = WorkspaceView(name, *ws_fields[:4], ws_fields[4] == "1", ws_fields[5])
+            grants = effective_grants(user=caller.user, groups=caller.groups, ws=ws, share_lists=shares, now=now,
+                                      scope=caller.scope)
+            if grants:
+                out.append((Target(ws, None, grants), ws_fields[6] or "0"))
+        return caller, out

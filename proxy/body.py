@@ -1,0 +1,71 @@
+"""Request bodies: verified while they stream, the tail held back until every check has passed.
+
+``VerifiedBody`` feeds the client's bytes through ``signing``'s BodyVerifier (payload hash, chunk
+signatures, trailing checksums, Content-MD5) and yields the decoded payload to the upstream request.
+It always keeps the last piece back until ``finish()`` succeeds; on any failure it raises, so aiohttp
+aborts the upstream request before the backend has the full Content-Length, and nothing is stored.
+"""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from proxy.errors import S3Error
+from signing import SigningError
+
+__all__ = ["VerifiedBody", "read_verified"]
+
+
+class VerifiedBody:
+    def __init__(self, request: web.Request, verifier, *, max_bytes: int | None = None):
+        self.request, self.verifier, self.max_bytes = request, verifier, max_bytes
+        self.error: S3Error | None = None
+        self.sent = 0
+        self.complete = False
+
+    def _fail(self, exc: Exception) -> S3Error:
+        if isinstance(exc, SigningError):
+            self.error = S3Error(exc.code, exc.message)
+        elif isinstance(exc, S3Error):
+            self.error = exc
+        else:
+            self.error = S3Error("IncompleteBody", "The client connection ended before the body was complete")
+        return self.error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        held = b""
+        try:
+            async for data in self.request.content.iter_any():
+                out = self.verifier.feed(data)
+                if not out:
+                    continue
+                self.sent += len(out)
+                if self.max_bytes is not None and self.sent > self.max_bytes:
+                    raise S3Error("EntityTooLarge")
+                if held:
+                    yield held
+                held = out
+            self.verifier.finish()
+        except Exception as exc:  # noqa: BLE001 - every failure aborts the upstream write
+            raise self._fail(exc) from None
+        self.complete = True
+        if held:
+            yield held
+
+
+async def read_verified(request: web.Request, verifier, limit: int) -> bytes:
+    """A small body (XML for DeleteObjects, CompleteMultipartUpload, tagging), read whole and verified."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for data in request.content.iter_any():
+            out = verifier.feed(data)
+            size += len(out)
+            if size > limit:
+                raise S3Error("MaxMessageLengthExceeded", f"This request body is limited to {limit} bytes")
+            parts.append(out)
+        verifier.finish()
+    except SigningError as exc:
+        raise S3Error(exc.code, exc.message) from None
+    return b"".join(parts)

@@ -1,0 +1,114 @@
+"""Step 1b: which S3 operation is this request, and what permission does it need?
+
+``classify`` is pure: (method, bucket, key, query, headers) -> Operation. Anything not in the table
+answers ``NotImplemented``; bucket configuration is wio's business and answers a clear error.
+Permission is the level needed on the addressed workspace (DESIGN.md "Permission levels"); ``None``
+means the handler authorizes itself (service-level calls, per-key checks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from proxy.errors import S3Error
+
+__all__ = ["Operation", "classify", "BUCKET_CONFIG_SUBRESOURCES"]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str                 # S3's own name: GetObject, PutObject, UploadPartCopy …
+    permission: str | None    # read | write | admin | None (handler decides)
+    has_body: bool = False    # the request carries an object body to stream upstream
+
+
+# Bucket configuration wio manages itself: never passed through to a backend.
+BUCKET_CONFIG_SUBRESOURCES = frozenset({
+    "policy", "acl", "lifecycle", "cors", "notification", "replication", "encryption", "website", "logging",
+    "tagging", "requestPayment", "object-lock", "ownershipControls", "publicAccessBlock", "analytics",
+    "inventory", "metrics", "intelligent-tiering", "accelerate", "policyStatus",
+})
+# Object subresources wio does not offer.
+_OBJECT_UNSUPPORTED = frozenset({"acl", "retention", "legal-hold", "restore", "select", "torrent"})
+
+
+def _op(name: str, permission: str | None, has_body: bool = False) -> Operation:
+    return Operation(name, permission, has_body)
+
+
+_SERVICE = {"GET": _op("ListBuckets", None)}
+_BUCKET_GET = {"location": _op("GetBucketLocation", "read"), "versioning": _op("GetBucketVersioning", "read"),
+               "uploads": _op("ListMultipartUploads", "read"), "versions": _op("ListObjectVersions", "read")}
+
+
+def _unsupported(sub: str, bucket_level: bool) -> S3Error:
+    if bucket_level:
+        return S3Error("NotImplemented", f"Bucket configuration ('{sub}') is managed by wio, not through the S3 API")
+    return S3Error("NotImplemented", f"The '{sub}' object subresource is not supported by wio")
+
+
+def classify(method: str, bucket: str | None, key: str | None, query: Mapping[str, str],
+             headers: Mapping[str, str]) -> Operation:
+    if bucket is None:
+        op = _SERVICE.get(method)
+        if op is None:
+            raise S3Error("MethodNotAllowed")
+        return op
+    if key is None:
+        for sub in BUCKET_CONFIG_SUBRESOURCES:
+            if sub in query:
+                raise _unsupported(sub, True)
+        if method == "GET":
+            for sub, op in _BUCKET_GET.items():
+                if sub in query:
+                    return op
+            if query.get("list-type") == "2":
+                return _op("ListObjectsV2", "read")
+            return _op("ListObjects", "read")
+        if method == "HEAD":
+            return _op("HeadBucket", "read")
+        if method == "PUT":
+            return _op("CreateBucket", None)
+        if method == "DELETE":
+            return _op("DeleteBucket", "admin")
+        if method == "POST":
+            if "delete" in query:
+                return _op("DeleteObjects", None)
+            if headers.get("content-type", "").lower().startswith("multipart/form-data"):
+                return _op("PostObject", "write", True)
+        raise S3Error("MethodNotAllowed")
+    for sub in _OBJECT_UNSUPPORTED:
+        if sub in query:
+            raise _unsupported(sub, False)
+    if method == "GET":
+        if "uploadId" in query:
+            return _op("ListParts", "read")
+        if "tagging" in query:
+            return _op("GetObjectTagging", "read")
+        if "attributes" in query:
+            return _op("GetObjectAttributes", "read")
+        return _op("GetObject", "read")
+    if method == "HEAD":
+        return _op("HeadObject", "read")
+    if method == "PUT":
+        copy = "x-amz-copy-source" in headers
+        if "uploadId" in query or "partNumber" in query:
+            if "uploadId" not in query or "partNumber" not in query:
+                raise S3Error("InvalidRequest", "UploadPart needs both partNumber and uploadId")
+            return _op("UploadPartCopy", "write") if copy else _op("UploadPart", "write", True)
+        if "tagging" in query:
+            return _op("PutObjectTagging", "write", True)
+        return _op("CopyObject", "write") if copy else _op("PutObject", "write", True)
+    if method == "DELETE":
+        if "uploadId" in query:
+            return _op("AbortMultipartUpload", "write")
+        if "tagging" in query:
+            return _op("DeleteObjectTagging", "write")
+        return _op("DeleteObject", "write")
+    if method == "POST":
+        if "uploads" in query:
+            return _op("CreateMultipartUpload", "write")
+        if "uploadId" in query:
+            return _op("CompleteMultipartUpload", "write", True)
+        raise S3Error("NotImplemented", "This POST operation on an object is not supported")
+    raise S3Error("MethodNotAllowed")

@@ -1,0 +1,20 @@
+"""The proxy's app resources, as aiohttp AppKeys."""
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from proxy.authz import Authorizer
+from proxy.upstream import Upstream
+from wio.secrets import SecretBox
+from wio.settings import Settings
+
+__all__ = ["SETTINGS", "REDIS", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP"]
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
+BOX = web.AppKey("box", SecretBox)
+AUTHZ = web.AppKey("authz", Authorizer)
+UPSTREAM = web.AppKey("upstream", Upstream)
+API_HTTP = web.AppKey("api_http", aiohttp.ClientSession)

@@ -1,0 +1,57 @@
+import pytest
+
+from proxy.addressing import encode_key, parse_address
+from proxy.errors import S3Error
+from proxy.operations import classify
+
+
+def test_path_style_keeps_key_bytes():
+    a = parse_address("/ws/a%20b%2Bc+d/%E2%9C%93?x=1", "localhost:9000", None)
+    assert (a.bucket, a.key) == ("ws", "a b+c+d/✓")
+    assert encode_key(a.key) == "a%20b%2Bc%2Bd/%E2%9C%93"
+
+
+def test_virtual_host_style():
+    a = parse_address("/k/ey", "proj.s3.example.org:9000", "s3.example.org")
+    assert (a.bucket, a.key, a.virtual_host) == ("proj", "k/ey", True)
+    assert parse_address("/", "s3.example.org", "s3.example.org").bucket is None
+
+
+@pytest.mark.parametrize("raw", ["/ws/../x", "/ws/a/%2e%2e/b", "/ws/a%2F..%2Fb", "/ws/a\\..\\b", "/ws/./a",
+                                 "/ws/a%00b"])
+def test_traversal_and_control_keys_are_refused(raw):
+    with pytest.raises(S3Error) as exc:
+        parse_address(raw, "h", None)
+    assert exc.value.status == 400
+
+
+def test_absolute_form_target_is_refused():
+    with pytest.raises(S3Error):
+        parse_address("http://evil/ws/k", "h", None)
+
+
+@pytest.mark.parametrize("method,bucket,key,query,headers,name", [
+    ("GET", None, None, {}, {}, "ListBuckets"),
+    ("GET", "b", None, {"list-type": "2"}, {}, "ListObjectsV2"),
+    ("GET", "b", None, {}, {}, "ListObjects"),
+    ("PUT", "b", None, {}, {}, "CreateBucket"),
+    ("POST", "b", None, {"delete": ""}, {}, "DeleteObjects"),
+    ("PUT", "b", "k", {}, {}, "PutObject"),
+    ("PUT", "b", "k", {}, {"x-amz-copy-source": "/a/b"}, "CopyObject"),
+    ("PUT", "b", "k", {"partNumber": "1", "uploadId": "u"}, {}, "UploadPart"),
+    ("PUT", "b", "k", {"partNumber": "1", "uploadId": "u"}, {"x-amz-copy-source": "/a/b"}, "UploadPartCopy"),
+    ("POST", "b", "k", {"uploads": ""}, {}, "CreateMultipartUpload"),
+    ("POST", "b", "k", {"uploadId": "u"}, {}, "CompleteMultipartUpload"),
+    ("DELETE", "b", "k", {"uploadId": "u"}, {}, "AbortMultipartUpload"),
+    ("GET", "b", "k", {"uploadId": "u"}, {}, "ListParts"),
+    ("GET", "b", "k", {"tagging": ""}, {}, "GetObjectTagging"),
+])
+def test_classify(method, bucket, key, query, headers, name):
+    assert classify(method, bucket, key, query, headers).name == name
+
+
+@pytest.mark.parametrize("sub", ["policy", "lifecycle", "cors", "acl", "notification", "replication", "encryption"])
+def test_bucket_configuration_is_refused(sub):
+    with pytest.raises(S3Error) as exc:
+        classify("PUT", "b", None, {sub: ""}, {})
+    assert exc.value.code == "NotImplemented" and "managed by wio" in exc.value.message

@@ -1,0 +1,3 @@
+from wio.cli import main
+
+main()

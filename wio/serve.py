@@ -1,0 +1,107 @@
+"""Running the aiohttp apps: one process or N worker processes sharing a port (SO_REUSEPORT).
+
+Graceful shutdown: on SIGTERM/SIGINT a worker stops accepting, lets in-flight requests finish up to
+``shutdown_timeout`` seconds, then closes its resources (cleanup_ctx in reverse order).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import signal
+import ssl
+import sys
+from typing import Callable
+
+from aiohttp import web
+
+from wio.settings import Settings
+
+__all__ = ["serve", "configure_logging", "ssl_context"]
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+               "message": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def _app_factory(kind: str) -> Callable[[Settings], web.Application]:
+    if kind == "api":
+        from admin_api.app import create_app
+    elif kind == "proxy":
+        from proxy.app import create_app
+    else:
+        raise ValueError(kind)
+    return create_app
+
+
+async def _serve_one(kind: str, settings: Settings, host: str, port: int, reuse_port: bool,
+                     cert: str | None, key: str | None, shutdown_timeout: float) -> None:
+    app = _app_factory(kind)(settings)
+    runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False,
+                           shutdown_timeout=shutdown_timeout, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port, ssl_context=ssl_context(cert, key), backlog=1024)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("wio").info("%s listening on %s:%s", kind, host, port)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def _run_worker(kind: str, settings: Settings, host: str, port: int, reuse_port: bool, cert, key,
+                shutdown_timeout: float) -> None:
+    configure_logging(settings.log_json)
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_serve_one(kind, settings, host, port, reuse_port, cert, key, shutdown_timeout))
+
+
+def serve(kind: str, settings: Settings, *, workers: int = 1, cert: str | None = None, key: str | None = None,
+          shutdown_timeout: float = 30.0) -> None:
+    """Serve ``kind`` ("api" or "proxy") until SIGTERM/SIGINT; N>1 workers share the port."""
+    host, port = (settings.api_host, settings.api_port) if kind == "api" else (settings.proxy_host, settings.proxy_port)
+    if workers <= 1:
+        _run_worker(kind, settings, host, port, False, cert, key, shutdown_timeout)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_run_worker, args=(kind, settings, host, port, True, cert, key, shutdown_timeout),
+                         name=f"wio-{kind}-{i}") for i in range(workers)]
+    for p in procs:
+        p.start()
+
+    def forward(signum, _frame):
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()

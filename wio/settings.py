@@ -1,0 +1,143 @@
+"""One frozen Settings object, read from ``WIO_*`` environment variables at start-up.
+
+No other module reads ``os.environ``: everything is passed a ``Settings``. A missing or
+malformed variable raises ``SettingsError`` naming it, so an operator gets one clear line.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A ``WIO_*`` variable is missing or malformed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name)
+    if not raw:
+        raise SettingsError(f"{name} is not set")
+    return raw
+
+
+def derive_master_key(secret: str) -> bytes:
+    """32 bytes for AES-256-GCM from ``WIO_MASTER_KEY`` (base64 of 32 bytes, or any passphrase)."""
+    try:
+        raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+        if len(raw) == 32:
+            return raw
+    except ValueError:
+        pass
+    return hashlib.sha256(b"wio-master-key:" + secret.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    master_key: bytes = field(repr=False)
+    jwt_secret: str = field(repr=False)
+    jwt_ttl_seconds: int = 3600
+    region: str = "us-east-1"
+    s3_domain: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    proxy_host: str = "127.0.0.1"
+    proxy_port: int = 9000
+    api_url: str = "http://127.0.0.1:8080"
+    elasticsearch_url: str | None = None
+    # Node endpoints on loopback/private networks are refused unless the operator allows them.
+    allow_private_nodes: bool = False
+    log_json: bool = True
+    # First-start bootstrap (wio dev, docker-compose): the admin user, one node and its two roots.
+    admin_password: str | None = field(default=None, repr=False)
+    bootstrap_node_endpoint: str | None = None
+    bootstrap_node_access_key: str | None = None
+    bootstrap_node_secret_key: str | None = field(default=None, repr=False)
+    bootstrap_node_region: str = "us-east-1"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        api_port = _int(env, "WIO_API_PORT", 8080)
+        return cls(
+            database_url=_normalize_db_url(_required(env, "WIO_DATABASE_URL")),
+            redis_url=_required(env, "WIO_REDIS_URL"),
+            master_key=derive_master_key(_required(env, "WIO_MASTER_KEY")),
+            jwt_secret=_required(env, "WIO_JWT_SECRET"),
+            jwt_ttl_seconds=_int(env, "WIO_JWT_TTL_SECONDS", 3600),
+            region=env.get("WIO_REGION") or "us-east-1",
+            s3_domain=env.get("WIO_S3_DOMAIN") or None,
+            api_host=env.get("WIO_API_HOST") or "127.0.0.1",
+            api_port=api_port,
+            proxy_host=env.get("WIO_PROXY_HOST") or "127.0.0.1",
+            proxy_port=_int(env, "WIO_PROXY_PORT", 9000),
+            api_url=env.get("WIO_API_URL") or f"http://127.0.0.1:{api_port}",
+            elasticsearch_url=env.get("WIO_ELASTICSEARCH_URL") or None,
+            allow_private_nodes=_bool(env, "WIO_ALLOW_PRIVATE_NODES", False),
+            log_json=_bool(env, "WIO_LOG_JSON", True),
+            admin_password=env.get("WIO_ADMIN_PASSWORD") or None,
+            bootstrap_node_endpoint=env.get("WIO_BOOTSTRAP_NODE_ENDPOINT") or None,
+            bootstrap_node_access_key=env.get("WIO_BOOTSTRAP_NODE_ACCESS_KEY") or None,
+            bootstrap_node_secret_key=env.get("WIO_BOOTSTRAP_NODE_SECRET_KEY") or None,
+            bootstrap_node_region=env.get("WIO_BOOTSTRAP_NODE_REGION") or "us-east-1",
+        )
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process (``wio dev`` uses it)."""
+        env = {
+            "WIO_DATABASE_URL": self.database_url, "WIO_REDIS_URL": self.redis_url,
+            "WIO_MASTER_KEY": base64.urlsafe_b64encode(self.master_key).decode(), "WIO_JWT_SECRET": self.jwt_secret,
+            "WIO_JWT_TTL_SECONDS": str(self.jwt_ttl_seconds), "WIO_REGION": self.region,
+            "WIO_API_HOST": self.api_host, "WIO_API_PORT": str(self.api_port), "WIO_PROXY_HOST": self.proxy_host,
+            "WIO_PROXY_PORT": str(self.proxy_port), "WIO_API_URL": self.api_url,
+            "WIO_ALLOW_PRIVATE_NODES": "true" if self.allow_private_nodes else "false",
+            "WIO_LOG_JSON": "true" if self.log_json else "false",
+            "WIO_BOOTSTRAP_NODE_REGION": self.bootstrap_node_region,
+        }
+        optional = {"WIO_S3_DOMAIN": self.s3_domain, "WIO_ELASTICSEARCH_URL": self.elasticsearch_url,
+                    "WIO_ADMIN_PASSWORD": self.admin_password,
+                    "WIO_BOOTSTRAP_NODE_ENDPOINT": self.bootstrap_node_endpoint,
+                    "WIO_BOOTSTRAP_NODE_ACCESS_KEY": self.bootstrap_node_access_key,
+                    "WIO_BOOTSTRAP_NODE_SECRET_KEY": self.bootstrap_node_secret_key}
+        env.update({k: v for k, v in optional.items() if v})
+        return env
+
+
+def _normalize_db_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the asyncpg driver."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain):]
+    if not url.startswith("postgresql+asyncpg://"):
+        raise SettingsError(f"WIO_DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://…")
+    return url
