@@ -62,15 +62,18 @@ async def _serve_one(kind: str, settings: Settings, host: str, port: int, reuse_
     runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False,
                            shutdown_timeout=shutdown_timeout, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port, ssl_context=ssl_context(cert, key), backlog=1024)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    logging.getLogger("wio").info("%s listening on %s:%s", kind, host, port)
-    await stop.wait()
-    await runner.cleanup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port, ssl_context=ssl_context(cert, key),
+                           backlog=1024)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        logging.getLogger("wio").info("%s listening on %s:%s", kind, host, port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _run_worker(kind: str, settings: Settings, host: str, port: int, reuse_port: bool, cert, key,

@@ -46,6 +46,13 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return raw
 
 
+def _jwt_secret(env: Mapping[str, str]) -> str:
+    secret = _required(env, "WIO_JWT_SECRET")
+    if len(secret) < 32:
+        raise SettingsError("WIO_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
+    return secret
+
+
 def derive_master_key(secret: str) -> bytes:
     """32 bytes for AES-256-GCM from ``WIO_MASTER_KEY`` (base64 of 32 bytes, or any passphrase)."""
     try:
@@ -90,7 +97,7 @@ class Settings:
             database_url=_normalize_db_url(_required(env, "WIO_DATABASE_URL")),
             redis_url=_required(env, "WIO_REDIS_URL"),
             master_key=derive_master_key(_required(env, "WIO_MASTER_KEY")),
-            jwt_secret=_required(env, "WIO_JWT_SECRET"),
+            jwt_secret=_jwt_secret(env),
             jwt_ttl_seconds=_int(env, "WIO_JWT_TTL_SECONDS", 3600),
             region=env.get("WIO_REGION") or "us-east-1",
             s3_domain=env.get("WIO_S3_DOMAIN") or None,
