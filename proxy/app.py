@@ -26,7 +26,8 @@ from proxy.handlers import HANDLERS, list_buckets
 from proxy.operations import classify
 from proxy.resources import API_HTTP, AUTHZ, BOX, REDIS, SETTINGS, UPSTREAM
 from proxy.upstream import Upstream
-from signing import SigningError, parse_query, parse_request_auth, verify_signature
+from signing import SigningError, parse_request_auth, verify_signature
+from signing.canonical import parse_query
 from wio.secrets import SecretBox
 from wio.settings import Settings
 

@@ -7,7 +7,7 @@ grants cover. Bodies here are small control-plane XML (listings are at most 1000
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_plus as unquote
 
 from policy.decide import ListingFilter
 from proxy.errors import S3Error
