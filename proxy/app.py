@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import unquote
@@ -18,16 +19,18 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from policy.decide import decide_listing, decide_object
+from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
 from proxy.authz import Authorizer
 from proxy.call import Call
 from proxy.errors import S3Error, error_xml
 from proxy.handlers import HANDLERS, list_buckets
 from proxy.operations import classify
-from proxy.resources import API_HTTP, AUTHZ, BOX, REDIS, SETTINGS, UPSTREAM
+from proxy.resources import API_HTTP, AUTHZ, BOX, REDIS, SETTINGS, SINK, UPSTREAM
 from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
 from signing.canonical import parse_query
+from wio.events import EventSink
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
@@ -66,7 +69,9 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
     params = parse_query(raw_query)
     query = {k: v for k, v in reversed(params)}
+    request["bucket"], request["key"] = address.bucket, address.key
     op = classify(request.method, address.bucket, address.key, query, request.headers)
+    request["operation"] = op.name
     headers = list(request.headers.items())
     try:
         auth = parse_request_auth(request.method, raw_path, raw_query, headers, now=datetime.now(timezone.utc),
@@ -75,6 +80,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         raise S3Error(exc.code, exc.message) from None
     if auth is None:
         raise S3Error("AccessDenied", "Anonymous requests are not allowed; sign with a wio access key")
+    request["access_key"] = auth.access_key_id
     authz = request.app[AUTHZ]
     if op.name == "ListBuckets":
         caller, visible = await authz.load_visible(auth.access_key_id, auth.session_token)
@@ -87,6 +93,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
             workspaces.append(source[0])
         caller, targets = await authz.load(auth.access_key_id, auth.session_token, workspaces)
         visible = None
+    request["user"] = caller.user
     try:
         signing_ctx = verify_signature(auth, caller.secret_key, request.method, raw_path, raw_query, headers)
     except SigningError as exc:
@@ -94,7 +101,9 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     call = Call(request=request, op=op, bucket=address.bucket, key=address.key,
                 params=[(k, v) for k, v in params if k not in _AUTH_PARAMS], caller=caller, auth=auth,
                 signing_ctx=signing_ctx)
+    request["call"] = call
     if op.name == "ListBuckets" or op.name == "CreateBucket":
+        call.decided_by = "caller"
         return call, visible
     call.target = targets[0]
     if call.target is None:
@@ -110,7 +119,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         decision = decide_object(grants, op.permission, address.key or "")
     if decision is not None and not decision.allowed:
         raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
-    call.decided_by = decision.reason if decision else "per-key"
+    decided_by = decision.reason if decision else "per-key"
     if len(targets) > 1:
         call.source = targets[1]
         call.source_key, call.source_version = source[1], source[2]
@@ -119,6 +128,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         src_decision = decide_object(call.source.grants, "read", call.source_key)
         if not src_decision.allowed:
             raise S3Error("AccessDenied", "Access Denied (no read grant on the copy source)")
+    call.decided_by = decided_by
     return call, visible
 
 
@@ -136,9 +146,12 @@ async def s3_entry(request: web.Request) -> web.StreamResponse:
 async def s3_error_middleware(request: web.Request, handler):
     request_id = uuid.uuid4().hex[:16].upper()
     request["request_id"] = request_id
+    started = time.monotonic()
+    error: S3Error | None = None
     try:
         response = await handler(request)
     except S3Error as exc:
+        error = exc
         resource = exc.resource or request.path
         body = error_xml(exc.code, exc.message, resource, request_id) if request.method != "HEAD" else b""
         response = web.Response(status=exc.status, body=body,
@@ -153,8 +166,10 @@ async def s3_error_middleware(request: web.Request, handler):
         body = error_xml("InternalError", "We encountered an internal error; please try again", request.path,
                          request_id) if request.method != "HEAD" else b""
         response = web.Response(status=500, body=body, headers={"Content-Type": "application/xml"})
+        error = S3Error("InternalError")
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
+    account(request, request.app[SINK], response.status, error, started)
     return response
 
 
@@ -173,7 +188,10 @@ async def _resources(app: web.Application):
     app[AUTHZ] = Authorizer(app[REDIS], app[BOX])
     app[UPSTREAM] = Upstream()
     app[API_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    app[SINK] = EventSink(app[REDIS])
+    app[SINK].start()
     yield
+    await app[SINK].stop()
     await app[API_HTTP].close()
     await app[UPSTREAM].close()
     await app[REDIS].aclose()

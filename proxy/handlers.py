@@ -141,6 +141,9 @@ async def forward_object(call: Call) -> web.StreamResponse:
     if isinstance(body, VerifiedBody) and body.error is not None:
         resp.release()
         raise body.error
+    if call.op.name == "PutObject":
+        call.extra["etag"] = resp.headers.get("ETag", "")
+        call.extra["content_type"] = headers.get("content-type", "")
     if call.op.name in ("CompleteMultipartUpload", "ListParts"):
         return await _rewritten(call, resp)
     if call.op.name == "CreateMultipartUpload":
@@ -314,6 +317,8 @@ async def delete_objects(call: Call) -> web.Response:
         inner = parse_xml(result)
         for child in inner:
             deleted.append(child)
+            if child.tag.endswith("Deleted"):
+                call.extra.setdefault("deleted_keys", []).append(child.findtext(f"{{{S3_NS}}}Key") or "")
     import xml.etree.ElementTree as ET
     parts = "".join(ET.tostring(c, encoding="unicode") for c in deleted)
     return _xml(f'<DeleteResult xmlns="{S3_NS}">{parts}{"".join(errors)}</DeleteResult>'.replace(

@@ -7,10 +7,11 @@ from redis.asyncio import Redis
 
 from proxy.authz import Authorizer
 from proxy.upstream import Upstream
+from wio.events import EventSink
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
-__all__ = ["SETTINGS", "REDIS", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP"]
+__all__ = ["SETTINGS", "REDIS", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK"]
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
@@ -18,3 +19,4 @@ BOX = web.AppKey("box", SecretBox)
 AUTHZ = web.AppKey("authz", Authorizer)
 UPSTREAM = web.AppKey("upstream", Upstream)
 API_HTTP = web.AppKey("api_http", aiohttp.ClientSession)
+SINK = web.AppKey("sink", EventSink)

@@ -1,0 +1,84 @@
+"""Redis Streams between the proxy (producer) and the indexer / audit store (consumers).
+
+``wio:events`` — one entry per successful write, delete, copy or multipart completion (for the index):
+    type          "put" | "delete"
+    workspace     workspace (bucket) name
+    key           object key, relative to the workspace
+    size          bytes, "" when the proxy does not know it (copies, multipart completion: HEAD it)
+    etag          as the node returned it, "" when unknown
+    content_type  "" when unknown
+    time          epoch seconds (float) when the proxy saw the write succeed
+    user          who wrote it
+
+``wio:audit`` — one entry per authorization decision:
+    time, request_id, user, access_key, workspace, operation, key, decision ("allow" | "deny"),
+    reason (the grant label that allowed, or why it was denied), status (HTTP status sent),
+    bytes_in, bytes_out, client (address), duration_ms
+
+Both streams are capped (approximate MAXLEN) so Redis memory stays bounded if a consumer is down.
+Producers never wait on consumers: entries are queued in-process and written in pipelined batches.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+__all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "STREAM_MAXLEN", "EventSink"]
+
+EVENTS_STREAM = "wio:events"
+AUDIT_STREAM = "wio:audit"
+STREAM_MAXLEN = 1_000_000
+
+log = logging.getLogger("wio.events")
+
+
+class EventSink:
+    """Batches stream entries off the request path; drops (and counts) entries when the queue is full."""
+
+    def __init__(self, redis: Redis, *, max_queue: int = 100_000, batch: int = 512, interval: float = 0.02):
+        self.redis, self.batch, self.interval = redis, batch, interval
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(max_queue)
+        self.dropped = 0
+        self._task: asyncio.Task | None = None
+
+    def emit(self, stream: str, fields: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait((stream, {k: "" if v is None else v for k, v in fields.items()}))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        items = []
+        while not self.queue.empty() and len(items) < self.batch:
+            items.append(self.queue.get_nowait())
+        if not items:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream, fields in items:
+                    pipe.xadd(stream, fields, maxlen=STREAM_MAXLEN, approximate=True)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.dropped += len(items)
+            log.warning("could not write %d stream entries: %s", len(items), exc)
+
+    async def _run(self) -> None:
+        while True:
+            stream_fields = await self.queue.get()
+            self.queue.put_nowait(stream_fields)
+            await self.flush()
+            if self.queue.empty():
+                await asyncio.sleep(self.interval)
