@@ -31,6 +31,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    max_objects: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now_column()
 
 
@@ -86,6 +88,8 @@ class Root(Base):
     prefix: Mapped[str] = mapped_column(Text, nullable=False, default="")
     type: Mapped[str] = mapped_column(String(16), nullable=False)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    max_objects: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now_column()
     node: Mapped[Node] = relationship(lazy="joined")
 
@@ -99,6 +103,8 @@ class Workspace(Base):
     prefix: Mapped[str] = mapped_column(Text, nullable=False)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     public: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    max_objects: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now_column()
     root: Mapped[Root] = relationship(lazy="joined")
     owner: Mapped[User] = relationship(lazy="joined")
