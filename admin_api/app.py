@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from admin_api import groups, infra, keys, users, workspaces
+from admin_api import groups, infra, keys, quotas, users, workspaces
 from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.extend([_database, _redis, _http, _projection_keeper])
-    for module in (users, keys, workspaces, infra, groups):
+    for module in (users, keys, workspaces, infra, groups, quotas):
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -120,6 +120,7 @@ async def create_root(app, session, change, user, *, name: str, node_name: str, 
         await session.flush()
     except IntegrityError:
         raise ApiError(409, "RootExists", f"a root named '{name}' already exists") from None
+    change.roots.add(name)
     return root
 
 

@@ -98,6 +98,24 @@ class NodeClient:
         return ET.fromstring(body).find(f"{S3_NS}Contents") is not None
 
 
+    async def count_prefix(self, bucket: str, prefix: str) -> tuple[int, int]:
+        """Total bytes and objects under ``prefix`` (paginated ListObjectsV2)."""
+        total_bytes = total_objects = 0
+        token = None
+        while True:
+            query = [("list-type", "2"), ("prefix", prefix)] + ([("continuation-token", token)] if token else [])
+            status, body = await self.request("GET", bucket, query=query, timeout=60)
+            if status != 200:
+                raise NodeError(f"cannot list {bucket}/{prefix} on {self.endpoint}: HTTP {status} {_code(body)}")
+            root = ET.fromstring(body)
+            for item in root.iter(f"{S3_NS}Contents"):
+                total_objects += 1
+                total_bytes += int(item.findtext(f"{S3_NS}Size") or 0)
+            token = root.findtext(f"{S3_NS}NextContinuationToken")
+            if root.findtext(f"{S3_NS}IsTruncated") != "true" or not token:
+                return total_bytes, total_objects
+
+
 def _code(body: bytes) -> str:
     try:
         return ET.fromstring(body).findtext("Code") or ""

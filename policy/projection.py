@@ -4,8 +4,9 @@ Layout (all hashes/sets under ``wio:``; see authorize.lua for the reader):
 
     wio:meta                 hash   built=<epoch>; its absence means "Redis lost the projection"
     wio:k:{access_key_id}    hash   user, secret (sealed), expires, token (sha256), scope (json)
-    wio:u:{username}         hash   disabled, admin, groups (comma separated)
-    wio:w:{workspace}        hash   node, bucket, prefix, owner, public, root, created
+    wio:u:{username}         hash   disabled, admin, groups (comma separated), qb, qo (quota bytes/objects)
+    wio:w:{workspace}        hash   node, bucket, prefix, owner, public, root, created, qb, qo
+    wio:r:{root}             hash   qb, qo
     wio:s:{workspace}        hash   "u:{user}" | "g:{group}" -> json [[permission, prefix, expires, share_id], ...]
     wio:n:{node}             hash   endpoint, region, access, secret (sealed)
     wio:uw:{username}        set    workspaces the user owns or has a direct share on (ListBuckets)
@@ -28,12 +29,12 @@ from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from policy.models import AccessKey, Group, GroupMember, Node, Share, User, Workspace
+from policy.models import AccessKey, Group, GroupMember, Node, Root, Share, User, Workspace
 
 __all__ = ["Projection", "ProjectionChange", "lock_model", "rebuild", "apply_change", "PROJECTION_PATTERNS"]
 
 MODEL_LOCK = 7270102
-PROJECTION_PATTERNS = ("wio:k:*", "wio:u:*", "wio:w:*", "wio:s:*", "wio:n:*", "wio:uw:*", "wio:gw:*")
+PROJECTION_PATTERNS = ("wio:k:*", "wio:u:*", "wio:w:*", "wio:s:*", "wio:n:*", "wio:uw:*", "wio:gw:*", "wio:r:*")
 
 
 async def lock_model(session: AsyncSession) -> None:
@@ -45,6 +46,11 @@ def _epoch(dt) -> int:
     return int(dt.timestamp()) if dt is not None else 0
 
 
+def _quota(entity) -> dict[str, str]:
+    return {"qb": "" if entity.max_bytes is None else str(entity.max_bytes),
+            "qo": "" if entity.max_objects is None else str(entity.max_objects)}
+
+
 @dataclass
 class ProjectionChange:
     """What an admin mutation touched, by name; ``apply_change`` recomputes exactly these from PostgreSQL."""
@@ -53,6 +59,7 @@ class ProjectionChange:
     workspaces: set[str] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
     nodes: set[str] = field(default_factory=set)
+    roots: set[str] = field(default_factory=set)
 
 
 class Projection:
@@ -116,6 +123,7 @@ async def _project_users(session: AsyncSession, proj: Projection, users: list[Us
             "disabled": "1" if u.disabled else "0",
             "admin": "1" if u.is_admin else "0",
             "groups": ",".join(sorted(groups.get(u.id, []))),
+            **_quota(u),
         })
         proj.put_set(f"wio:uw:{u.username}", direct.get(u.id, set()))
 
@@ -150,6 +158,7 @@ async def _project_workspaces(session: AsyncSession, proj: Projection, workspace
         proj.put_hash(f"wio:w:{w.name}", {
             "node": w.root.node.name, "bucket": w.root.bucket, "prefix": w.prefix, "owner": w.owner.username,
             "public": "1" if w.public else "0", "root": w.root.name, "created": str(_epoch(w.created_at)),
+            **_quota(w),
         })
         proj.put_hash(f"wio:s:{w.name}", {k: json.dumps(v) for k, v in grants[w.id].items()})
         if public_members is not None and w.public:
@@ -194,6 +203,13 @@ async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionCh
         for missing in change.nodes - {n.name for n in nodes}:
             proj.delete(f"wio:n:{missing}")
 
+    if change.roots:
+        roots = (await session.scalars(select(Root).where(Root.name.in_(change.roots)))).unique().all()
+        for root in roots:
+            proj.put_hash(f"wio:r:{root.name}", _quota(root))
+        for missing in change.roots - {r.name for r in roots}:
+            proj.delete(f"wio:r:{missing}")
+
     public_now: set[str] = set()
     if change.workspaces:
         workspaces = list((await session.scalars(
@@ -226,6 +242,8 @@ async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
     nodes = (await session.scalars(select(Node))).unique().all()
     for node in nodes:
         _project_node(proj, node)
+    for root in (await session.scalars(select(Root))).unique().all():
+        proj.put_hash(f"wio:r:{root.name}", _quota(root))
     public: set[str] = set()
     workspaces = list((await session.scalars(select(Workspace))).unique().all())
     await _project_workspaces(session, proj, workspaces, public)

@@ -5,6 +5,7 @@
 --
 -- ARGV[1] = action: "reserve" | "settle" | "release" | "adjust"
 -- ARGV[2..4] = workspace, owner, root
+-- (Negations are written "0 - x": Lua's unary minus makes -0, which HINCRBY refuses.)
 -- reserve: ARGV[5] = bytes, ARGV[6] = objects to reserve  -> {1} or {0, scope, limit_kind}
 -- settle:  ARGV[5], ARGV[6] = reserved bytes/objects; ARGV[7], ARGV[8] = committed delta bytes/objects
 -- release: ARGV[5], ARGV[6] = reserved bytes/objects to give back
@@ -35,8 +36,8 @@ if action == 'reserve' then
 end
 for i = 1, 3 do
   if action == 'settle' or action == 'release' then
-    redis.call('HINCRBY', usage[i], 'pbytes', -b)
-    redis.call('HINCRBY', usage[i], 'pobjects', -o)
+    redis.call('HINCRBY', usage[i], 'pbytes', 0 - b)
+    redis.call('HINCRBY', usage[i], 'pobjects', 0 - o)
   end
   if action == 'settle' then
     redis.call('HINCRBY', usage[i], 'bytes', tonumber(ARGV[7]))

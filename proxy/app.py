@@ -24,9 +24,11 @@ from proxy.addressing import check_key, parse_address
 from proxy.authz import Authorizer
 from proxy.call import Call
 from proxy.errors import S3Error, error_xml
-from proxy.handlers import HANDLERS, list_buckets
+from proxy.buckets import list_buckets
+from proxy.handlers import HANDLERS
 from proxy.operations import classify
-from proxy.resources import API_HTTP, AUTHZ, BOX, REDIS, SETTINGS, SINK, UPSTREAM
+from proxy.quota import Quotas
+from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, REDIS, SETTINGS, SINK, UPSTREAM
 from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
 from signing.canonical import parse_query
@@ -187,6 +189,7 @@ async def _resources(app: web.Application):
                                 socket_connect_timeout=2, health_check_interval=10)
     app[AUTHZ] = Authorizer(app[REDIS], app[BOX])
     app[UPSTREAM] = Upstream()
+    app[QUOTAS] = Quotas(app[REDIS])
     app[API_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     app[SINK] = EventSink(app[REDIS])
     app[SINK].start()

@@ -6,12 +6,13 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from proxy.authz import Authorizer
+from proxy.quota import Quotas
 from proxy.upstream import Upstream
 from wio.events import EventSink
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
-__all__ = ["SETTINGS", "REDIS", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK"]
+__all__ = ["SETTINGS", "REDIS", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK", "QUOTAS"]
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
@@ -20,3 +21,4 @@ AUTHZ = web.AppKey("authz", Authorizer)
 UPSTREAM = web.AppKey("upstream", Upstream)
 API_HTTP = web.AppKey("api_http", aiohttp.ClientSession)
 SINK = web.AppKey("sink", EventSink)
+QUOTAS = web.AppKey("quotas", Quotas)

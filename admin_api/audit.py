@@ -1,0 +1,197 @@
+"""The audit trail: store the proxy's ``wio:audit`` stream durably, and ``GET /api/v1/audit``.
+
+The proxy writes one stream entry per decision without waiting (``wio.events.EventSink``). Each
+admin API process runs one consumer of the group ``wio-audit-store``: it reads batches, writes
+them to the store (PostgreSQL, or Elasticsearch when ``WIO_ELASTICSEARCH_URL`` is set) and only
+then acknowledges them. So an entry is stored at least once, and the store's idempotent insert
+(keyed by the entry id) makes that exactly once. After a crash a consumer first re-reads its own
+unacknowledged entries; entries left pending by a consumer that never came back are claimed by
+another after ``CLAIM_IDLE_MS``.
+
+Who may read: system administrators everything; a workspace's admins that workspace only (they
+must name it). A normal user asking for a workspace they don't administer gets 403, whether or
+not it exists.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+from admin_api.audit_store import (AuditQuery, AuditStore, AuditStoreError, ElasticsearchAuditStore,
+                                   PostgresAuditStore, row_from_entry)
+from admin_api.context import DB, HTTP, SETTINGS, caller, parse_time, read_session
+from admin_api.errors import ApiError
+from admin_api.workspaces import require_on_workspace
+from policy.models import Workspace
+from wio.events import AUDIT_STREAM
+from wio.metrics import AUDIT_STORE_ERRORS, AUDIT_STORED
+
+__all__ = ["routes", "audit_trail", "AUDIT_STORE", "AUDIT_GROUP", "AuditConsumer"]
+
+log = logging.getLogger("wio.audit")
+routes = web.RouteTableDef()
+
+AUDIT_STORE = web.AppKey("audit_store", object)
+AUDIT_GROUP = "wio-audit-store"
+BATCH = 500
+BLOCK_MS = 1000
+CLAIM_IDLE_MS = 60_000
+CLAIM_EVERY_SECONDS = 30.0
+MAX_LIMIT = 1000
+
+
+def _decode(fields: dict | None) -> dict[str, str]:
+    # Bytes from Redis, decoded leniently: one odd entry must not stop the trail.
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in (fields or {}).items()}
+
+
+class AuditConsumer:
+    """One member of the consumer group; ``run()`` until cancelled."""
+
+    def __init__(self, redis: Redis, store: AuditStore, name: str | None = None):
+        self.redis, self.store = redis, store
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self._last_claim = time.monotonic()
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(AUDIT_STREAM, AUDIT_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, backlog: bool) -> list[tuple[bytes, dict | None]]:
+        """Our own unacknowledged entries (``backlog``), else new ones, waiting up to BLOCK_MS."""
+        reply = await self.redis.xreadgroup(AUDIT_GROUP, self.name, {AUDIT_STREAM: "0" if backlog else ">"},
+                                            count=BATCH, block=None if backlog else BLOCK_MS)
+        return list(reply[0][1]) if reply else []
+
+    async def claim_abandoned(self) -> list[tuple[bytes, dict | None]]:
+        """Entries another consumer read and never acknowledged for CLAIM_IDLE_MS (it died)."""
+        self._last_claim = time.monotonic()
+        reply = await self.redis.xautoclaim(AUDIT_STREAM, AUDIT_GROUP, self.name, min_idle_time=CLAIM_IDLE_MS,
+                                            start_id="0-0", count=BATCH)
+        return list(reply[1]) if reply and len(reply) > 1 else []
+
+    async def store_batch(self, entries: list[tuple[bytes, dict | None]]) -> None:
+        ids = [entry_id for entry_id, _ in entries]
+        rows = [row_from_entry(entry_id.decode(), _decode(fields)) for entry_id, fields in entries if fields]
+        try:
+            await self.store.insert(rows)
+        except (DataError, IntegrityError):
+            # Some row the database refuses: store the others one by one rather than retry forever.
+            for row in rows:
+                try:
+                    await self.store.insert([row])
+                except (DataError, IntegrityError) as exc:
+                    log.error("audit entry %s dropped, the store refused it: %s", row["stream_id"], exc)
+        await self.redis.xack(AUDIT_STREAM, AUDIT_GROUP, *ids)
+        if rows:
+            AUDIT_STORED.labels(self.store.name).inc(len(rows))
+
+    async def run(self) -> None:
+        backlog, ready, failures = True, False, 0
+        while True:
+            try:
+                if not ready:
+                    await self.store.setup()
+                    await self.ensure_group()
+                    ready = True
+                entries = await self.read(backlog)
+                if backlog and not entries:
+                    backlog = False
+                    continue
+                if not entries and time.monotonic() - self._last_claim > CLAIM_EVERY_SECONDS:
+                    entries = await self.claim_abandoned()
+                if entries:
+                    await self.store_batch(entries)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # Redis restarted empty: the group (and stream) are new
+                    ready, backlog = False, True
+                    continue
+                failures = await self._failed(exc, failures)
+            except (RedisError, OSError, AuditStoreError, OperationalError, InterfaceError, DBAPIError) as exc:
+                backlog = True  # what was read and not stored is re-read from our pending list
+                failures = await self._failed(exc, failures)
+            except Exception:  # noqa: BLE001 - the consumer must outlive any one bad batch
+                log.exception("audit consumer failed; retrying")
+                backlog = True
+                failures = await self._failed(None, failures)
+
+    async def _failed(self, exc: Exception | None, failures: int) -> int:
+        AUDIT_STORE_ERRORS.labels(self.store.name).inc()
+        if exc is not None:
+            log.warning("audit trail: %s (retrying)", exc)
+        await asyncio.sleep(min(0.5 * 2 ** failures, 10.0))
+        return failures + 1
+
+
+async def audit_trail(app: web.Application):
+    """cleanup_ctx: pick the store and run this process's consumer (needs the database and HTTP contexts)."""
+    settings = app[SETTINGS]
+    if settings.elasticsearch_url:
+        store = ElasticsearchAuditStore(app[HTTP], settings.elasticsearch_url)
+    else:
+        store = PostgresAuditStore(app[DB])
+    app[AUDIT_STORE] = store
+    # Its own connection: bytes (decoded leniently above) and a blocking read that holds a connection.
+    redis = Redis.from_url(settings.redis_url, decode_responses=False, socket_connect_timeout=2,
+                           socket_timeout=BLOCK_MS / 1000 + 10, health_check_interval=10)
+    task = asyncio.create_task(AuditConsumer(redis, store).run(), name="wio-audit-consumer")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await redis.aclose()
+
+
+def parse_audit_query(query) -> AuditQuery:
+    decision = query.get("decision") or None
+    if decision not in (None, "allow", "deny"):
+        raise ApiError(400, "InvalidField", "'decision' must be allow or deny")
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        raise ApiError(400, "InvalidField", "'limit' must be an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "InvalidField", f"'limit' must be between 1 and {MAX_LIMIT}")
+    return AuditQuery(workspace=query.get("workspace") or None, user=query.get("user") or None,
+                      decision=decision, since=parse_time(query.get("since") or None, "since"),
+                      until=parse_time(query.get("until") or None, "until"), limit=limit)
+
+
+@routes.get("/api/v1/audit")
+async def list_audit(request: web.Request) -> web.Response:
+    """Recent decisions, newest first: ``workspace, user, decision (allow|deny), since, until, limit``."""
+    q = parse_audit_query(request.query)
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        if not user.is_admin:
+            if q.workspace is None:
+                raise ApiError(403, "Forbidden", "only system administrators read the whole audit trail; "
+                                                 "name a workspace you administer with 'workspace='")
+            denied = ApiError(403, "Forbidden", f"this needs admin permission on workspace '{q.workspace}'")
+            ws = await session.scalar(select(Workspace).where(Workspace.name == q.workspace))
+            if ws is None:
+                raise denied
+            try:
+                await require_on_workspace(session, user, ws, "admin")
+            except ApiError as exc:
+                raise denied from exc
+    try:
+        entries = await request.app[AUDIT_STORE].query(q)
+    except AuditStoreError as exc:
+        log.warning("audit query failed: %s", exc)
+        raise ApiError(503, "ServiceUnavailable", "the audit store is unavailable") from None
+    return web.json_response({"entries": entries})

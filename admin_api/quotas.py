@@ -1,0 +1,146 @@
+"""Quotas and usage. Workspace admins set workspace quotas; system admins set user and root quotas.
+
+Usage is kept exact by the proxy in Redis (``wio:use:{w|u|r}:{name}``, see policy/quota.lua) and can
+be reconciled against the node by a crawl, which picks up data written around wio.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+
+from admin_api.context import REDIS, caller, json_body, mutation, read_session
+from admin_api.errors import ApiError
+from admin_api.users import require_admin
+from admin_api.workspaces import load_workspace, node_client, require_on_workspace
+from policy.models import Root, User, Workspace
+from policy.nodes import NodeError
+
+__all__ = ["routes", "MAX_QUOTA"]
+
+routes = web.RouteTableDef()
+MAX_QUOTA = 1 << 62  # ~4.6 EB: anything larger is a typo, not a plan
+
+
+def _limit(body: dict, name: str, current: int | None) -> int | None:
+    if name not in body:
+        return current
+    value = body[name]
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(400, "InvalidField", f"'{name}' must be a whole number or null")
+    if value < 0:
+        raise ApiError(400, "InvalidField", f"'{name}' cannot be negative")
+    if value > MAX_QUOTA:
+        raise ApiError(400, "InvalidField", f"'{name}' is larger than any storage wio can manage ({MAX_QUOTA})")
+    return value
+
+
+async def _set_quota(request: web.Request, entity, change_set: set, name: str) -> dict:
+    body = await json_body(request)
+    if not {"max_bytes", "max_objects"} & set(body):
+        raise ApiError(400, "MissingField", "give 'max_bytes' and/or 'max_objects' (null removes a limit)")
+    entity.max_bytes = _limit(body, "max_bytes", entity.max_bytes)
+    entity.max_objects = _limit(body, "max_objects", entity.max_objects)
+    change_set.add(name)
+    return {"max_bytes": entity.max_bytes, "max_objects": entity.max_objects}
+
+
+async def usage_of(redis, scope: str, name: str, entity) -> dict:
+    raw = await redis.hgetall(f"wio:use:{scope}:{name}")
+    return {"bytes": int(raw.get("bytes", 0)), "objects": int(raw.get("objects", 0)),
+            "pending_bytes": int(raw.get("pbytes", 0)), "pending_objects": int(raw.get("pobjects", 0)),
+            "max_bytes": entity.max_bytes, "max_objects": entity.max_objects}
+
+
+@routes.put("/api/v1/workspaces/{name}/quota")
+async def set_workspace_quota(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        await require_on_workspace(session, user, ws, "admin")
+        out = await _set_quota(request, ws, change.workspaces, ws.name)
+    return web.json_response({"workspace": ws.name, **out})
+
+
+@routes.put("/api/v1/users/{username}/quota")
+async def set_user_quota(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        require_admin(await caller(request, session))
+        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
+        if user is None:
+            raise ApiError(404, "NoSuchUser", "no such user")
+        out = await _set_quota(request, user, change.users, user.username)
+    return web.json_response({"user": user.username, **out})
+
+
+@routes.put("/api/v1/roots/{name}/quota")
+async def set_root_quota(request: web.Request) -> web.Response:
+    async with mutation(request.app) as (session, change):
+        require_admin(await caller(request, session))
+        root = await session.scalar(select(Root).where(Root.name == request.match_info["name"]))
+        if root is None:
+            raise ApiError(404, "NoSuchRoot", "no such root")
+        out = await _set_quota(request, root, change.roots, root.name)
+    return web.json_response({"root": root.name, **out})
+
+
+@routes.get("/api/v1/workspaces/{name}/usage")
+async def workspace_usage(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        await require_on_workspace(session, user, ws, "read")
+    return web.json_response({"workspace": ws.name, **await usage_of(request.app[REDIS], "w", ws.name, ws)})
+
+
+@routes.get("/api/v1/users/{username}/usage")
+async def user_usage(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        me = await caller(request, session)
+        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
+        if user is None or (user.id != me.id and not me.is_admin):
+            raise ApiError(404, "NoSuchUser", "no such user")
+    return web.json_response({"user": user.username, **await usage_of(request.app[REDIS], "u", user.username, user)})
+
+
+@routes.get("/api/v1/roots/{name}/usage")
+async def root_usage(request: web.Request) -> web.Response:
+    async with read_session(request.app) as session:
+        me = await caller(request, session)
+        root = await session.scalar(select(Root).where(Root.name == request.match_info["name"]))
+        if root is None:
+            raise ApiError(404, "NoSuchRoot", "no such root")
+        if not me.is_admin and root.node.owner_id != me.id:
+            raise ApiError(403, "Forbidden", "root usage is for system administrators and the node's owner")
+    return web.json_response({"root": root.name, **await usage_of(request.app[REDIS], "r", root.name, root)})
+
+
+@routes.post("/api/v1/workspaces/{name}/usage/reconcile")
+async def reconcile_usage(request: web.Request) -> web.Response:
+    """Count what is really on the node under the workspace's prefix and make usage match it.
+
+    The difference is applied to the workspace, its owner and its root at once, so nothing is
+    counted twice; writes in flight keep their reservations (pending) untouched.
+    """
+    async with read_session(request.app) as session:
+        user = await caller(request, session)
+        ws = await load_workspace(session, request.match_info["name"])
+        await require_on_workspace(session, user, ws, "admin")
+        node, bucket, prefix, owner, root = ws.root.node, ws.root.bucket, ws.prefix, ws.owner.username, ws.root.name
+        client = node_client(request.app, node)
+    try:
+        total_bytes, total_objects = await client.count_prefix(bucket, prefix)
+    except NodeError as exc:
+        raise ApiError(502, "NodeUnavailable", str(exc)) from None
+    redis = request.app[REDIS]
+    current = await redis.hgetall(f"wio:use:w:{ws.name}")
+    delta_bytes = total_bytes - int(current.get("bytes", 0))
+    delta_objects = total_objects - int(current.get("objects", 0))
+    async with redis.pipeline(transaction=True) as pipe:
+        for key in (f"wio:use:w:{ws.name}", f"wio:use:u:{owner}", f"wio:use:r:{root}"):
+            pipe.hincrby(key, "bytes", delta_bytes)
+            pipe.hincrby(key, "objects", delta_objects)
+        await pipe.execute()
+    return web.json_response({"workspace": ws.name, "bytes": total_bytes, "objects": total_objects,
+                              "corrected_bytes": delta_bytes, "corrected_objects": delta_objects})

@@ -1,0 +1,168 @@
+"""CopyObject and UploadPartCopy: read on the source, write on the destination, across workspaces.
+
+When both workspaces live on the same node the node copies server-side; otherwise the proxy streams
+the source from one node into the other (never buffering the object).
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from proxy.call import Call, forwarded_headers
+from proxy.errors import S3Error
+from proxy.listing import S3_NS
+from proxy.objects import head_size, object_params, part_number
+from proxy.relay import STREAM_CHUNK, backend_error, rewritten, xml_response
+from proxy.resources import QUOTAS, UPSTREAM
+
+__all__ = ["copy_object", "upload_part_copy"]
+
+_RANGE_RE = re.compile(r"^bytes=(\d+)-(\d+)$")
+_COPIED_HEADERS = ("content-type", "content-encoding", "content-disposition", "content-language", "cache-control",
+                   "expires")
+_SOURCE_CONDITIONS = {"x-amz-copy-source-if-match": "if-match", "x-amz-copy-source-if-none-match": "if-none-match",
+                      "x-amz-copy-source-if-modified-since": "if-modified-since",
+                      "x-amz-copy-source-if-unmodified-since": "if-unmodified-since"}
+
+
+def _same_node(call: Call) -> bool:
+    return call.source.node.endpoint == call.target.node.endpoint and call.source.ws.bucket is not None
+
+
+def _copy_headers(call: Call) -> dict[str, str]:
+    headers = forwarded_headers(call)
+    signed = set(call.auth.signed_headers)
+    for name, value in call.request.headers.items():
+        lname = name.lower()
+        if lname.startswith("x-amz-copy-source-") and lname in signed:
+            headers[lname] = value
+    return headers
+
+
+def _source_path(call: Call) -> str:
+    src = call.source
+    path = "/" + src.ws.bucket + "/" + quote((src.ws.prefix + call.source_key).encode(), safe="/~")
+    if call.source_version:
+        path += "?versionId=" + quote(call.source_version, safe="")
+    return path
+
+
+def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
+    raw = call.request.headers.get("x-amz-copy-source-range")
+    if raw is None:
+        return None
+    match = _RANGE_RE.match(raw.strip())
+    if not match:
+        raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
+    first, last = int(match.group(1)), int(match.group(2))
+    if first > last or last >= source_size:
+        raise S3Error("InvalidRange", "The copy source range is not satisfiable")
+    return first, last
+
+
+async def _stream_from_source(call: Call, byte_range: tuple[int, int] | None):
+    """GET the source object from its node; returns the response (the caller releases it)."""
+    headers = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
+               if k.lower() in _SOURCE_CONDITIONS}
+    if byte_range is not None:
+        headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+    params = [("versionId", call.source_version)] if call.source_version else []
+    src = call.source
+    resp = await call.request.app[UPSTREAM].send(src.node, "GET", src.ws.bucket, src.ws.prefix + call.source_key,
+                                                 params, headers)
+    if resp.status >= 300:
+        try:
+            error = await backend_error(resp)
+        finally:
+            resp.release()
+        raise S3Error("PreconditionFailed" if resp.status in (304, 412) else error.code, status=412
+                      if resp.status in (304, 412) else error.status)
+    return resp
+
+
+async def _streamed_put(call: Call, extra_params: list[tuple[str, str]], byte_range, replace_metadata: bool):
+    """Cross-node copy: stream the source into the destination; returns the destination's response."""
+    source = await _stream_from_source(call, byte_range)
+    try:
+        if replace_metadata:
+            headers = {k: v for k, v in forwarded_headers(call).items() if not k.startswith("x-amz-copy-source")}
+        else:
+            headers = {k: v for k, v in source.headers.items()
+                       if k.lower() in _COPIED_HEADERS or k.lower().startswith("x-amz-meta-")}
+        headers = {k.lower(): v for k, v in headers.items()}
+        headers["content-length"] = source.headers["Content-Length"]
+        dst = call.target
+        return await call.request.app[UPSTREAM].send(
+            dst.node, "PUT", dst.ws.bucket, call.physical_key, extra_params, headers,
+            body=source.content.iter_chunked(STREAM_CHUNK), payload_hash="UNSIGNED-PAYLOAD")
+    finally:
+        source.release()
+
+
+async def copy_object(call: Call) -> web.StreamResponse:
+    source_size = await head_size(call, call.source, call.source_key)
+    if source_size is None:
+        raise S3Error("NoSuchKey", "The copy source does not exist")
+    old = await head_size(call, call.target, call.key)
+    quotas = call.request.app[QUOTAS]
+    new_object = 0 if old is not None else 1
+    res = await quotas.reserve(call.target.ws, source_size, new_object)
+    try:
+        if _same_node(call):
+            headers = _copy_headers(call)
+            headers["x-amz-copy-source"] = _source_path(call)
+            resp = await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket,
+                                                         call.physical_key, object_params(call), headers)
+        else:
+            replace = call.request.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
+            resp = await _streamed_put(call, [], None, replace)
+    except BaseException:
+        await quotas.release(res)
+        raise
+    if resp.status >= 300:
+        await quotas.release(res)
+        return await rewritten(call, resp)
+    await quotas.settle(res, source_size - (old or 0), new_object)
+    call.extra["bytes_in"] = source_size
+    if _same_node(call):
+        return await rewritten(call, resp)
+    etag, modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
+    resp.release()
+    return xml_response(f'<CopyObjectResult xmlns="{S3_NS}"><ETag>{escape(etag)}</ETag>'
+                        f"<LastModified>{escape(modified)}</LastModified></CopyObjectResult>")
+
+
+async def upload_part_copy(call: Call) -> web.StreamResponse:
+    part = part_number(call)
+    source_size = await head_size(call, call.source, call.source_key)
+    if source_size is None:
+        raise S3Error("NoSuchKey", "The copy source does not exist")
+    byte_range = _copy_range(call, source_size)
+    size = byte_range[1] - byte_range[0] + 1 if byte_range else source_size
+    quotas = call.request.app[QUOTAS]
+    res = await quotas.reserve(call.target.ws, size, 0)
+    try:
+        if _same_node(call):
+            headers = _copy_headers(call)
+            headers["x-amz-copy-source"] = _source_path(call)
+            resp = await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket,
+                                                         call.physical_key, object_params(call), headers)
+        else:
+            params = [("partNumber", str(part)), ("uploadId", call.param("uploadId"))]
+            resp = await _streamed_put(call, params, byte_range, True)
+    except BaseException:
+        await quotas.release(res)
+        raise
+    if resp.status >= 300:
+        await quotas.release(res)
+        return await rewritten(call, resp)
+    res.done = True
+    await quotas.part_uploaded(call.target.ws, call.param("uploadId"), part, size)
+    if _same_node(call):
+        return await rewritten(call, resp)
+    etag = resp.headers.get("ETag", "")
+    resp.release()
+    return xml_response(f'<CopyPartResult xmlns="{S3_NS}"><ETag>{escape(etag)}</ETag></CopyPartResult>')

@@ -1,0 +1,246 @@
+"""Object operations: forwarded to ``{ws prefix}{key}`` on the node, with quotas around every write."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from xml.sax.saxutils import escape
+
+import aiohttp
+from aiohttp import web
+
+from policy.decide import decide_object
+from proxy.addressing import check_key
+from proxy.authz import Target
+from proxy.body import VerifiedBody, read_verified
+from proxy.call import Call, forwarded_headers
+from proxy.errors import S3Error
+from proxy.listing import S3_NS, parse_xml, rewrite_result
+from proxy.quota import Reservation
+from proxy.relay import raise_for_backend, relay, rewritten, xml_response
+from proxy.resources import QUOTAS, UPSTREAM
+from signing import make_body_verifier
+
+__all__ = ["forward_object", "put_object", "delete_object", "upload_part", "abort_upload", "complete_upload",
+           "create_upload", "delete_objects", "head_size", "object_params", "part_number"]
+
+SMALL_BODY = 1 << 20          # bodies up to this size are verified whole before the upstream request starts
+MAX_PUT = 5 << 30             # S3's single-PUT limit
+MAX_PART = 5 << 30
+HEAD_CONCURRENCY = 16
+
+
+def object_params(call: Call) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in call.params if k != "x-id"]
+
+
+async def head_size(call: Call, target: Target, key: str) -> int | None:
+    """Size of ``key`` in ``target`` on its node, or None when there is no such object."""
+    resp = await call.request.app[UPSTREAM].send(target.node, "HEAD", target.ws.bucket, target.ws.prefix + key, [], {})
+    resp.release()
+    if resp.status == 404:
+        return None
+    if resp.status >= 400:
+        raise S3Error("ServiceUnavailable", "The storage node could not be asked for the object's size")
+    return int(resp.headers.get("Content-Length", "0"))
+
+
+async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | None) -> aiohttp.ClientResponse:
+    target = call.target
+    try:
+        resp = await call.request.app[UPSTREAM].send(target.node, call.request.method, target.ws.bucket,
+                                                     call.physical_key, object_params(call), headers, body=body,
+                                                     payload_hash=payload_hash)
+    except (S3Error, aiohttp.ClientError):
+        if isinstance(body, VerifiedBody) and body.error is not None:
+            raise body.error from None
+        raise
+    if isinstance(body, VerifiedBody) and body.error is not None:
+        resp.release()
+        raise body.error
+    return resp
+
+
+async def _prepare_body(call: Call, headers: dict[str, str], limit: int) -> tuple[object, str | None, int]:
+    """The body to forward (bytes when small, else a verified stream), its payload hash, and its length."""
+    verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
+    length = verifier.decoded_length
+    if length is None:
+        raise S3Error("MissingContentLength")
+    if length > limit:
+        raise S3Error("EntityTooLarge", f"This upload is limited to {limit} bytes; use multipart upload")
+    headers["content-length"] = str(length)
+    call.extra["bytes_in"] = length
+    if length <= SMALL_BODY:
+        return await read_verified(call.request, verifier, SMALL_BODY), None, length
+    return VerifiedBody(call.request, verifier, max_bytes=length), "UNSIGNED-PAYLOAD", length
+
+
+async def forward_object(call: Call) -> web.StreamResponse:
+    """Reads and other operations that change no usage: GetObject, HeadObject, tagging, attributes."""
+    headers = forwarded_headers(call)
+    body, payload_hash = None, None
+    if call.op.has_body:
+        body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY)
+    resp = await _send(call, headers, body, payload_hash)
+    if call.op.name == "ListParts":
+        return await rewritten(call, resp)
+    return await relay(call, resp)
+
+
+async def _write_with_quota(call: Call, res: Reservation, send) -> aiohttp.ClientResponse:
+    """Run ``send()`` holding ``res``; release it on any failure, so refused/aborted writes cost nothing."""
+    quotas = call.request.app[QUOTAS]
+    try:
+        resp = await send()
+    except BaseException:
+        await asyncio.shield(quotas.release(res))
+        raise
+    if resp.status >= 300:
+        await quotas.release(res)
+    return resp
+
+
+async def put_object(call: Call) -> web.StreamResponse:
+    headers = forwarded_headers(call)
+    old = await head_size(call, call.target, call.key)
+    body, payload_hash, length = await _prepare_body(call, headers, MAX_PUT)
+    quotas = call.request.app[QUOTAS]
+    res = await quotas.reserve(call.target.ws, length, 0 if old is not None else 1)
+    resp = await _write_with_quota(call, res, lambda: _send(call, headers, body, payload_hash))
+    if resp.status < 300:
+        await quotas.settle(res, length - (old or 0), 0 if old is not None else 1)
+        call.extra["etag"] = resp.headers.get("ETag", "")
+        call.extra["content_type"] = headers.get("content-type", "")
+    return await relay(call, resp)
+
+
+async def delete_object(call: Call) -> web.StreamResponse:
+    old = await head_size(call, call.target, call.key)
+    resp = await _send(call, forwarded_headers(call), None, None)
+    if resp.status < 300 and old is not None:
+        await call.request.app[QUOTAS].adjust(call.target.ws, -old, -1)
+    return await relay(call, resp)
+
+
+def part_number(call: Call) -> int:
+    try:
+        part = int(call.param("partNumber") or "")
+    except ValueError:
+        part = 0
+    if not 1 <= part <= 10000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000")
+    return part
+
+
+async def upload_part(call: Call) -> web.StreamResponse:
+    part = part_number(call)
+    headers = forwarded_headers(call)
+    body, payload_hash, length = await _prepare_body(call, headers, MAX_PART)
+    quotas = call.request.app[QUOTAS]
+    res = await quotas.reserve(call.target.ws, length, 0)
+    resp = await _write_with_quota(call, res, lambda: _send(call, headers, body, payload_hash))
+    if resp.status < 300:
+        res.done = True  # the part stays reserved (pending) until the upload is completed or aborted
+        await quotas.part_uploaded(call.target.ws, call.param("uploadId"), part, length)
+    return await relay(call, resp)
+
+
+async def abort_upload(call: Call) -> web.StreamResponse:
+    resp = await _send(call, forwarded_headers(call), None, None)
+    if resp.status < 300 or resp.status == 404:
+        await call.request.app[QUOTAS].upload_finished(call.target.ws, call.param("uploadId"))
+    return await relay(call, resp)
+
+
+async def complete_upload(call: Call) -> web.StreamResponse:
+    headers = forwarded_headers(call)
+    body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY)
+    old = await head_size(call, call.target, call.key)
+    quotas = call.request.app[QUOTAS]
+    new_object = 0 if old is not None else 1
+    res = await quotas.reserve(call.target.ws, 0, new_object)
+    resp = await _write_with_quota(call, res, lambda: _send(call, headers, body, payload_hash))
+    if resp.status >= 300:
+        return await rewritten(call, resp)
+    # S3 may answer 200 with an error document for CompleteMultipartUpload: read before settling.
+    try:
+        raw = await resp.read()
+    finally:
+        resp.release()
+    if b"<Error>" in raw[:512]:
+        await quotas.release(res)
+        code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
+        raise S3Error(code)
+    size = await head_size(call, call.target, call.key) or 0
+    await quotas.upload_finished(call.target.ws, call.param("uploadId"))
+    await quotas.settle(res, size - (old or 0), new_object)
+    call.extra["bytes_in"] = size
+    return web.Response(body=rewrite_result(raw, workspace=call.bucket, physical_prefix=call.target.ws.prefix),
+                        headers={"Content-Type": "application/xml"})
+
+
+async def create_upload(call: Call) -> web.StreamResponse:
+    resp = await _send(call, forwarded_headers(call), None, None)
+    return await rewritten(call, resp)
+
+
+async def delete_objects(call: Call) -> web.Response:
+    """DeleteObjects: every key authorized on its own; denied keys are reported per key in the result."""
+    verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
+    root = parse_xml(await read_verified(call.request, verifier, 2 << 20))
+    ns = f"{{{S3_NS}}}" if root.tag.startswith("{") else ""
+    quiet = (root.findtext(f"{ns}Quiet") or "").strip().lower() == "true"
+    objects = root.findall(f"{ns}Object")
+    if not objects or len(objects) > 1000:
+        raise S3Error("MalformedXML", "DeleteObjects takes 1 to 1000 keys")
+    allowed: list[str] = []
+    errors: list[tuple[str, str, str]] = []
+    for obj in objects:
+        key = obj.findtext(f"{ns}Key") or ""
+        try:
+            if not key:
+                raise S3Error("InvalidArgument", "An empty key cannot be deleted")
+            check_key(key)
+            if not decide_object(call.target.grants, "write", key).allowed:
+                raise S3Error("AccessDenied")
+            allowed.append(key)
+        except S3Error as exc:
+            errors.append((key, exc.code, exc.message))
+    deleted: list[str] = []
+    if allowed:
+        sem = asyncio.Semaphore(HEAD_CONCURRENCY)
+
+        async def size_of(key: str) -> int | None:
+            async with sem:
+                return await head_size(call, call.target, key)
+        sizes = await asyncio.gather(*(size_of(k) for k in allowed))
+        prefix = call.target.ws.prefix
+        payload = (f'<Delete xmlns="{S3_NS}"><Quiet>false</Quiet>' + "".join(
+            f"<Object><Key>{escape(prefix + k)}</Key></Object>" for k in allowed) + "</Delete>").encode()
+        md5 = base64.b64encode(hashlib.md5(payload).digest()).decode()
+        resp = await call.request.app[UPSTREAM].send(
+            call.target.node, "POST", call.target.ws.bucket, None, [("delete", "")],
+            {"content-type": "application/xml", "content-md5": md5}, body=payload)
+        await raise_for_backend(resp)
+        try:
+            result = parse_xml(await resp.read(), "backend response")
+        finally:
+            resp.release()
+        gone = {(d.findtext(f"{{{S3_NS}}}Key") or "")[len(prefix):] for d in result.iter(f"{{{S3_NS}}}Deleted")}
+        for err in result.iter(f"{{{S3_NS}}}Error"):
+            key = (err.findtext(f"{{{S3_NS}}}Key") or "")[len(prefix):]
+            errors.append((key, err.findtext(f"{{{S3_NS}}}Code") or "InternalError",
+                           err.findtext(f"{{{S3_NS}}}Message") or ""))
+        freed_bytes = freed_objects = 0
+        for key, size in zip(allowed, sizes):
+            if key in gone:
+                deleted.append(key)
+                if size is not None:
+                    freed_bytes, freed_objects = freed_bytes + size, freed_objects + 1
+        await call.request.app[QUOTAS].adjust(call.target.ws, -freed_bytes, -freed_objects)
+        call.extra["deleted_keys"] = deleted
+    parts = [] if quiet else [f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in deleted]
+    parts += [f"<Error><Key>{escape(k)}</Key><Code>{escape(c)}</Code><Message>{escape(m)}</Message></Error>"
+              for k, c, m in errors]
+    return xml_response(f'<DeleteResult xmlns="{S3_NS}">{"".join(parts)}</DeleteResult>')

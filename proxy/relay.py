@@ -1,0 +1,107 @@
+"""Answers from the node, turned into answers to the client: streamed, rewritten, or re-raised as our errors."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from proxy.call import Call
+from proxy.errors import S3Error
+from proxy.listing import parse_xml, rewrite_result
+
+__all__ = ["xml_response", "iso_time", "backend_error", "raise_for_backend", "relay", "rewritten", "HOP_BY_HOP",
+           "STREAM_CHUNK"]
+
+XML_HEADERS = {"Content-Type": "application/xml"}
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+                        "proxy-authenticate", "server", "date", "x-amz-request-id", "x-amz-id-2"})
+STREAM_CHUNK = 1 << 20
+_DEFAULT_CODES = {404: "NoSuchKey", 403: "AccessDenied", 412: "PreconditionFailed", 416: "InvalidRange",
+                  409: "OperationAborted", 400: "InvalidRequest", 411: "MissingContentLength"}
+
+
+def xml_response(body: str, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(body=('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode(), status=status,
+                        headers={**XML_HEADERS, **(headers or {})})
+
+
+def iso_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+async def backend_error(resp: aiohttp.ClientResponse) -> S3Error:
+    """Re-raise a backend error as our own S3 error: its code and status, our message, no physical names."""
+    body = await resp.content.read(64 << 10) if resp.method != "HEAD" else b""
+    code = ""
+    if body:
+        try:
+            code = parse_xml(body, "backend error").findtext("Code") or ""
+        except S3Error:
+            code = ""
+    if resp.status >= 500:
+        if resp.status == 503 or code == "SlowDown":
+            return S3Error("SlowDown", "The storage node is overloaded; please retry", status=503)
+        return S3Error("InternalError", "The storage node reported an internal error", status=502)
+    if resp.status == 304:
+        return S3Error("NotModified", status=304)
+    code = code or _DEFAULT_CODES.get(resp.status, "InvalidRequest")
+    if code == "NoSuchBucket":  # the root's bucket, not the client's: the workspace exists, the key doesn't
+        code = "NoSuchKey"
+    return S3Error(code, status=resp.status)
+
+
+async def raise_for_backend(resp: aiohttp.ClientResponse) -> None:
+    if resp.status >= 300 and resp.status != 304:
+        try:
+            raise await backend_error(resp)
+        finally:
+            resp.release()
+
+
+async def relay(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    """Stream a backend response to the client; a node dying mid-body cuts the client connection."""
+    try:
+        if resp.status >= 400:
+            raise await backend_error(resp)
+        out = web.StreamResponse(status=resp.status)
+        for name, value in resp.headers.items():
+            if name.lower() not in HOP_BY_HOP:
+                out.headers.add(name, value)
+        await out.prepare(call.request)
+        if call.request.method != "HEAD" and resp.status not in (204, 304):
+            call.extra["bytes_out"] = await pump(call.request, out, resp.content.iter_chunked(STREAM_CHUNK))
+        await out.write_eof()
+        return out
+    finally:
+        resp.release()
+
+
+async def pump(request: web.Request, out: web.StreamResponse, chunks: AsyncIterator[bytes]) -> int:
+    sent = 0
+    try:
+        async for chunk in chunks:
+            await out.write(chunk)
+            sent += len(chunk)
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError):
+        # Never finish a short 200: abort so the client sees a broken transfer, not a truncated object.
+        if request.transport is not None:
+            request.transport.abort()
+        raise
+    return sent
+
+
+async def rewritten(call: Call, resp: aiohttp.ClientResponse, **kwargs) -> web.Response:
+    """A small XML result from the node, rewritten into the workspace view."""
+    try:
+        if resp.status >= 400:
+            raise await backend_error(resp)
+        body = await resp.read()
+    finally:
+        resp.release()
+    headers = {k: v for k, v in resp.headers.items()
+               if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "content-type")}
+    if body.strip():
+        body = rewrite_result(body, workspace=call.bucket, physical_prefix=call.target.ws.prefix, **kwargs)
+    return web.Response(body=body, status=resp.status, headers={**headers, **XML_HEADERS})
