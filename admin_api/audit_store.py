@@ -1,4 +1,4 @@
-"""Where the audit trail is kept: PostgreSQL (table ``audit_log``, migration 0003) or Elasticsearch.
+"""Where the audit trail is kept: PostgreSQL (table ``audit_log``, migration 0004) or Elasticsearch.
 
 Both stores take batches of rows made from ``wio:audit`` stream entries (field contract in
 ``wio/events.py``) and answer the API's query newest first. Writes are idempotent on the stream
