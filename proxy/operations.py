@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from policy.permissions import OPERATION_PERMISSIONS
 from proxy.errors import S3Error
 
 __all__ = ["Operation", "classify", "BUCKET_CONFIG_SUBRESOURCES"]
@@ -32,13 +33,13 @@ BUCKET_CONFIG_SUBRESOURCES = frozenset({
 _OBJECT_UNSUPPORTED = frozenset({"acl", "retention", "legal-hold", "restore", "select", "torrent"})
 
 
-def _op(name: str, permission: str | None, has_body: bool = False) -> Operation:
-    return Operation(name, permission, has_body)
+def _op(name: str, has_body: bool = False) -> Operation:
+    return Operation(name, OPERATION_PERMISSIONS[name], has_body)
 
 
-_SERVICE = {"GET": _op("ListBuckets", None)}
-_BUCKET_GET = {"location": _op("GetBucketLocation", "read"), "versioning": _op("GetBucketVersioning", "read"),
-               "uploads": _op("ListMultipartUploads", "read"), "versions": _op("ListObjectVersions", "read")}
+_SERVICE = {"GET": _op("ListBuckets")}
+_BUCKET_GET = {"location": _op("GetBucketLocation"), "versioning": _op("GetBucketVersioning"),
+               "uploads": _op("ListMultipartUploads"), "versions": _op("ListObjectVersions")}
 
 
 def _unsupported(sub: str, bucket_level: bool) -> S3Error:
@@ -63,52 +64,52 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
                 if sub in query:
                     return op
             if query.get("list-type") == "2":
-                return _op("ListObjectsV2", "read")
-            return _op("ListObjects", "read")
+                return _op("ListObjectsV2")
+            return _op("ListObjects")
         if method == "HEAD":
-            return _op("HeadBucket", "read")
+            return _op("HeadBucket")
         if method == "PUT":
-            return _op("CreateBucket", None)
+            return _op("CreateBucket")
         if method == "DELETE":
-            return _op("DeleteBucket", "admin")
+            return _op("DeleteBucket")
         if method == "POST":
             if "delete" in query:
-                return _op("DeleteObjects", None)
+                return _op("DeleteObjects")
             if headers.get("content-type", "").lower().startswith("multipart/form-data"):
-                return _op("PostObject", "write", True)
+                return _op("PostObject", True)
         raise S3Error("MethodNotAllowed")
     for sub in _OBJECT_UNSUPPORTED:
         if sub in query:
             raise _unsupported(sub, False)
     if method == "GET":
         if "uploadId" in query:
-            return _op("ListParts", "read")
+            return _op("ListParts")
         if "tagging" in query:
-            return _op("GetObjectTagging", "read")
+            return _op("GetObjectTagging")
         if "attributes" in query:
-            return _op("GetObjectAttributes", "read")
-        return _op("GetObject", "read")
+            return _op("GetObjectAttributes")
+        return _op("GetObject")
     if method == "HEAD":
-        return _op("HeadObject", "read")
+        return _op("HeadObject")
     if method == "PUT":
         copy = "x-amz-copy-source" in headers
         if "uploadId" in query or "partNumber" in query:
             if "uploadId" not in query or "partNumber" not in query:
                 raise S3Error("InvalidRequest", "UploadPart needs both partNumber and uploadId")
-            return _op("UploadPartCopy", "write") if copy else _op("UploadPart", "write", True)
+            return _op("UploadPartCopy") if copy else _op("UploadPart", True)
         if "tagging" in query:
-            return _op("PutObjectTagging", "write", True)
-        return _op("CopyObject", "write") if copy else _op("PutObject", "write", True)
+            return _op("PutObjectTagging", True)
+        return _op("CopyObject") if copy else _op("PutObject", True)
     if method == "DELETE":
         if "uploadId" in query:
-            return _op("AbortMultipartUpload", "write")
+            return _op("AbortMultipartUpload")
         if "tagging" in query:
-            return _op("DeleteObjectTagging", "write")
-        return _op("DeleteObject", "write")
+            return _op("DeleteObjectTagging")
+        return _op("DeleteObject")
     if method == "POST":
         if "uploads" in query:
-            return _op("CreateMultipartUpload", "write")
+            return _op("CreateMultipartUpload")
         if "uploadId" in query:
-            return _op("CompleteMultipartUpload", "write", True)
+            return _op("CompleteMultipartUpload", True)
         raise S3Error("NotImplemented", "This POST operation on an object is not supported")
     raise S3Error("MethodNotAllowed")
