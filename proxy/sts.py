@@ -1,0 +1,118 @@
+"""An STS-compatible endpoint, so the SDKs' standard credential providers work against wio.
+
+- ``AssumeRoleWithWebIdentity``: the web identity token is a wio login token (JWT); no signature.
+- ``AssumeRole``: signed (SigV4, service ``sts``) with a long-lived wio key; the temporary key
+  inherits that key's scope.
+Both return temporary credentials (access key, secret, session token, expiry) issued through the
+admin API, so they are ordinary wio keys: listed, scoped, and revocable like every other key.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
+
+import jwt
+from aiohttp import web
+
+from proxy.errors import S3Error
+from proxy.resources import API_HTTP, AUTHZ, SETTINGS
+from signing import SigningError, parse_request_auth, verify_signature
+
+__all__ = ["sts_entry", "is_sts_request"]
+
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 900, 43200, 3600
+
+
+def is_sts_request(request: web.Request) -> bool:
+    return request.method == "POST" and request.rel_url.raw_path == "/" and \
+        request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+
+
+def _duration(form: dict[str, str]) -> int:
+    raw = form.get("DurationSeconds", str(DEFAULT_DURATION))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not MIN_DURATION <= value <= MAX_DURATION:
+        raise S3Error("InvalidArgument", f"DurationSeconds must be between {MIN_DURATION} and {MAX_DURATION}")
+    return value
+
+
+async def _issue(request: web.Request, token: str, name: str, duration: int, scope) -> dict:
+    settings = request.app[SETTINGS]
+    body = {"name": name[:128], "expires_in_seconds": duration}
+    if scope is not None:
+        body["scope"] = scope
+    async with request.app[API_HTTP].post(settings.api_url.rstrip("/") + "/api/v1/keys", json=body,
+                                          headers={"Authorization": f"Bearer {token}"}) as resp:
+        data = await resp.json(content_type=None)
+        if resp.status != 201:
+            message = (data or {}).get("error", {}).get("message", "could not issue credentials")
+            raise S3Error("AccessDenied" if resp.status in (401, 403) else "ServiceUnavailable", message)
+        return data
+
+
+def _credentials_xml(action: str, creds: dict, extra: str) -> web.Response:
+    expiration = creds["expires_at"]
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{STS_NS}"><{action}Result>'
+            f"<Credentials><AccessKeyId>{creds['access_key_id']}</AccessKeyId>"
+            f"<SecretAccessKey>{escape(creds['secret_access_key'])}</SecretAccessKey>"
+            f"<SessionToken>{escape(creds['session_token'])}</SessionToken>"
+            f"<Expiration>{expiration}</Expiration></Credentials>{extra}</{action}Result>"
+            f"<ResponseMetadata><RequestId>{creds['access_key_id']}</RequestId></ResponseMetadata>"
+            f"</{action}Response>")
+    return web.Response(body=body.encode(), content_type="text/xml")
+
+
+def _login_token(settings, user: str, ttl: int = 60) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": user, "iat": now, "exp": now + ttl, "typ": "wio-login"}, settings.jwt_secret,
+                      algorithm="HS256")
+
+
+async def sts_entry(request: web.Request) -> web.StreamResponse:
+    raw = await request.content.read((64 << 10) + 1)
+    if len(raw) > 64 << 10:
+        raise S3Error("MaxMessageLengthExceeded", "STS requests are limited to 64 KiB")
+    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    action = form.get("Action", "")
+    request["operation"] = action or "STS"
+    settings = request.app[SETTINGS]
+    if action == "AssumeRoleWithWebIdentity":
+        token = form.get("WebIdentityToken", "")
+        try:
+            claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"],
+                                options={"require": ["sub", "exp"]})
+        except jwt.PyJWTError:
+            raise S3Error("AccessDenied", "The web identity token is not a valid wio login token") from None
+        request["user"] = claims["sub"]
+        creds = await _issue(request, token, form.get("RoleSessionName", "web-identity"), _duration(form), None)
+        extra = f"<SubjectFromWebIdentityToken>{escape(claims['sub'])}</SubjectFromWebIdentityToken>"
+        return _credentials_xml(action, creds, extra)
+    if action == "AssumeRole":
+        # STS signs the form body itself (no x-amz-content-sha256 header): present its hash as that header.
+        headers = list(request.headers.items()) + [("x-amz-content-sha256", hashlib.sha256(raw).hexdigest())]
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        try:
+            auth = parse_request_auth("POST", raw_path, raw_query, headers, now=datetime.now(timezone.utc),
+                                      region=settings.region, service="sts")
+            if auth is None:
+                raise S3Error("AccessDenied", "AssumeRole must be signed with a wio access key")
+            caller, _ = await request.app[AUTHZ].load(auth.access_key_id, auth.session_token, [])
+            verify_signature(auth, caller.secret_key, "POST", raw_path, raw_query, headers)
+        except SigningError as exc:
+            raise S3Error(exc.code, exc.message) from None
+        request["user"], request["access_key"] = caller.user, caller.access_key_id
+        if caller.temporary:
+            raise S3Error("AccessDenied", "Temporary credentials cannot assume a role; use a long-lived key")
+        creds = await _issue(request, _login_token(settings, caller.user), form.get("RoleSessionName", "assumed"),
+                             _duration(form), caller.scope)
+        arn = f"arn:aws:sts::wio:assumed-role/{escape(caller.user)}/{escape(form.get('RoleSessionName', ''))}"
+        extra = f"<AssumedRoleUser><Arn>{arn}</Arn><AssumedRoleId>{creds['access_key_id']}</AssumedRoleId></AssumedRoleUser>"
+        return _credentials_xml(action, creds, extra)
+    raise S3Error("NotImplemented", f"The STS action '{action}' is not supported by wio")
