@@ -1,0 +1,139 @@
+"""Browser form uploads (POST Object with a SigV4 POST policy).
+
+The form's policy is verified by ``signing.post_policy`` (signature, expiration, every condition,
+and that the form cannot redirect the upload to another bucket); then the caller's key must hold
+write on the resulting key, like any PutObject. The file part has no length of its own, so it is
+spooled to a temporary file (bounded by the policy's content-length-range, never held in memory)
+and sent to the node with a known Content-Length, inside a quota reservation.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from datetime import datetime, timezone
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from policy.decide import decide_object
+from proxy.addressing import check_key
+from proxy.call import Call
+from proxy.errors import S3Error
+from proxy.listing import S3_NS
+from proxy.objects import head_size
+from proxy.operations import Operation
+from proxy.relay import backend_error
+from proxy.resources import AUTHZ, QUOTAS, SETTINGS, UPSTREAM
+from signing import SigningError, parse_post_policy, verify_post_policy
+
+__all__ = ["post_object"]
+
+MAX_FIELDS, MAX_FIELD_BYTES = 64, 64 << 10
+MAX_POST = 5 << 30
+_KEPT_FIELDS = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
+
+
+async def _read_form(request: web.Request):
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError):
+        raise S3Error("MalformedPOSTRequest") from None
+    fields: dict[str, str] = {}
+    while True:
+        part = await reader.next()
+        if part is None:
+            raise S3Error("InvalidArgument", "POST requires exactly one file upload per request")
+        if part.name is None:
+            raise S3Error("MalformedPOSTRequest")
+        if part.name.lower() == "file":
+            return fields, part
+        if len(fields) >= MAX_FIELDS:
+            raise S3Error("MalformedPOSTRequest", "Too many form fields")
+        value = await part.read_chunk(MAX_FIELD_BYTES + 1)
+        if len(value) > MAX_FIELD_BYTES or not part.at_eof():
+            raise S3Error("MaxMessageLengthExceeded", "A form field is too large")
+        fields[part.name] = value.decode("utf-8", "replace")
+
+
+async def _spool(part, limit: int) -> tuple[tempfile.SpooledTemporaryFile, int]:
+    spool = tempfile.TemporaryFile()
+    size = 0
+    loop = asyncio.get_running_loop()
+    while True:
+        chunk = await part.read_chunk(1 << 20)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            spool.close()
+            raise S3Error("EntityTooLarge", "The file is larger than the policy allows")
+        await loop.run_in_executor(None, spool.write, chunk)
+    spool.seek(0)
+    return spool, size
+
+
+async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    request["operation"], request["bucket"] = "PostObject", bucket
+    fields, file_part = await _read_form(request)
+    try:
+        policy = parse_post_policy(fields, now=datetime.now(timezone.utc), region=settings.region)
+    except SigningError as exc:
+        raise S3Error(exc.code, exc.message) from None
+    request["access_key"] = policy.access_key_id
+    caller, (target,) = await request.app[AUTHZ].load(policy.access_key_id, policy.session_token, [bucket])
+    request["user"] = caller.user
+    try:
+        result = verify_post_policy(policy, caller.secret_key, bucket=bucket)
+    except SigningError as exc:
+        raise S3Error(exc.code, exc.message) from None
+    if target is None:
+        raise S3Error("NoSuchBucket")
+    key = (result.key or "").replace("${filename}", os.path.basename(file_part.filename or ""))
+    if not key:
+        raise S3Error("InvalidArgument", "The form must give a key")
+    check_key(key)
+    call = Call(request=request, op=Operation("PostObject", "write", True), bucket=bucket, key=key, params=[],
+                caller=caller, auth=None, signing_ctx=None, target=target)
+    request["call"] = call
+    decision = decide_object(target.grants, "write", key)
+    if not decision.allowed:
+        raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
+    low, high = result.content_length_range or (0, MAX_POST)
+    spool, size = await _spool(file_part, min(high, MAX_POST))
+    with spool:
+        if size < low:
+            raise S3Error("EntityTooSmall", "The file is smaller than the policy requires")
+        form = {k.lower(): v for k, v in fields.items()}
+        headers = {k: form[k] for k in _KEPT_FIELDS if k in form}
+        headers.update({k: v for k, v in form.items() if k.startswith("x-amz-meta-")})
+        if "content-type" not in headers and file_part.headers.get("Content-Type"):
+            headers["content-type"] = file_part.headers["Content-Type"]
+        headers["content-length"] = str(size)
+        old = await head_size(call, target, key)
+        quotas = request.app[QUOTAS]
+        res = await quotas.reserve(target.ws, size, 0 if old is not None else 1)
+        try:
+            resp = await request.app[UPSTREAM].send(target.node, "PUT", target.ws.bucket, target.ws.prefix + key, [],
+                                                    headers, body=spool, payload_hash="UNSIGNED-PAYLOAD")
+        except BaseException:
+            await quotas.release(res)
+            raise
+        try:
+            if resp.status >= 300:
+                await quotas.release(res)
+                raise await backend_error(resp)
+            await quotas.settle(res, size - (old or 0), 0 if old is not None else 1)
+            etag = resp.headers.get("ETag", "")
+        finally:
+            resp.release()
+    call.decided_by = decision.reason
+    call.extra.update(bytes_in=size, etag=etag, content_type=headers.get("content-type", ""))
+    status = form.get("success_action_status", "204")
+    if status == "201":
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse xmlns="{S3_NS}"><Location>/{escape(bucket)}/'
+                f"{escape(key)}</Location><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key>"
+                f"<ETag>{escape(etag)}</ETag></PostResponse>")
+        return web.Response(status=201, body=body.encode(), headers={"Content-Type": "application/xml", "ETag": etag})
+    return web.Response(status=200 if status == "200" else 204, headers={"ETag": etag})
