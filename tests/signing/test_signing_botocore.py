@@ -207,7 +207,7 @@ def test_list_objects_with_awkward_prefix() -> None:
 KEY_ALPHABET = st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(list(" +%~/!*'()&=?#;:,$@[]"))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(database=None, max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     key=st.text(KEY_ALPHABET, min_size=1, max_size=40),
     secret=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40),
@@ -230,7 +230,7 @@ def test_random_keys_and_secrets(key: str, secret: str, prefix: str, meta: str) 
         verify_signature(auth, secret + "!", "GET", parts.path, parts.query, headers)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(database=None, max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.text(KEY_ALPHABET, min_size=1, max_size=30), data=st.data())
 def test_sigv4auth_low_level_with_random_headers(key: str, data) -> None:
     """botocore.auth.S3SigV4Auth on a hand-built request: header values with odd white space."""
