@@ -4,10 +4,11 @@ Follows "Create a canonical request" in the IAM user guide (create-signed-reques
 S3's differences, "Signature Calculations for the Authorization Header" in the S3 API reference:
 
 - canonical URI: S3 signs the path as sent, never normalised (no dot-segment removal, no slash
-  collapsing) and URI-encoded once. We percent-decode the wire path to bytes and re-encode every
-  byte outside the unreserved set (``A-Z a-z 0-9 - . _ ~``) with uppercase hex, keeping ``/``, so
-  an already-canonical path is unchanged and a sloppy one (``$``, lowercase hex, raw UTF-8)
-  canonicalises the way the client's own signer did. Other services normalise the path and
+  collapsing) and URI-encoded once. We percent-decode each ``/``-separated segment of the wire
+  path to bytes and re-encode every byte outside the unreserved set (``A-Z a-z 0-9 - . _ ~``)
+  with uppercase hex, so an already-canonical path is unchanged, a sloppy one (``$``, lowercase
+  hex, raw UTF-8) canonicalises the way the client's own signer did, and an encoded slash
+  (``%2F``) stays encoded inside its segment. Other services normalise the path and
   encode it a second time; ``normalize`` and ``double_encode`` give that behaviour for the
   generic test vectors.
 - canonical query: every parameter decoded (``+`` is a space, as Go's and Java's form encoders
@@ -20,6 +21,7 @@ Header values are ``str``; bytes that are not UTF-8 are expected as surrogate es
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
@@ -68,6 +70,9 @@ def uri_encode(data: bytes, *, keep_slash: bool) -> str:
     return quote_from_bytes(data, safe="/" if keep_slash else "")
 
 
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
+
+
 def _to_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
@@ -86,7 +91,12 @@ def canonical_uri(raw_path: str, *, normalize: bool = False, double_encode: bool
         return quote(path or "/", safe="/~", errors="surrogateescape")
     if normalize:
         raw_path = remove_dot_segments(raw_path) or "/"
-    return quote_from_bytes(unquote_to_bytes(_to_bytes(raw_path)), safe="/")
+    if _PLAIN_PATH.fullmatch(raw_path):
+        return raw_path
+    # segment by segment, so that an encoded slash (%2F) stays inside its segment
+    return "/".join(
+        quote_from_bytes(unquote_to_bytes(_to_bytes(segment)), safe="") for segment in raw_path.split("/")
+    )
 
 
 def remove_dot_segments(path: str) -> str:

@@ -75,6 +75,7 @@ def sign_request_with_context(
     add_content_sha256: bool | None = None,
     normalize_path: bool = False,
     double_encode_path: bool = False,
+    headers_to_sign: Iterable[str] | None = None,
 ) -> tuple[dict[str, str], SigningContext]:
     """Like ``sign_request``, also returning the ``SigningContext`` to sign aws-chunked chunks with."""
     date = amz_date(now)
@@ -86,9 +87,10 @@ def sign_request_with_context(
     if session_token:
         added["X-Amz-Security-Token"] = session_token
     replaced = {name.lower() for name in added}
+    chosen = None if headers_to_sign is None else {name.lower() for name in headers_to_sign} | {"host"}
     header_map = {
         name: values for name, values in collect_headers(headers).items()
-        if name not in UNSIGNED_HEADERS and name not in replaced
+        if name not in replaced and (name not in UNSIGNED_HEADERS if chosen is None else name in chosen)
     }
     for name, value in added.items():
         header_map[name.lower()] = [value]
@@ -129,6 +131,7 @@ def sign_request(
     add_content_sha256: bool | None = None,
     normalize_path: bool = False,
     double_encode_path: bool = False,
+    headers_to_sign: Iterable[str] | None = None,
 ) -> dict[str, str]:
     """Sign a request with an Authorization header; return the headers to add.
 
@@ -143,6 +146,7 @@ def sign_request(
         secret_key=secret_key, region=region, now=now, service=service,
         session_token=session_token, add_content_sha256=add_content_sha256,
         normalize_path=normalize_path, double_encode_path=double_encode_path,
+        headers_to_sign=headers_to_sign,
     )
     return added
 
