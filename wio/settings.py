@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "normalize_database_url"]
 
 
 class SettingsError(ValueError):
@@ -94,7 +94,7 @@ class Settings:
         env = os.environ if env is None else env
         api_port = _int(env, "WIO_API_PORT", 8080)
         return cls(
-            database_url=_normalize_db_url(_required(env, "WIO_DATABASE_URL")),
+            database_url=normalize_database_url(_required(env, "WIO_DATABASE_URL")),
             redis_url=_required(env, "WIO_REDIS_URL"),
             master_key=derive_master_key(_required(env, "WIO_MASTER_KEY")),
             jwt_secret=_jwt_secret(env),
@@ -140,7 +140,7 @@ class Settings:
         return env
 
 
-def _normalize_db_url(url: str) -> str:
+def normalize_database_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` and use the asyncpg driver."""
     for plain in ("postgresql://", "postgres://"):
         if url.startswith(plain):
