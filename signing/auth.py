@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -53,6 +54,8 @@ PAYLOAD_HASH_KEYWORDS = frozenset(
 )
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 
+_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _UNSUPPORTED = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
 _QUERY_PARAMS_REQUIRED = (
@@ -80,6 +83,10 @@ class ParsedAuth:
     signed_headers_raw: str  # the SignedHeaders value exactly as sent (it is signed as sent)
     content_sha256: str | None  # the x-amz-content-sha256 header: says how the body is encoded
     request_time: int  # amz_date as a Unix timestamp
+    # the headers as parse_request_auth indexed them (name -> values), and the object they came
+    # from: verify_signature reuses the index when it is handed that same object
+    header_map: HeaderMap = field(default_factory=dict, repr=False, compare=False)
+    headers_source: Any = field(default=None, repr=False, compare=False)
 
     @property
     def scope(self) -> str:
@@ -92,6 +99,7 @@ class ParsedAuth:
         return None if self.expires is None else self.request_time + self.expires
 
 
+@lru_cache(maxsize=1024)  # on a busy proxy many requests share the same second
 def parse_amz_date(value: str) -> int | None:
     """``yyyymmddTHHMMSSZ`` to a Unix timestamp, or None when it isn't exactly that."""
     if len(value) != 16 or value[8] != "T" or value[15] != "Z":
@@ -102,11 +110,11 @@ def parse_amz_date(value: str) -> int | None:
     try:
         moment = datetime(
             int(value[0:4]), int(value[4:6]), int(value[6:8]),
-            int(value[9:11]), int(value[11:13]), int(value[13:15]), tzinfo=timezone.utc,
+            int(value[9:11]), int(value[11:13]), int(value[13:15]),
         )
     except ValueError:
         return None
-    return int(moment.timestamp())
+    return (moment - _EPOCH) // _SECOND
 
 
 def _epoch(now: datetime) -> float:
@@ -237,13 +245,13 @@ def parse_request_auth(
         )
     if authorization is not None:
         return _parse_header_auth(header_map, authorization, now=now, region=region, service=service,
-                                  max_skew_seconds=max_skew_seconds)
+                                  max_skew_seconds=max_skew_seconds, headers_source=headers)
     return _parse_presigned(header_map, query, now=now, region=region, service=service,
-                            max_skew_seconds=max_skew_seconds)
+                            max_skew_seconds=max_skew_seconds, headers_source=headers)
 
 
 def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: datetime, region: str,
-                       service: str, max_skew_seconds: int) -> ParsedAuth:
+                       service: str, max_skew_seconds: int, headers_source: Any) -> ParsedAuth:
     if len(authorization) != 1:
         raise SigningError("InvalidRequest", "The Authorization header may only appear once.")
     _, credential, signed_raw, signature = parse_authorization_header(authorization[0])
@@ -296,6 +304,8 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
         signed_headers_raw=signed_raw,
         content_sha256=content_sha256,
         request_time=request_time,
+        header_map=header_map,
+        headers_source=headers_source,
     )
 
 
@@ -313,7 +323,7 @@ def _from_http_date(value: str | None) -> tuple[int | None, str | None]:
 
 
 def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now: datetime, region: str,
-                     service: str, max_skew_seconds: int) -> ParsedAuth:
+                     service: str, max_skew_seconds: int, headers_source: Any) -> ParsedAuth:
     code, prefix = "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter;"
     params: dict[str, str] = {}
     for name, value in query:
@@ -378,4 +388,6 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
         signed_headers_raw=signed_raw,
         content_sha256=content_sha256 if content_sha256 is not None else payload_hash,
         request_time=request_time,
+        header_map=header_map,
+        headers_source=headers_source,
     )

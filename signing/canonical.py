@@ -70,7 +70,12 @@ def uri_encode(data: bytes, *, keep_slash: bool) -> str:
     return quote_from_bytes(data, safe="/" if keep_slash else "")
 
 
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
+# A path already in canonical form: unreserved characters, "/" and uppercase %XX escapes of bytes
+# outside the unreserved set (what botocore and most SDKs send). It is its own canonical URI.
+_ESCAPED_RESERVED = r"%(?:[01][0-9A-F]|2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-DF]|[89A-F][0-9A-F])"
+_CANONICAL_PATH = re.compile(rf"(?:[A-Za-z0-9\-._~/]|{_ESCAPED_RESERVED})*")
+# the same for one query component, where "/" must be escaped
+_CANONICAL_COMPONENT = re.compile(rf"(?:[A-Za-z0-9\-._~]|{_ESCAPED_RESERVED})*")
 
 
 def _to_bytes(text: str) -> bytes:
@@ -91,7 +96,7 @@ def canonical_uri(raw_path: str, *, normalize: bool = False, double_encode: bool
         return quote(path or "/", safe="/~", errors="surrogateescape")
     if normalize:
         raw_path = remove_dot_segments(raw_path) or "/"
-    if _PLAIN_PATH.fullmatch(raw_path):
+    if _CANONICAL_PATH.fullmatch(raw_path):
         return raw_path
     # segment by segment, so that an encoded slash (%2F) stays inside its segment
     return "/".join(
@@ -153,11 +158,30 @@ def canonical_query_from_pairs(pairs: Iterable[tuple[str, str]], *, exclude: str
     return "&".join(f"{name}={value}" for name, value in encoded)
 
 
+def _canonical_component(raw: str) -> str:
+    if _CANONICAL_COMPONENT.fullmatch(raw):
+        return raw
+    return _encode_component(_form_decode(raw))
+
+
 def canonical_query(raw_query: str, *, exclude: str | None = None) -> str:
-    """The CanonicalQueryString line for a raw query string as received."""
+    """The CanonicalQueryString line for a raw query string as received.
+
+    Same result as decoding with ``parse_query`` and re-encoding with
+    ``canonical_query_from_pairs``; components already in canonical form are kept as they are.
+    """
     if not raw_query:
         return ""
-    return canonical_query_from_pairs(parse_query(raw_query), exclude=exclude)
+    encoded = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        name = _canonical_component(name)
+        if name != exclude:
+            encoded.append((name, _canonical_component(value)))
+    encoded.sort()
+    return "&".join(f"{name}={value}" for name, value in encoded)
 
 
 def canonical_header_value(values: list[str]) -> str:

@@ -68,10 +68,10 @@ def request_canonical_request(
     double_encode_path: bool = False,
 ) -> str:
     """The canonical request the client must have signed, from the request as received."""
-    headers = dict(header_map)
+    headers = header_map
     if "expect" in auth.signed_headers and "expect" not in headers:
         # Some HTTP stacks drop "Expect: 100-continue" after answering it; it was signed as sent.
-        headers["expect"] = ["100-continue"]
+        headers = {**header_map, "expect": ["100-continue"]}
     query = canonical_query(raw_query, exclude="X-Amz-Signature" if auth.kind == "presigned" else None)
     return canonical_request(
         method,
@@ -99,8 +99,10 @@ def verify_signature(
     Pass the same request pieces that were given to ``parse_request_auth``. The path options are
     for non-S3 services only (the generic test vectors).
     """
+    # parse_request_auth already indexed these very headers: reuse its map
+    header_map = auth.header_map if headers is auth.headers_source else collect_headers(headers)
     creq = request_canonical_request(
-        auth, method, raw_path, raw_query, collect_headers(headers),
+        auth, method, raw_path, raw_query, header_map,
         normalize_path=normalize_path, double_encode_path=double_encode_path,
     )
     scope = auth.scope

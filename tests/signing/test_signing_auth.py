@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote, quote_from_bytes, quote_plus, unquote_to_bytes
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from signing import (
     EMPTY_SHA256,
@@ -13,6 +17,7 @@ from signing import (
     SigningError,
     canonical_headers,
     canonical_query,
+    canonical_query_from_pairs,
     canonical_request,
     collect_headers,
     canonical_uri,
@@ -24,6 +29,7 @@ from signing import (
     verify_post_policy,
     verify_signature,
 )
+from signing.canonical import parse_query
 from signing.keys import derive_signing_key, signature, string_to_sign
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -403,3 +409,37 @@ def test_post_policy_bad_conditions(condition) -> None:
 def test_post_policy_expired() -> None:
     error = error_of(lambda: check_post(post_form([], expiration="2024-01-02T03:00:00Z")))
     assert error.code == "AccessDenied" and "expired" in error.message
+
+
+_COMPONENT = st.text(st.characters(blacklist_categories=("Cs",)) | st.sampled_from(list("+%/~ =&-._")), max_size=12)
+
+
+def _sloppy_encode(text: str, how: int) -> str:
+    """Encode a query component the ways different clients do."""
+    encoded = quote(text, safe="-_.~" if how != 2 else "-_.~/!$'()*,;:@")
+    if how == 1:  # lowercase hex
+        encoded = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)
+    if how == 3:  # form encoding: space as '+'
+        encoded = quote_plus(text, safe="-_.~")
+    if how == 4:  # escape unreserved characters too
+        encoded = "".join(f"%{ord(c):02X}" if c in "-_.~a" else c for c in encoded)
+    return encoded
+
+
+@settings(database=None, max_examples=80, deadline=None)
+@given(pairs=st.lists(st.tuples(_COMPONENT, _COMPONENT), max_size=4), how=st.integers(0, 4))
+def test_canonical_query_fast_path_equals_decoding(pairs, how) -> None:
+    raw = "&".join(f"{_sloppy_encode(n, how)}={_sloppy_encode(v, how)}" for n, v in pairs)
+    expected = canonical_query_from_pairs(parse_query(raw))
+    assert canonical_query(raw) == expected
+    strict = "&".join(f"{quote(n, safe='-_.~')}={quote(v, safe='-_.~')}" for n, v in pairs if n or v)
+    assert canonical_query(strict) == canonical_query_from_pairs([(n, v) for n, v in pairs if n or v])
+
+
+@settings(database=None, max_examples=80, deadline=None)
+@given(segments=st.lists(_COMPONENT, min_size=1, max_size=4), how=st.integers(0, 4))
+def test_canonical_uri_fast_path_equals_segment_decoding(segments, how) -> None:
+    raw = "/" + "/".join(_sloppy_encode(s, how).replace("+", "%2B" if how == 3 else "+") for s in segments)
+    slow = "/".join(quote_from_bytes(unquote_to_bytes(seg), safe="") for seg in raw.split("/"))
+    assert canonical_uri(raw) == slow
+    assert canonical_uri(slow) == slow
