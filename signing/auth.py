@@ -164,7 +164,9 @@ def _check_scope(date: str, region: str, service: str, terminator: str, amz_date
     if len(date) != 8 or not date.isdigit() or date != amz_date[:8]:
         raise SigningError(code, f"{prefix} Invalid credential date {date!r}. Date is not the same as X-Amz-Date.")
     if region != expected_region:
-        raise SigningError(code, f"{prefix} the region {region!r} is wrong; expecting {expected_region!r}")
+        # S3 names the right region in a <Region> element; SDKs read it and retry there
+        raise SigningError(code, f"{prefix} the region {region!r} is wrong; expecting {expected_region!r}",
+                           details={"Region": expected_region})
     if service != expected_service:
         raise SigningError(code, f"{prefix} incorrect service {service!r}. This endpoint belongs to {expected_service!r}.")
     if terminator != "aws4_request":
