@@ -229,10 +229,11 @@ def parse_request_auth(
     ``(name, value)`` pairs or a (multi)dict; ``now`` is the current time (aware, or naive UTC).
     Raises ``SigningError`` with S3's code when the request is malformed, too old or not covered.
     """
-    del method, raw_path  # part of the request's identity; only verify_signature needs them
+    del method, raw_path  # the signature covers them: verify_signature uses them
     header_map = collect_headers(headers)
     authorization = header_map.get("authorization")
-    query = parse_query(raw_query) if raw_query else []
+    # decode the query only when it may carry credentials (the common request has none)
+    query = parse_query(raw_query) if raw_query and ("X-Amz-" in raw_query or "AWSAccessKeyId" in raw_query) else []
     presigned = any(name in _PRESIGN_KEYS for name, _ in query)
     if authorization is None and not presigned:
         names = {name for name, _ in query}

@@ -65,10 +65,10 @@ def derive_signing_key(secret_access_key: str, date: str, region: str, service: 
     """kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")."""
     key = ("AWS4" + secret_access_key).encode("utf-8")
     for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), _sha256).digest()
+        key = hmac.digest(key, part.encode("utf-8"), "sha256")
     return key
 
 
 def signature(signing_key: bytes, string_to_sign: str) -> str:
     """Lowercase hex HMAC-SHA256 of the string to sign."""
-    return hmac.new(signing_key, string_to_sign.encode("utf-8"), _sha256).hexdigest()
+    return hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()

@@ -67,6 +67,19 @@ class PostPolicyResult:
     content_length_range: tuple[int, int] | None  # enforce while the file streams
     key: str | None
 
+    def check_size(self, size: int, *, final: bool) -> None:
+        """Enforce content-length-range: call with the bytes received so far as the file streams
+        (``final=False``: refuses as soon as it is too large) and with the total at the end."""
+        if self.content_length_range is None:
+            return
+        low, high = self.content_length_range
+        if size > high:
+            raise SigningError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
+                               details={"MaxSizeAllowed": str(high)})
+        if final and size < low:
+            raise SigningError("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size",
+                               details={"MinSizeAllowed": str(low)})
+
 
 def _denied(message: str) -> SigningError:
     return SigningError("AccessDenied", f"Invalid according to Policy: {message}")

@@ -46,7 +46,7 @@ class SigningContext:
             f"AWS4-HMAC-SHA256-PAYLOAD\n{self.amz_date}\n{self.scope}\n{previous_signature}\n"
             f"{EMPTY_SHA256}\n{chunk_sha256}"
         )
-        return hmac.new(self.signing_key, sts.encode("utf-8"), _sha256).hexdigest()
+        return hmac.digest(self.signing_key, sts.encode("utf-8"), "sha256").hex()
 
     def trailer_signature(self, previous_signature: str, canonical_trailers: bytes) -> str:
         """Signature of the trailing headers, chained from the final (empty) chunk's signature."""
@@ -54,7 +54,7 @@ class SigningContext:
             f"AWS4-HMAC-SHA256-TRAILER\n{self.amz_date}\n{self.scope}\n{previous_signature}\n"
             f"{_sha256(canonical_trailers).hexdigest()}"
         )
-        return hmac.new(self.signing_key, sts.encode("utf-8"), _sha256).hexdigest()
+        return hmac.digest(self.signing_key, sts.encode("utf-8"), "sha256").hex()
 
 
 def request_canonical_request(
@@ -108,7 +108,7 @@ def verify_signature(
     scope = auth.scope
     sts = string_to_sign(auth.amz_date, scope, creq)
     key = derive_signing_key(secret_access_key, auth.scope_date, auth.region, auth.service)
-    expected = hmac.new(key, sts.encode("utf-8"), _sha256).hexdigest()
+    expected = hmac.digest(key, sts.encode("utf-8"), "sha256").hex()
     if not hmac.compare_digest(expected, auth.signature):
         raise SigningError(
             "SignatureDoesNotMatch",

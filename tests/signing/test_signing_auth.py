@@ -369,6 +369,12 @@ def test_post_policy_conditions() -> None:
               "success_action_status": "201"}
     result = check_post(post_form(conditions, fields=fields))
     assert result.content_length_range == (0, 100) and result.key == "a/b.txt"
+    result.check_size(100, final=True)
+    assert error_of(lambda: result.check_size(101, final=False)).code == "EntityTooLarge"
+    ranged = check_post(post_form([{"bucket": "ws"}, ["starts-with", "$key", ""],
+                                   ["content-length-range", 10, 20]]))
+    ranged.check_size(5, final=False)
+    assert error_of(lambda: ranged.check_size(5, final=True)).code == "EntityTooSmall"
     for name, value in (("acl", "Private"), ("Content-Type", "image/png, text/html"), ("key", "b/a.txt"),
                         ("success_action_status", "301")):
         error = error_of(lambda: check_post(post_form(conditions, fields={**fields, name: value})))
