@@ -274,11 +274,14 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
         raise SigningError(code, f"{prefix} the Signature must be 64 lowercase hexadecimal digits.")
     signed = _split_signed_headers(signed_raw, code, prefix)
 
-    if abs(_epoch(now) - request_time) > max_skew_seconds:
+    current = _epoch(now)
+    if abs(current - request_time) > max_skew_seconds:
+        server_time = datetime.fromtimestamp(int(current), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         raise SigningError(
             "RequestTimeTooSkewed",
             "The difference between the request time and the current time is too large.",
-            details={"RequestTime": amz_date, "MaxAllowedSkewMilliseconds": str(max_skew_seconds * 1000)},
+            details={"RequestTime": amz_date, "ServerTime": server_time,
+                     "MaxAllowedSkewMilliseconds": str(max_skew_seconds * 1000)},
         )
 
     content_sha256 = _single(header_map, "x-amz-content-sha256")

@@ -219,7 +219,7 @@ class BodyVerifier:
                 raise SigningError("MalformedTrailerError", "The x-amz-trailer-signature is missing.")
             canonical = "".join(f"{name}:{value}\n" for name, value in sorted(trailers.items()))
             expected = self._context.trailer_signature(self._previous_signature, canonical.encode("ascii"))
-            if not hmac.compare_digest(expected, signature.encode("ascii").decode("ascii")):
+            if not hmac.compare_digest(expected, signature):
                 raise SigningError(
                     "SignatureDoesNotMatch",
                     "The trailer signature we calculated does not match the one you provided.",

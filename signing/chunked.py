@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CHUNK_SIZE = 16 * 1024 * 1024
-_MAX_LINE = 4096  # a chunk line is ~90 bytes, a checksum trailer ~70
+_MAX_LINE = 1024  # a chunk line is ~90 bytes, a checksum trailer ~70
 _MAX_TRAILER_BYTES = 16 * 1024
 _SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
 _SIGNATURE = re.compile(rb"[0-9a-f]{64}")
