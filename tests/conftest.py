@@ -53,7 +53,8 @@ def stack(pg_service, redis_service, s3_node):
 
 
 def s3_client(endpoint: str, key: dict, **config):
-    cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"}, **config)
+    cfg = Config(s3={"addressing_style": "path"}, signature_version="s3v4",
+                 retries={"max_attempts": 1, "mode": "standard"}, **config)
     return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key["access_key_id"],
                         aws_secret_access_key=key["secret_access_key"], aws_session_token=key.get("session_token"),
                         region_name="us-east-1", config=cfg)
