@@ -1,0 +1,236 @@
+"""The embedded search backend: PostgreSQL full-text search over ``search_objects`` (migration 0003).
+
+Each object row carries a ``tsvector`` of its key's and content type's words ('simple' configuration:
+no stemming, no stop words — paths are not prose). A query's words become a prefix ``tsquery``
+(``run:* & csv:*``) answered by the GIN index; access filters become ``workspace = ANY(...)`` and
+``(workspace = $w AND key LIKE $prefix%)`` terms answered by the primary key's btree (keys use the "C"
+collation, so LIKE prefixes are index ranges and ORDER BY is S3's byte order).
+
+Writes are set-based (``unnest`` of column arrays): one statement per batch, whatever its size.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from indexer.backend import SearchBackend
+from indexer.documents import (AGGREGATIONS, Bucket, Fingerprint, ObjectDoc, Readable, Removal, SearchFilters,
+                               SearchHit, SearchResult, extension_of, words)
+
+__all__ = ["PostgresBackend", "like_prefix"]
+
+_UPSERT = text("""
+    INSERT INTO search_objects AS o (workspace, key, size, etag, content_type, extension, last_modified, version,
+                                     terms)
+    SELECT d.workspace, d.key, d.size, d.etag, d.content_type, d.extension, to_timestamp(d.last_modified),
+           d.version, to_tsvector('simple', d.words)
+    FROM unnest(CAST(:workspace AS text[]), CAST(:key AS text[]), CAST(:size AS bigint[]), CAST(:etag AS text[]),
+                CAST(:content_type AS text[]), CAST(:extension AS text[]), CAST(:last_modified AS float8[]),
+                CAST(:version AS float8[]), CAST(:words AS text[]))
+         AS d(workspace, key, size, etag, content_type, extension, last_modified, version, words)
+    WHERE NOT EXISTS (SELECT 1 FROM search_tombstones t
+                      WHERE t.workspace = d.workspace AND t.key = d.key AND t.version >= d.version)
+    ON CONFLICT (workspace, key) DO UPDATE
+        SET size = excluded.size, etag = excluded.etag, content_type = excluded.content_type,
+            extension = excluded.extension, last_modified = excluded.last_modified, version = excluded.version,
+            terms = excluded.terms
+        WHERE o.version <= excluded.version""")
+
+_DELETE = text("""
+    WITH r AS (SELECT * FROM unnest(CAST(:workspace AS text[]), CAST(:key AS text[]), CAST(:version AS float8[]))
+                        AS r(workspace, key, version)),
+         gone AS (DELETE FROM search_objects o USING r
+                  WHERE o.workspace = r.workspace AND o.key = r.key AND o.version <= r.version)
+    INSERT INTO search_tombstones AS t (workspace, key, version) SELECT workspace, key, version FROM r
+    ON CONFLICT (workspace, key) DO UPDATE SET version = excluded.version WHERE t.version < excluded.version""")
+
+_REMOVE_UNLISTED = """
+    WITH gone AS (DELETE FROM search_objects o
+                  WHERE o.workspace = :workspace AND o.key > :after {upto}
+                    AND o.key <> ALL(CAST(:listed AS text[])) AND o.version < :version
+                  RETURNING o.workspace, o.key),
+         stones AS (INSERT INTO search_tombstones AS t (workspace, key, version)
+                    SELECT workspace, key, :version FROM gone
+                    ON CONFLICT (workspace, key) DO UPDATE SET version = excluded.version
+                        WHERE t.version < excluded.version)
+    SELECT count(*) FROM gone"""
+
+# The distinct workspaces of the index by skipping along the primary key (one probe per workspace).
+_INDEXED_WORKSPACES = text("""
+    WITH RECURSIVE w(workspace) AS (
+        (SELECT workspace FROM search_objects ORDER BY workspace LIMIT 1)
+        UNION ALL
+        SELECT (SELECT o.workspace FROM search_objects o WHERE o.workspace > w.workspace
+                ORDER BY o.workspace LIMIT 1)
+        FROM w WHERE w.workspace IS NOT NULL)
+    SELECT workspace FROM w WHERE workspace IS NOT NULL""")
+
+_COLUMNS = {"workspace": "o.workspace", "extension": "o.extension", "content_type": "o.content_type"}
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching every string that starts with ``prefix`` (backslash is LIKE's escape)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _latest(items: Sequence[Any]) -> list[Any]:
+    """One item per (workspace, key): the newest version (ON CONFLICT may not touch a row twice)."""
+    newest: dict[tuple[str, str], Any] = {}
+    for item in items:
+        seen = newest.get((item.workspace, item.key))
+        if seen is None or item.version >= seen.version:
+            newest[(item.workspace, item.key)] = item
+    return list(newest.values())
+
+
+class _Where:
+    """A WHERE clause under construction with its bind parameters."""
+
+    def __init__(self) -> None:
+        self.terms: list[str] = []
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return ":" + name
+
+    def add(self, term: str) -> None:
+        self.terms.append(term)
+
+    def sql(self) -> str:
+        return " AND ".join(self.terms) if self.terms else "true"
+
+
+def _where(filters: SearchFilters, readable: Readable) -> _Where | None:
+    """None when nothing can match (the caller may read nothing)."""
+    readable = readable.only(filters.workspace)
+    if not readable.prefixes:
+        return None
+    w = _Where()
+    access = []
+    if readable.whole:
+        access.append(f"o.workspace = ANY(CAST({w.bind(readable.whole)} AS text[]))")
+    for workspace, prefix in readable.partial:
+        access.append(f"(o.workspace = {w.bind(workspace)} AND o.key LIKE {w.bind(like_prefix(prefix))})")
+    w.add("(" + " OR ".join(access) + ")")
+    query_words = filters.words
+    if query_words:
+        w.add(f"o.terms @@ to_tsquery('simple', {w.bind(' & '.join(q + ':*' for q in query_words))})")
+    if filters.prefix:
+        w.add(f"o.key LIKE {w.bind(like_prefix(filters.prefix))}")
+    if filters.content_type.endswith("/*"):
+        w.add(f"o.content_type LIKE {w.bind(like_prefix(filters.content_type[:-1]))}")
+    elif filters.content_type:
+        w.add(f"o.content_type = {w.bind(filters.content_type)}")
+    if filters.min_size is not None:
+        w.add(f"o.size >= {w.bind(filters.min_size)}")
+    if filters.max_size is not None:
+        w.add(f"o.size <= {w.bind(filters.max_size)}")
+    if filters.modified_after is not None:
+        w.add(f"o.last_modified > {w.bind(filters.modified_after)}")
+    return w
+
+
+class PostgresBackend(SearchBackend):
+    name = "postgresql"
+
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False):
+        self.engine, self._owns_engine = engine, owns_engine
+
+    @classmethod
+    def from_url(cls, database_url: str) -> "PostgresBackend":
+        return cls(create_async_engine(database_url, pool_size=5, max_overflow=5, pool_pre_ping=True),
+                   owns_engine=True)
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    async def upsert_many(self, docs: Sequence[ObjectDoc]) -> None:
+        docs = _latest(docs)
+        if not docs:
+            return
+        params = {"workspace": [d.workspace for d in docs], "key": [d.key for d in docs],
+                  "size": [d.size for d in docs], "etag": [d.etag for d in docs],
+                  "content_type": [d.content_type for d in docs], "extension": [extension_of(d.key) for d in docs],
+                  "last_modified": [d.last_modified for d in docs], "version": [d.version for d in docs],
+                  "words": [" ".join(words(d.key) + words(d.content_type)) for d in docs]}
+        async with self.engine.begin() as conn:
+            await conn.execute(_UPSERT, params)
+
+    async def delete_many(self, removals: Sequence[Removal]) -> None:
+        removals = _latest(removals)
+        if not removals:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(_DELETE, {"workspace": [r.workspace for r in removals],
+                                         "key": [r.key for r in removals],
+                                         "version": [r.version for r in removals]})
+
+    async def remove_unlisted(self, workspace: str, after: str, upto: str | None, listed: Sequence[str],
+                              version: float) -> int:
+        params = {"workspace": workspace, "after": after, "listed": list(listed), "version": version}
+        sql = _REMOVE_UNLISTED.format(upto="" if upto is None else "AND o.key <= :upto")
+        if upto is not None:
+            params["upto"] = upto
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(text(sql), params)).scalar_one())
+
+    async def drop_workspaces(self, workspaces: Sequence[str]) -> int:
+        if not workspaces:
+            return 0
+        params = {"names": list(workspaces)}
+        async with self.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM search_tombstones WHERE workspace = ANY(CAST(:names AS text[]))"),
+                               params)
+            result = await conn.execute(
+                text("DELETE FROM search_objects WHERE workspace = ANY(CAST(:names AS text[]))"), params)
+            return result.rowcount
+
+    async def indexed_workspaces(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(_INDEXED_WORKSPACES)).scalars())
+
+    async def purge_tombstones(self, older_than: float) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(text("DELETE FROM search_tombstones WHERE version < :t"), {"t": older_than})
+            return result.rowcount
+
+    async def fingerprints(self, workspace: str, keys: Sequence[str]) -> dict[str, Fingerprint]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT key, size, etag FROM search_objects "
+                                           "WHERE workspace = :w AND key = ANY(CAST(:keys AS text[]))"),
+                                      {"w": workspace, "keys": list(keys)})
+            return {key: Fingerprint(size, etag) for key, size, etag in rows}
+
+    async def search(self, filters: SearchFilters, readable: Readable, limit: int, offset: int) -> SearchResult:
+        where = _where(filters, readable)
+        if where is None:
+            return SearchResult(0, [])
+        page = text(f"SELECT o.workspace, o.key, o.size, o.last_modified, o.content_type FROM search_objects o "
+                    f"WHERE {where.sql()} ORDER BY o.workspace, o.key LIMIT :limit OFFSET :offset")
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(page, {**where.params, "limit": limit, "offset": offset})).all()
+            hits = [SearchHit(*row) for row in rows]
+            if (offset == 0 or hits) and len(hits) < limit:
+                total = offset + len(hits)  # the last page: no need to count
+            else:
+                count = text(f"SELECT count(*) FROM search_objects o WHERE {where.sql()}")
+                total = int((await conn.execute(count, where.params)).scalar_one())
+        return SearchResult(total, hits)
+
+    async def aggregate(self, by: str, filters: SearchFilters, readable: Readable) -> list[Bucket]:
+        if by not in AGGREGATIONS:
+            raise ValueError(f"cannot aggregate by {by!r}")
+        where = _where(filters, readable)
+        if where is None:
+            return []
+        column = _COLUMNS[by]
+        sql = text(f"SELECT {column}, count(*), coalesce(sum(o.size), 0) FROM search_objects o "
+                   f"WHERE {where.sql()} GROUP BY {column}")
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sql, where.params)
+            return [Bucket(key, int(objects), int(size)) for key, objects, size in rows]
