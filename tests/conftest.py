@@ -17,7 +17,7 @@ from botocore.config import Config
 from wio.client import ApiClient
 from wio.devstack import DevStack, launch_components
 from wio.services import free_port
-from wio.settings import Settings, normalize_database_url
+from wio.settings import Settings, derive_master_key, normalize_database_url
 
 pytest_plugins = ["tests.fixtures.services"]
 
@@ -32,7 +32,9 @@ def unique(prefix: str) -> str:
 def wio_settings(pg_service, redis_service, s3_node, **overrides) -> Settings:
     api_port = free_port()
     base = dict(
-        database_url=normalize_database_url(pg_service.url), redis_url=redis_service.url, master_key=os.urandom(32),
+        database_url=normalize_database_url(pg_service.url), redis_url=redis_service.url,
+        # Fixed, so a database kept between runs (WIO_TEST_DATABASE_URL) still opens its stored secrets.
+        master_key=derive_master_key("wio-test-suite"),
         jwt_secret=secrets.token_urlsafe(32), api_port=api_port, proxy_port=free_port(),
         api_url=f"http://127.0.0.1:{api_port}", allow_private_nodes=True, log_json=False,
         admin_password=ADMIN_PASSWORD, bootstrap_node_endpoint=s3_node.endpoint,
