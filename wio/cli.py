@@ -1,4 +1,8 @@
-"""The ``wio`` command line."""
+"""The ``wio`` command line.
+
+The root group takes the options every user command shares (``--api``, ``--profile``, ``--json``);
+the user and operator commands live in ``wio.commands``; ``dev`` and ``serve`` run the server side.
+"""
 from __future__ import annotations
 
 import signal
@@ -8,14 +12,62 @@ from pathlib import Path
 
 import click
 
+from wio.commands import SECTIONS, register_commands
+from wio.commands.core import common_options
 from wio.settings import Settings, SettingsError
 
 __all__ = ["main", "cli"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class SectionedGroup(click.Group):
+    """``wio --help`` lists the commands by area; a usage error is one line, like every other error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"Error: {' '.join(exc.format_message().splitlines())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listed: set[str] = set()
+        for title, names in [*SECTIONS.items(), ("Other", sorted(self.commands))]:
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden or name in listed:
+                    continue
+                listed.add(name)
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - 14)))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+@click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@common_options(root=True)
 def cli() -> None:
-    """wio: an S3 permission proxy with instant revocation and hard quotas."""
+    """wio: an S3 permission proxy with instant revocation and hard quotas.
+
+    \b
+    Getting started:
+      wio register alice --api http://127.0.0.1:8080
+      wio workspace create climate-runs
+      eval "$(wio env)"
+      aws s3 cp results.csv s3://climate-runs/
+
+    Every command takes --help; --json prints machine-readable output.
+    """
 
 
 @cli.command()
@@ -72,6 +124,9 @@ def serve(component: str, workers: int, tls_cert: str | None, tls_key: str | Non
         raise click.ClickException("the indexer is not available in this version")
     from wio.serve import serve as run
     run(component, settings, workers=workers, cert=tls_cert, key=tls_key)
+
+
+register_commands(cli)
 
 
 def main() -> None:
