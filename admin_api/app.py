@@ -6,17 +6,17 @@ import logging
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from admin_api import groups, infra, keys, quotas, users, workspaces
+from admin_api import audit, groups, infra, keys, quotas, users, workspaces
 from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
 from policy.projection import rebuild
+from wio.metrics import api_metrics_middleware, metrics_response
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
@@ -97,17 +97,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[api_metrics_middleware, error_middleware], client_max_size=1 << 20)
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
-    app.cleanup_ctx.extend([_database, _redis, _http, _projection_keeper])
-    for module in (users, keys, workspaces, infra, groups, quotas):
+    app.cleanup_ctx.extend([_database, _redis, _http, _projection_keeper, audit.audit_trail])
+    for module in (users, keys, workspaces, infra, groups, quotas, audit):
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_response)
     return app

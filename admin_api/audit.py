@@ -57,28 +57,31 @@ def _decode(fields: dict | None) -> dict[str, str]:
 class AuditConsumer:
     """One member of the consumer group; ``run()`` until cancelled."""
 
-    def __init__(self, redis: Redis, store: AuditStore, name: str | None = None):
-        self.redis, self.store = redis, store
+    def __init__(self, redis: Redis, store: AuditStore, name: str | None = None, *, stream: str = AUDIT_STREAM,
+                 group: str = AUDIT_GROUP, claim_idle_ms: int = CLAIM_IDLE_MS,
+                 claim_every: float = CLAIM_EVERY_SECONDS):
+        self.redis, self.store, self.stream, self.group = redis, store, stream, group
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.claim_idle_ms, self.claim_every = claim_idle_ms, claim_every
         self._last_claim = time.monotonic()
 
     async def ensure_group(self) -> None:
         try:
-            await self.redis.xgroup_create(AUDIT_STREAM, AUDIT_GROUP, id="0", mkstream=True)
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
     async def read(self, backlog: bool) -> list[tuple[bytes, dict | None]]:
         """Our own unacknowledged entries (``backlog``), else new ones, waiting up to BLOCK_MS."""
-        reply = await self.redis.xreadgroup(AUDIT_GROUP, self.name, {AUDIT_STREAM: "0" if backlog else ">"},
+        reply = await self.redis.xreadgroup(self.group, self.name, {self.stream: "0" if backlog else ">"},
                                             count=BATCH, block=None if backlog else BLOCK_MS)
         return list(reply[0][1]) if reply else []
 
     async def claim_abandoned(self) -> list[tuple[bytes, dict | None]]:
-        """Entries another consumer read and never acknowledged for CLAIM_IDLE_MS (it died)."""
+        """Entries another consumer read and never acknowledged for ``claim_idle_ms`` (it died)."""
         self._last_claim = time.monotonic()
-        reply = await self.redis.xautoclaim(AUDIT_STREAM, AUDIT_GROUP, self.name, min_idle_time=CLAIM_IDLE_MS,
+        reply = await self.redis.xautoclaim(self.stream, self.group, self.name, min_idle_time=self.claim_idle_ms,
                                             start_id="0-0", count=BATCH)
         return list(reply[1]) if reply and len(reply) > 1 else []
 
@@ -94,7 +97,7 @@ class AuditConsumer:
                     await self.store.insert([row])
                 except (DataError, IntegrityError) as exc:
                     log.error("audit entry %s dropped, the store refused it: %s", row["stream_id"], exc)
-        await self.redis.xack(AUDIT_STREAM, AUDIT_GROUP, *ids)
+        await self.redis.xack(self.stream, self.group, *ids)
         if rows:
             AUDIT_STORED.labels(self.store.name).inc(len(rows))
 
@@ -110,7 +113,7 @@ class AuditConsumer:
                 if backlog and not entries:
                     backlog = False
                     continue
-                if not entries and time.monotonic() - self._last_claim > CLAIM_EVERY_SECONDS:
+                if not entries and time.monotonic() - self._last_claim > self.claim_every:
                     entries = await self.claim_abandoned()
                 if entries:
                     await self.store_batch(entries)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from proxy.call import Call
 from proxy.errors import S3Error
+from proxy.metrics import observe_request
 from wio.events import AUDIT_STREAM, EVENTS_STREAM, EventSink
 
 __all__ = ["account", "WRITE_EVENTS", "deny_reason"]
@@ -30,6 +31,8 @@ def deny_reason(error: S3Error | None) -> str:
 
 
 def account(request: web.Request, sink: EventSink, status: int, error: S3Error | None, started: float) -> None:
+    if "tail" not in request.match_info:  # /_wio/health, /_wio/metrics: not S3 requests (create_app's routes)
+        return
     call: Call | None = request.get("call")
     now = time.time()
     duration = time.monotonic() - started
@@ -41,6 +44,7 @@ def account(request: web.Request, sink: EventSink, status: int, error: S3Error |
     key = call.key if call is not None else request.get("key", "")
     request["wio_metrics"] = (operation or "Unknown", status, decision, deny_reason(error) if decision == "deny"
                               else "", duration, extra.get("bytes_in", 0), extra.get("bytes_out", 0))
+    observe_request(request, call, workspace, key, error)
     if not operation and error is not None and error.code in ("MethodNotAllowed", "InvalidURI"):
         return
     sink.emit(AUDIT_STREAM, {

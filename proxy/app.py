@@ -26,6 +26,7 @@ from proxy.call import Call
 from proxy.errors import S3Error, error_xml
 from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
+from proxy.metrics import in_flight_middleware
 from proxy.operations import classify
 from proxy.quota import Quotas
 from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, REDIS, SETTINGS, SINK, UPSTREAM
@@ -33,6 +34,7 @@ from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
 from signing.canonical import parse_query
 from wio.events import EventSink
+from wio.metrics import metrics_response
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
@@ -201,10 +203,11 @@ async def _resources(app: web.Application):
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[s3_error_middleware], client_max_size=0)
+    app = web.Application(middlewares=[in_flight_middleware, s3_error_middleware], client_max_size=0)
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/_wio/health", health)
+    app.router.add_get("/_wio/metrics", metrics_response)
     app.router.add_route("*", "/{tail:.*}", s3_entry)
     return app

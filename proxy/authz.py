@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 import policy
 from policy.decide import Grant, WorkspaceView, effective_grants
 from proxy.errors import S3Error
+from proxy.metrics import observe_redis, redis_failed
 from wio.secrets import SecretBox
 
 __all__ = ["NodeView", "Target", "Caller", "Authorizer"]
@@ -98,10 +99,13 @@ class Authorizer:
     async def load(self, akid: str, session_token: str | None,
                    workspaces: list[str]) -> tuple[Caller, list[Target | None]]:
         """Key, user and every named workspace in one round trip. Raises S3Error for bad keys."""
+        started = time.monotonic()
         try:
             reply = await self._authorize(args=[akid, *workspaces])
         except (RedisError, OSError) as exc:
+            redis_failed("authorize")
             raise _unavailable(exc) from None
+        observe_redis("authorize", started)
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         targets = []
@@ -112,10 +116,13 @@ class Authorizer:
 
     async def load_visible(self, akid: str, session_token: str | None) -> tuple[Caller, list[tuple[Target, str]]]:
         """For ListBuckets: every workspace the caller can read, with its creation time."""
+        started = time.monotonic()
         try:
             reply = await self._list_buckets(args=[akid])
         except (RedisError, OSError) as exc:
+            redis_failed("list_buckets")
             raise _unavailable(exc) from None
+        observe_redis("list_buckets", started)
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         out = []

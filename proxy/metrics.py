@@ -130,8 +130,13 @@ def _log_access(request: web.Request, call, operation: str, status: int, decisio
         "error": error.code if error is not None else "", "bytes_in": bytes_in, "bytes_out": bytes_out,
         "duration_ms": round(duration * 1000, 3), "user_agent": request.headers.get("User-Agent", ""),
     }
-    access_log.info("%s %s %s %s %s/%s %d %s %.1fms", request_id, request.remote, user or "-", operation,
-                    workspace or "", key or "", status, decision, duration * 1000, extra={"wio_fields": fields})
+    # makeRecord + handle, not info(): the caller's file and line mean nothing here, and finding them
+    # (a stack walk) was half the cost of the record.
+    record = access_log.makeRecord("wio.access", logging.INFO, "", 0, "%s %s %s %s %s/%s %d %s %.1fms",
+                                   (request_id, request.remote, user or "-", operation, workspace or "", key or "",
+                                    status, decision, duration * 1000), None)
+    record.wio_fields = fields
+    access_log.handle(record)
 
 
 def observe_backend(node: str, started: float, status: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from datetime import datetime, timezone
 from typing import AsyncIterable
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from yarl import URL
 from proxy.addressing import encode_key
 from proxy.authz import NodeView
 from proxy.errors import S3Error
+from proxy.metrics import backend_failed, observe_backend
 from signing import sign_request
 
 __all__ = ["Upstream", "canonical_query", "EMPTY_SHA256", "UNSIGNED"]
@@ -78,10 +80,15 @@ class Upstream:
         if isinstance(body, bytes) or body is None:
             headers = {**headers, "content-length": str(len(body or b""))} if method in ("PUT", "POST") else headers
         url, headers = self.build(node, method, bucket, key, params, headers, payload_hash)
+        started = time.monotonic()
         try:
-            return await self.session(node.endpoint).request(method, url, headers=headers, data=body,
-                                                             allow_redirects=False, auto_decompress=False)
+            response = await self.session(node.endpoint).request(method, url, headers=headers, data=body,
+                                                                 allow_redirects=False, auto_decompress=False)
         except asyncio.TimeoutError:
+            backend_failed(node.name, "timeout")
             raise S3Error("ServiceUnavailable", f"The storage node '{node.name}' timed out") from None
         except aiohttp.ClientConnectionError:
+            backend_failed(node.name, "unreachable")
             raise S3Error("ServiceUnavailable", f"The storage node '{node.name}' is unreachable") from None
+        observe_backend(node.name, started, response.status)
+        return response

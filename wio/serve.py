@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 import ssl
 import sys
@@ -16,6 +17,7 @@ from typing import Callable
 
 from aiohttp import web
 
+from wio.metrics import MetricsDir
 from wio.settings import Settings
 
 __all__ = ["serve", "configure_logging", "ssl_context"]
@@ -25,6 +27,9 @@ class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
                "message": record.getMessage()}
+        fields = getattr(record, "wio_fields", None)  # structured records (the wio.access log)
+        if fields:
+            out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
@@ -91,6 +96,7 @@ def serve(kind: str, settings: Settings, *, workers: int = 1, cert: str | None =
           shutdown_timeout: float = 30.0) -> None:
     """Serve ``kind`` ("api" or "proxy") until SIGTERM/SIGINT; N>1 workers share the port."""
     host, port = (settings.api_host, settings.api_port) if kind == "api" else (settings.proxy_host, settings.proxy_port)
+    metrics_dir = MetricsDir.prepare(kind, workers)  # before the app modules create their series
     if workers <= 1:
         _run_worker(kind, settings, host, port, False, cert, key, shutdown_timeout)
         return
@@ -106,5 +112,10 @@ def serve(kind: str, settings: Settings, *, workers: int = 1, cert: str | None =
                 p.terminate()
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for p in procs:
-        p.join()
+    pending = {p.sentinel: p for p in procs}
+    while pending:
+        for sentinel in multiprocessing.connection.wait(list(pending)):
+            proc = pending.pop(sentinel)
+            proc.join()
+            metrics_dir.mark_dead(proc.pid)
+    metrics_dir.close()
