@@ -449,3 +449,19 @@ def test_canonical_uri_fast_path_equals_segment_decoding(segments, how) -> None:
     slow = "/".join(quote_from_bytes(unquote_to_bytes(seg), safe="") for seg in raw.split("/"))
     assert canonical_uri(raw) == slow
     assert canonical_uri(slow) == slow
+
+
+def test_parsed_auth_and_context_are_ordinary_frozen_dataclasses() -> None:
+    import dataclasses
+
+    headers = signed_get()
+    auth = parse(headers)
+    rebuilt = type(auth)(**{f.name: getattr(auth, f.name) for f in dataclasses.fields(auth)})
+    assert rebuilt == auth and repr(rebuilt) == repr(auth)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        auth.signature = "0" * 64  # type: ignore[misc]
+    ctx = verify_signature(auth, SECRET, "GET", "/ws/key", "", headers)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.seed_signature = "x"  # type: ignore[misc]
+    assert "signing_key" not in repr(ctx)
+    assert dataclasses.replace(ctx, scope="s").scope == "s"
