@@ -37,7 +37,8 @@ def account(request: web.Request, sink: EventSink, status: int, error: S3Error |
     now = time.time()
     duration = time.monotonic() - started
     extra = call.extra if call is not None else {}
-    authorized = call is not None and call.decided_by != ""
+    # STS answers without a Call: a success there was allowed by the token or key it verified.
+    authorized = call.decided_by != "" if call is not None else error is None and status < 400
     decision = "allow" if authorized and (error is None or error.code not in _DENY_REASONS) else "deny"
     operation = call.op.name if call is not None else request.get("operation", "")
     workspace = call.bucket if call is not None else request.get("bucket", "")
