@@ -6,6 +6,7 @@ the source from one node into the other (never buffering the object).
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -15,7 +16,7 @@ from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_size, object_params, part_number
-from proxy.relay import STREAM_CHUNK, backend_error, rewritten, xml_response
+from proxy.relay import STREAM_CHUNK, backend_error, iso_time, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 
 __all__ = ["copy_object", "upload_part_copy"]
@@ -129,10 +130,10 @@ async def copy_object(call: Call) -> web.StreamResponse:
     call.extra["bytes_in"] = source_size
     if _same_node(call):
         return await rewritten(call, resp)
-    etag, modified = resp.headers.get("ETag", ""), resp.headers.get("Last-Modified", "")
+    etag = resp.headers.get("ETag", "")
     resp.release()
     return xml_response(f'<CopyObjectResult xmlns="{S3_NS}"><ETag>{escape(etag)}</ETag>'
-                        f"<LastModified>{escape(modified)}</LastModified></CopyObjectResult>")
+                        f"<LastModified>{iso_time(time.time())}</LastModified></CopyObjectResult>")
 
 
 async def upload_part_copy(call: Call) -> web.StreamResponse:

@@ -25,7 +25,6 @@ import logging
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 __all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "STREAM_MAXLEN", "EventSink"]
 
@@ -71,7 +70,7 @@ class EventSink:
                 for stream, fields in items:
                     pipe.xadd(stream, fields, maxlen=STREAM_MAXLEN, approximate=True)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the sink must outlive any one bad batch (Redis down, unencodable value)
             self.dropped += len(items)
             log.warning("could not write %d stream entries: %s", len(items), exc)
 

@@ -36,6 +36,8 @@ class _JsonFormatter(logging.Formatter):
 
 
 def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
+    # The access log is on the hot path: skip per-record thread/process lookups nobody reads.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
