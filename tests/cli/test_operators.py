@@ -106,7 +106,7 @@ def test_search_and_crawl(wio, user, ws, stack, admin_api):
     assert wio.json("search", "--by", "extension", "-w", ws)["by"] == "extension"
     assert "no matches" in wio("search", "zzz-nothing-like-this", "-w", ws).stderr
 
-    hits = _indexed(wio, ws, "temperature", 10)
+    hits = _indexed(wio, ws, "temperature", 5)
     if not hits:
         pytest.skip("no indexer runs in the test stack: the search results themselves are not checked")
     assert [h["key"] for h in hits] == ["runs/Temperature-2019.csv"]
