@@ -1,0 +1,1 @@
+"""Operator tools that run against a live wio stack (``python -m tools.soak``, ``python -m tools.hostile``)."""
