@@ -14,7 +14,7 @@ __all__ = ["register_commands", "SECTIONS"]
 # How `wio --help` groups the commands, in this order.
 SECTIONS = {
     "Account": ["register", "login", "whoami", "logout", "profile"],
-    "Workspaces and sharing": ["workspace", "share", "group", "usage", "quota", "search"],
+    "Workspaces and sharing": ["workspace", "share", "group", "usage", "quota", "search", "crawl"],
     "Credentials for S3 tools": ["env", "key", "aws-profile", "mc", "rclone-remote"],
     "Operators": ["node", "root", "import", "user", "audit", "explain"],
     "Running wio": ["dev", "serve"],
