@@ -257,35 +257,67 @@ def _closed_within(sock: socket.socket, seconds: float, trickle: bytes | None = 
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="no request-header/body read timeout in the proxy: wio/serve.py creates "
-                                       "AppRunner/TCPSite without one, so a client that trickles its headers or "
-                                       "body (slowloris) holds its connection (and, for bodies, the upstream "
-                                       f"request) open for longer than {SLOW_LIMIT:.0f}s")
-def test_slow_clients_are_timed_out_without_holding_workers(faults, owner, fws):
+def test_slow_clients_do_not_hold_workers(faults, owner, fws):
     host, port = endpoint(faults.dev.s3_url)
-    idle_headers = [socket.create_connection((host, port)) for _ in range(30)]
-    for s in idle_headers:
+    slow = [socket.create_connection((host, port)) for _ in range(50)]
+    for s in slow:
         s.sendall(b"GET /_wio/health HTTP/1.1\r\nHost: x\r\n")
-    trickler = socket.create_connection((host, port))
-    trickler.sendall(b"GET /_wio/health HTTP/1.1\r\n")
-    body = open_request(faults.dev.s3_url, "PUT", presigned_target(owner.s3, "PUT", fws, "slow-body"),
-                        {"Content-Length": "1000000"})
-    body.sendall(b"x" * 10)
-    # Workers are not held: a normal request is served at once while 32 slow clients hang on.
-    started = time.monotonic()
-    assert urllib.request.urlopen(faults.dev.s3_url + "/_wio/health", timeout=5).status == 200
-    assert owner.s3.get_object(Bucket=fws, Key="small")["Body"].read()
-    assert time.monotonic() - started < 2
+    try:
+        started = time.monotonic()
+        assert urllib.request.urlopen(faults.dev.s3_url + "/_wio/health", timeout=5).status == 200
+        assert owner.s3.get_object(Bucket=fws, Key="small")["Body"].read()
+        assert time.monotonic() - started < 2
+    finally:
+        for s in slow:
+            s.close()
+
+
+def _slow_results(faults, owner, fws, which: str) -> dict:
+    host, port = endpoint(faults.dev.s3_url)
+    socks = {}
+    if which == "headers":
+        idle = socket.create_connection((host, port))
+        idle.sendall(b"GET /_wio/health HTTP/1.1\r\nHost: x\r\n")
+        trickler = socket.create_connection((host, port))
+        trickler.sendall(b"GET /_wio/health HTTP/1.1\r\n")
+        silent = socket.create_connection((host, port))
+        socks = {"partial headers": (idle, None), "trickled headers": (trickler, b"X"), "no bytes": (silent, None)}
+    else:
+        body = open_request(faults.dev.s3_url, "PUT", presigned_target(owner.s3, "PUT", fws, "slow-body"),
+                            {"Content-Length": "1000000"})
+        body.sendall(b"x" * 10)
+        socks = {"idle body": (body, None)}
+        trickle = open_request(faults.dev.s3_url, "PUT", presigned_target(owner.s3, "PUT", fws, "slow-body2"),
+                               {"Content-Length": "1000000"})
+        socks["trickled body"] = (trickle, b"y")
     results = {}
-    threads = [threading.Thread(target=lambda: results.__setitem__("headers", _closed_within(idle_headers[0], SLOW_LIMIT))),
-               threading.Thread(target=lambda: results.__setitem__("trickle", _closed_within(trickler, SLOW_LIMIT, b"X"))),
-               threading.Thread(target=lambda: results.__setitem__("body", _closed_within(body, SLOW_LIMIT, b"y")))]
+    threads = [threading.Thread(target=lambda n=n, s=s, t=t: results.__setitem__(n, _closed_within(s, SLOW_LIMIT, t)))
+               for n, (s, t) in socks.items()]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for s in idle_headers + [trickler, body]:
+    for s, _ in socks.values():
         s.close()
+    return results
+
+
+@pytest.mark.xfail(strict=True, reason="no request-header timeout: wio/serve.py (HEAD) builds AppRunner/TCPSite "
+                                       "without one, so a connection that sends partial headers, trickles them or "
+                                       "sends nothing stays open (observed: still open after 100 s)")
+def test_slow_headers_are_timed_out(faults, owner, fws):
+    results = _slow_results(faults, owner, fws, "headers")
+    print("slow headers, seconds until closed:", results)
+    assert all(v is not None for v in results.values()), f"still open after {SLOW_LIMIT}s: {results}"
+
+
+@pytest.mark.xfail(strict=True, reason="no body read timeout: once a signed PUT's headers are accepted, a client "
+                                       "that sends its body 1 byte/s (or stops) keeps the connection, the handler "
+                                       "and the upstream request open indefinitely (observed: still open after "
+                                       f"{SLOW_LIMIT:.0f}s; upstream sock_read is 300 s only on the node side)")
+def test_slow_bodies_are_timed_out(faults, owner, fws):
+    results = _slow_results(faults, owner, fws, "body")
+    print("slow bodies, seconds until closed:", results)
     assert status_of(lambda: owner.s3.head_object(Bucket=fws, Key="slow-body")) == 404
     assert all(v is not None for v in results.values()), f"still open after {SLOW_LIMIT}s: {results}"
 
