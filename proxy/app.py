@@ -19,6 +19,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from policy.decide import decide_listing, decide_object
+from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
 from proxy.authz import Authorizer
@@ -29,6 +30,8 @@ from proxy.handlers import HANDLERS
 from proxy.metrics import in_flight_middleware
 from proxy.operations import classify
 from proxy.quota import Quotas
+from proxy.post_object import post_object
+from proxy.sts import is_sts_request, sts_entry
 from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, REDIS, SETTINGS, SINK, UPSTREAM
 from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
@@ -72,7 +75,11 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     raw_path, _, raw_query = request.raw_path.partition("?")
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
     params = parse_query(raw_query)
-    query = {k: v for k, v in reversed(params)}
+    query = dict(params)
+    if len(query) != len(params):
+        # One value per parameter: the decision and the node must read the same prefix, marker, uploadId …
+        duplicated = sorted({k for k, _ in params if sum(1 for n, _ in params if n == k) > 1})
+        raise S3Error("InvalidArgument", f"Query parameter '{duplicated[0]}' is given more than once")
     request["bucket"], request["key"] = address.bucket, address.key
     op = classify(request.method, address.bucket, address.key, query, request.headers)
     request["operation"] = op.name
@@ -115,7 +122,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     grants = call.target.grants
     if not grants:
         raise S3Error("AccessDenied")
-    if op.name in ("ListObjects", "ListObjectsV2", "ListObjectVersions", "ListMultipartUploads"):
+    if op.name in LISTING_OPERATIONS:
         decision, call.listing = decide_listing(grants, "read", query.get("prefix", ""))
     elif op.permission is None:  # DeleteObjects: each key is authorized by the handler
         decision = None
@@ -137,6 +144,12 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
 
 
 async def s3_entry(request: web.Request) -> web.StreamResponse:
+    if is_sts_request(request):
+        return await sts_entry(request)
+    if request.method == "POST" and request.headers.get("Content-Type", "").startswith("multipart/form-data"):
+        address = parse_address(request.raw_path, request.headers.get("Host"), request.app[SETTINGS].s3_domain)
+        if address.bucket is not None and address.key is None:
+            return await post_object(request, address.bucket)
     call, visible = await authorize(request)
     if call.op.name == "ListBuckets":
         return await list_buckets(call, visible)

@@ -51,6 +51,7 @@ class Caller:
     is_admin: bool
     scope: list[dict] | None
     secret_key: str = field(repr=False)
+    temporary: bool = False
 
 
 def _unavailable(exc: Exception) -> S3Error:
@@ -82,7 +83,7 @@ class Authorizer:
         if disabled is None or disabled == "1":
             raise S3Error("AccessDenied", "The account that owns this key is disabled")
         return Caller(akid, user, groups.split(",") if groups else [], is_admin == "1",
-                      json.loads(scope) if scope else None, self.box.open_cached(secret_enc))
+                      json.loads(scope) if scope else None, self.box.open_cached(secret_enc), bool(token_hash))
 
     def _target(self, caller: Caller, name: str, ws_fields: list, node_fields: list, shares: list,
                 now: float) -> Target | None:

@@ -7,6 +7,7 @@ aborts the upstream request before the backend has the full Content-Length, and 
 """
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -14,7 +15,23 @@ from aiohttp import web
 from proxy.errors import S3Error
 from signing import SigningError
 
-__all__ = ["VerifiedBody", "read_verified"]
+__all__ = ["VerifiedBody", "read_verified", "body_chunks", "BODY_IDLE_TIMEOUT"]
+
+# A client that sends nothing for this long is cut off (S3's RequestTimeout): a trickling body must not
+# hold an upstream request open indefinitely.
+BODY_IDLE_TIMEOUT = 15.0
+
+
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The raw request body as it arrives, refusing a client that stalls for BODY_IDLE_TIMEOUT seconds."""
+    while True:
+        try:
+            data = await asyncio.wait_for(request.content.readany(), BODY_IDLE_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise S3Error("RequestTimeout") from None
+        if not data:
+            return
+        yield data
 
 
 class VerifiedBody:
@@ -36,7 +53,7 @@ class VerifiedBody:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         held = b""
         try:
-            async for data in self.request.content.iter_any():
+            async for data in body_chunks(self.request):
                 out = self.verifier.feed(data)
                 if not out:
                     continue
@@ -59,7 +76,7 @@ async def read_verified(request: web.Request, verifier, limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     try:
-        async for data in request.content.iter_any():
+        async for data in body_chunks(request):
             out = verifier.feed(data)
             size += len(out)
             if size > limit:

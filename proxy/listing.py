@@ -60,16 +60,18 @@ def rewrite_result(body: bytes, *, workspace: str, physical_prefix: str, url_enc
     for parent in root.iter():
         for child in list(parent):
             tag = _local(child.tag)
-            if listing is not None and tag in _ENTRY_TAGS:
+            if tag in _ENTRY_TAGS:
                 key = strip(child.findtext(f"{_NS}Key"))
-                shown = listing.shows_key(unquote(key) if url_encoded else key)
-                if not shown:
+                # An entry without a key is malformed: never pass it on.
+                if key is None or (listing is not None and
+                                   not listing.shows_key(unquote(key) if url_encoded else key)):
                     parent.remove(child)
                     removed += 1
                     continue
-            elif listing is not None and tag == "CommonPrefixes":
+            elif tag == "CommonPrefixes":
                 prefix = strip(child.findtext(f"{_NS}Prefix"))
-                if not listing.shows_common_prefix(unquote(prefix) if url_encoded else prefix):
+                if prefix is None or (listing is not None and
+                                      not listing.shows_common_prefix(unquote(prefix) if url_encoded else prefix)):
                     parent.remove(child)
                     removed += 1
                     continue

@@ -53,6 +53,33 @@ def ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return ctx
 
 
+HEADER_TIMEOUT = 15.0     # a new connection must deliver its first request's headers within this
+KEEPALIVE_TIMEOUT = 30.0  # idle keep-alive connections are closed after this
+
+
+class _SlowHeaderGuard:
+    """Wraps aiohttp's protocol factory: close a connection whose first request headers have not all
+    arrived within ``timeout`` seconds (slowloris). aiohttp counts parsed requests in the protocol's
+    ``_request_count``; that private counter is the only signal it offers, so it is read defensively."""
+
+    def __init__(self, server, timeout: float):
+        self._server, self._timeout = server, timeout
+
+    def __getattr__(self, name):
+        return getattr(self._server, name)
+
+    def __call__(self):
+        protocol = self._server()  # called by the event loop as the connection is accepted
+        asyncio.get_running_loop().call_later(self._timeout, self._check, protocol)
+        return protocol
+
+    @staticmethod
+    def _check(protocol) -> None:
+        transport = protocol.transport
+        if transport is not None and getattr(protocol, "_request_count", 1) == 0 and not transport.is_closing():
+            transport.close()
+
+
 def _app_factory(kind: str) -> Callable[[Settings], web.Application]:
     if kind == "api":
         from admin_api.app import create_app
@@ -67,8 +94,10 @@ async def _serve_one(kind: str, settings: Settings, host: str, port: int, reuse_
                      cert: str | None, key: str | None, shutdown_timeout: float) -> None:
     app = _app_factory(kind)(settings)
     runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False,
+                           keepalive_timeout=KEEPALIVE_TIMEOUT,
                            shutdown_timeout=shutdown_timeout, handler_cancellation=True)
     await runner.setup()
+    runner._server = _SlowHeaderGuard(runner._server, HEADER_TIMEOUT)  # aiohttp has no header timeout of its own
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, ssl_context=ssl_context(cert, key),
                            backlog=1024)
