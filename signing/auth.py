@@ -54,6 +54,7 @@ PAYLOAD_HASH_KEYWORDS = frozenset(
 )
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 
+_set_attribute = object.__setattr__
 _EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -92,11 +93,11 @@ class ParsedAuth:
     headers_source: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def _build(cls, **fields: Any) -> ParsedAuth:
-        # A frozen dataclass's __init__ pays one object.__setattr__ per field, which is a tenth of
-        # the whole parse; parse_request_auth passes every field, so fill __dict__ at once.
+    def _build(cls, fields: dict[str, Any]) -> ParsedAuth:
+        # A frozen dataclass's __init__ pays one object.__setattr__ per field, a tenth of the
+        # whole parse; parse_request_auth has every field in a dict, so it becomes __dict__.
         auth = object.__new__(cls)
-        auth.__dict__.update(fields)
+        _set_attribute(auth, "__dict__", fields)
         return auth
 
     @property
@@ -309,24 +310,24 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
             "lowercase hex SHA-256.",
         )
     _check_signed_header_coverage(signed, header_map)
-    return ParsedAuth._build(
-        access_key_id=access_key,
-        kind="header",
-        amz_date=amz_date,
-        scope_date=date,
-        region=cred_region,
-        service=cred_service,
-        signed_headers=signed,
-        signature=signature,
-        payload_hash=content_sha256,
-        session_token=_single(header_map, "x-amz-security-token"),
-        expires=None,
-        signed_headers_raw=signed_raw,
-        content_sha256=content_sha256,
-        request_time=request_time,
-        header_map=header_map,
-        headers_source=headers_source,
-    )
+    return ParsedAuth._build({
+        "access_key_id": access_key,
+        "kind": "header",
+        "amz_date": amz_date,
+        "scope_date": date,
+        "region": cred_region,
+        "service": cred_service,
+        "signed_headers": signed,
+        "signature": signature,
+        "payload_hash": content_sha256,
+        "session_token": _single(header_map, "x-amz-security-token"),
+        "expires": None,
+        "signed_headers_raw": signed_raw,
+        "content_sha256": content_sha256,
+        "request_time": request_time,
+        "header_map": header_map,
+        "headers_source": headers_source,
+    })
 
 
 def _from_http_date(value: str | None) -> tuple[int | None, str | None]:
@@ -393,21 +394,21 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     if content_sha256 is not None and not _valid_payload_hash(content_sha256):
         raise SigningError("InvalidArgument", "x-amz-content-sha256 is not a valid payload hash.")
     _check_signed_header_coverage(signed, header_map)
-    return ParsedAuth._build(
-        access_key_id=access_key,
-        kind="presigned",
-        amz_date=amz_date,
-        scope_date=date,
-        region=cred_region,
-        service=cred_service,
-        signed_headers=signed,
-        signature=signature,
-        payload_hash=payload_hash,
-        session_token=params.get("X-Amz-Security-Token"),
-        expires=expires,
-        signed_headers_raw=signed_raw,
-        content_sha256=content_sha256 if content_sha256 is not None else payload_hash,
-        request_time=request_time,
-        header_map=header_map,
-        headers_source=headers_source,
-    )
+    return ParsedAuth._build({
+        "access_key_id": access_key,
+        "kind": "presigned",
+        "amz_date": amz_date,
+        "scope_date": date,
+        "region": cred_region,
+        "service": cred_service,
+        "signed_headers": signed,
+        "signature": signature,
+        "payload_hash": payload_hash,
+        "session_token": params.get("X-Amz-Security-Token"),
+        "expires": expires,
+        "signed_headers_raw": signed_raw,
+        "content_sha256": content_sha256 if content_sha256 is not None else payload_hash,
+        "request_time": request_time,
+        "header_map": header_map,
+        "headers_source": headers_source,
+    })

@@ -56,12 +56,7 @@ def collect_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | Any
     items = headers.items() if hasattr(headers, "items") else headers
     out: HeaderMap = {}
     for name, value in items:
-        lname = name.lower()
-        values = out.get(lname)
-        if values is None:
-            out[lname] = [value]
-        else:
-            values.append(value)
+        out.setdefault(name.lower(), []).append(value)
     return out
 
 
@@ -73,9 +68,11 @@ def uri_encode(data: bytes, *, keep_slash: bool) -> str:
 # A path already in canonical form: unreserved characters, "/" and uppercase %XX escapes of bytes
 # outside the unreserved set (what botocore and most SDKs send). It is its own canonical URI.
 _ESCAPED_RESERVED = r"%(?:[01][0-9A-F]|2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-DF]|[89A-F][0-9A-F])"
-_CANONICAL_PATH = re.compile(rf"(?:[A-Za-z0-9\-._~/]|{_ESCAPED_RESERVED})*")
+# (runs of plain characters between escapes: much faster for the regex engine than one
+# alternation per character)
+_CANONICAL_PATH = re.compile(rf"[A-Za-z0-9\-._~/]*(?:{_ESCAPED_RESERVED}[A-Za-z0-9\-._~/]*)*")
 # the same for one query component, where "/" must be escaped
-_CANONICAL_COMPONENT = re.compile(rf"(?:[A-Za-z0-9\-._~]|{_ESCAPED_RESERVED})*")
+_CANONICAL_COMPONENT = re.compile(rf"[A-Za-z0-9\-._~]*(?:{_ESCAPED_RESERVED}[A-Za-z0-9\-._~]*)*")
 
 
 def _to_bytes(text: str) -> bytes:

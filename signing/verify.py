@@ -24,7 +24,7 @@ from .canonical import (
     collect_headers,
 )
 from .errors import SigningError
-from .keys import derive_signing_key, string_to_sign
+from .keys import derive_signing_key, hmac_sha256_hex, string_to_sign
 
 __all__ = ["SigningContext", "verify_signature", "request_canonical_request"]
 
@@ -53,7 +53,7 @@ class SigningContext:
             f"AWS4-HMAC-SHA256-PAYLOAD\n{self.amz_date}\n{self.scope}\n{previous_signature}\n"
             f"{EMPTY_SHA256}\n{chunk_sha256}"
         )
-        return hmac.digest(self.signing_key, sts.encode("utf-8"), "sha256").hex()
+        return hmac_sha256_hex(self.signing_key, sts.encode("utf-8"))
 
     def trailer_signature(self, previous_signature: str, canonical_trailers: bytes) -> str:
         """Signature of the trailing headers, chained from the final (empty) chunk's signature."""
@@ -61,7 +61,7 @@ class SigningContext:
             f"AWS4-HMAC-SHA256-TRAILER\n{self.amz_date}\n{self.scope}\n{previous_signature}\n"
             f"{_sha256(canonical_trailers).hexdigest()}"
         )
-        return hmac.digest(self.signing_key, sts.encode("utf-8"), "sha256").hex()
+        return hmac_sha256_hex(self.signing_key, sts.encode("utf-8"))
 
 
 def request_canonical_request(
@@ -115,7 +115,7 @@ def verify_signature(
     scope = auth.scope
     sts = string_to_sign(auth.amz_date, scope, creq)
     key = derive_signing_key(secret_access_key, auth.scope_date, auth.region, auth.service)
-    expected = hmac.digest(key, sts.encode("utf-8"), "sha256").hex()
+    expected = hmac_sha256_hex(key, sts.encode("utf-8"))
     if not hmac.compare_digest(expected, auth.signature):
         raise SigningError(
             "SignatureDoesNotMatch",

@@ -465,3 +465,13 @@ def test_parsed_auth_and_context_are_ordinary_frozen_dataclasses() -> None:
         ctx.seed_signature = "x"  # type: ignore[misc]
     assert "signing_key" not in repr(ctx)
     assert dataclasses.replace(ctx, scope="s").scope == "s"
+
+
+@settings(database=None, max_examples=50, deadline=None)
+@given(key=st.binary(max_size=130), message=st.binary(max_size=300))
+def test_precomputed_pad_hmac_is_hmac(key: bytes, message: bytes) -> None:
+    import hmac
+
+    from signing.keys import hmac_sha256_hex
+
+    assert hmac_sha256_hex(key, message) == hmac.digest(key, message, "sha256").hex()
