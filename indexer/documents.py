@@ -7,7 +7,8 @@ at-least-once delivery and out-of-order redelivery harmless.
 
 Text search matches words: a key and a content type are split into runs of letters and digits
 (``Results/run-01.CSV`` -> ``results run 01 csv``), and every word of a query must prefix-match one of
-them. Both sides use ``words`` so indexing and querying can never tokenize differently.
+them (a word of digits only must equal one: ``run 42`` does not find ``run-420``). Both sides use
+``words`` so indexing and querying can never tokenize differently.
 """
 from __future__ import annotations
 

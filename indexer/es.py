@@ -73,7 +73,8 @@ def _query(filters: SearchFilters, readable: Readable) -> dict | None:
     if not readable.prefixes:
         return None
     clauses: list[dict] = [_access_query(readable)]
-    clauses += [{"prefix": {"terms": word}} for word in filters.words]
+    # As in PostgreSQL (pg.tsquery): words with letters match as prefixes, plain numbers exactly.
+    clauses += [{"term" if word.isdigit() else "prefix": {"terms": word}} for word in filters.words]
     if filters.prefix:
         clauses.append({"prefix": {"key": filters.prefix}})
     if filters.content_type.endswith("/*"):

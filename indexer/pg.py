@@ -67,9 +67,6 @@ _INDEXED_WORKSPACES = text("""
         FROM w WHERE w.workspace IS NOT NULL)
     SELECT workspace FROM w WHERE workspace IS NOT NULL""")
 
-_COLUMNS = {"workspace": "o.workspace", "extension": "o.extension", "content_type": "o.content_type"}
-
-
 def like_prefix(prefix: str) -> str:
     """A LIKE pattern matching every string that starts with ``prefix`` (backslash is LIKE's escape)."""
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -85,53 +82,67 @@ def _latest(items: Sequence[Any]) -> list[Any]:
     return list(newest.values())
 
 
-class _Where:
-    """A WHERE clause under construction with its bind parameters."""
+class _Matching:
+    """The rows a caller may read that match the filters, as a FROM item with its bind parameters."""
 
-    def __init__(self) -> None:
-        self.terms: list[str] = []
+    def __init__(self, by_text: bool) -> None:
+        self.by_text = by_text
         self.params: dict[str, Any] = {}
+        self.source = ""
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return ":" + name
 
-    def add(self, term: str) -> None:
-        self.terms.append(term)
 
-    def sql(self) -> str:
-        return " AND ".join(self.terms) if self.terms else "true"
+def tsquery(query_words: list[str]) -> str:
+    """Every word must match: words with letters as prefixes, plain numbers exactly (a run number
+    ``42`` should not find ``420``, and a one-digit prefix would match a large part of all numbers)."""
+    return " & ".join(w if w.isdigit() else w + ":*" for w in query_words)
 
 
-def _where(filters: SearchFilters, readable: Readable) -> _Where | None:
-    """None when nothing can match (the caller may read nothing)."""
+def _matching(filters: SearchFilters, readable: Readable, columns: str) -> _Matching | None:
+    """None when nothing can match (the caller may read nothing).
+
+    With a text query, one WHERE clause: PostgreSQL intersects the GIN bitmap of the words with the
+    primary-key ranges of the grants. Without one, a UNION ALL branch per grant (all whole workspaces
+    together, then each readable prefix): the grants are disjoint so no row appears twice, and each
+    branch is a range of the primary key, merged in key order to stop after one page.
+    """
     readable = readable.only(filters.workspace)
     if not readable.prefixes:
         return None
-    w = _Where()
-    access = []
-    if readable.whole:
-        access.append(f"o.workspace = ANY(CAST({w.bind(readable.whole)} AS text[]))")
-    for workspace, prefix in readable.partial:
-        access.append(f"(o.workspace = {w.bind(workspace)} AND o.key LIKE {w.bind(like_prefix(prefix))})")
-    w.add("(" + " OR ".join(access) + ")")
     query_words = filters.words
+    m = _Matching(by_text=bool(query_words))
+    conditions = []
     if query_words:
-        w.add(f"o.terms @@ to_tsquery('simple', {w.bind(' & '.join(q + ':*' for q in query_words))})")
+        conditions.append(f"terms @@ to_tsquery('simple', {m.bind(tsquery(query_words))})")
     if filters.prefix:
-        w.add(f"o.key LIKE {w.bind(like_prefix(filters.prefix))}")
+        conditions.append(f"key LIKE {m.bind(like_prefix(filters.prefix))}")
     if filters.content_type.endswith("/*"):
-        w.add(f"o.content_type LIKE {w.bind(like_prefix(filters.content_type[:-1]))}")
+        conditions.append(f"content_type LIKE {m.bind(like_prefix(filters.content_type[:-1]))}")
     elif filters.content_type:
-        w.add(f"o.content_type = {w.bind(filters.content_type)}")
+        conditions.append(f"content_type = {m.bind(filters.content_type)}")
     if filters.min_size is not None:
-        w.add(f"o.size >= {w.bind(filters.min_size)}")
+        conditions.append(f"size >= {m.bind(filters.min_size)}")
     if filters.max_size is not None:
-        w.add(f"o.size <= {w.bind(filters.max_size)}")
+        conditions.append(f"size <= {m.bind(filters.max_size)}")
     if filters.modified_after is not None:
-        w.add(f"o.last_modified > {w.bind(filters.modified_after)}")
-    return w
+        conditions.append(f"last_modified > {m.bind(filters.modified_after)}")
+    grants = []
+    if readable.whole:
+        grants.append(f"workspace = ANY(CAST({m.bind(readable.whole)} AS text[]))")
+    for workspace, prefix in readable.partial:
+        grants.append(f"(workspace = {m.bind(workspace)} AND key LIKE {m.bind(like_prefix(prefix))})")
+    if m.by_text:
+        where = " AND ".join(["(" + " OR ".join(grants) + ")", *conditions])
+        m.source = f"(SELECT {columns} FROM search_objects WHERE {where}) AS o"
+    else:
+        m.source = "(" + " UNION ALL ".join(
+            f"SELECT {columns} FROM search_objects WHERE " + " AND ".join([grant, *conditions]) for grant in grants
+        ) + ") AS o"
+    return m
 
 
 class PostgresBackend(SearchBackend):
@@ -207,30 +218,35 @@ class PostgresBackend(SearchBackend):
             return {key: Fingerprint(size, etag) for key, size, etag in rows}
 
     async def search(self, filters: SearchFilters, readable: Readable, limit: int, offset: int) -> SearchResult:
-        where = _where(filters, readable)
-        if where is None:
+        m = _matching(filters, readable, "workspace, key, size, last_modified, content_type")
+        if m is None:
             return SearchResult(0, [])
-        page = text(f"SELECT o.workspace, o.key, o.size, o.last_modified, o.content_type FROM search_objects o "
-                    f"WHERE {where.sql()} ORDER BY o.workspace, o.key LIMIT :limit OFFSET :offset")
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(page, {**where.params, "limit": limit, "offset": offset})).all()
-            hits = [SearchHit(*row) for row in rows]
+        page = text(f"SELECT o.workspace, o.key, o.size, o.last_modified, o.content_type FROM {m.source} "
+                    f"ORDER BY o.workspace, o.key LIMIT :limit OFFSET :offset")
+        count = text(f"SELECT count(*) FROM {m.source}")
+        page_params = {**m.params, "limit": limit, "offset": offset}
+        async with self.engine.begin() as conn:
+            if m.by_text:
+                # Count the matches first (GIN bitmap), then sort only those: walking the primary key in
+                # order and testing every row against the words can cost a scan of the whole table.
+                total = int((await conn.execute(count, m.params)).scalar_one())
+                if total <= offset:
+                    return SearchResult(total, [])
+                await conn.execute(text("SET LOCAL enable_indexscan = off"))
+                hits = [SearchHit(*row) for row in await conn.execute(page, page_params)]
+                return SearchResult(total, hits)
+            hits = [SearchHit(*row) for row in await conn.execute(page, page_params)]
             if (offset == 0 or hits) and len(hits) < limit:
-                total = offset + len(hits)  # the last page: no need to count
-            else:
-                count = text(f"SELECT count(*) FROM search_objects o WHERE {where.sql()}")
-                total = int((await conn.execute(count, where.params)).scalar_one())
-        return SearchResult(total, hits)
+                return SearchResult(offset + len(hits), hits)  # the last page: no need to count
+            return SearchResult(int((await conn.execute(count, m.params)).scalar_one()), hits)
 
     async def aggregate(self, by: str, filters: SearchFilters, readable: Readable) -> list[Bucket]:
         if by not in AGGREGATIONS:
             raise ValueError(f"cannot aggregate by {by!r}")
-        where = _where(filters, readable)
-        if where is None:
+        m = _matching(filters, readable, f"{by}, size")
+        if m is None:
             return []
-        column = _COLUMNS[by]
-        sql = text(f"SELECT {column}, count(*), coalesce(sum(o.size), 0) FROM search_objects o "
-                   f"WHERE {where.sql()} GROUP BY {column}")
+        sql = text(f"SELECT o.{by}, count(*), coalesce(sum(o.size), 0) FROM {m.source} GROUP BY o.{by}")
         async with self.engine.connect() as conn:
-            rows = await conn.execute(sql, where.params)
+            rows = await conn.execute(sql, m.params)
             return [Bucket(key, int(objects), int(size)) for key, objects, size in rows]
