@@ -9,6 +9,7 @@ grant of at least the needed level covers the key (object operations) or overlap
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 __all__ = ["LEVELS", "Grant", "Decision", "WorkspaceView", "effective_grants", "decide_object", "decide_listing",
@@ -42,13 +43,20 @@ class WorkspaceView:
     root: str = ""
 
 
+@lru_cache(maxsize=16384)
+def _share_list(raw: str) -> tuple[tuple[str, str, int, int], ...]:
+    """Parse one share list as the projection stores it. Keyed by its exact text, so a cached parse
+    can never outlive a change: a revoked share changes the text Redis returns on the next request."""
+    return tuple((permission, prefix, expires, share_id) for permission, prefix, expires, share_id in json.loads(raw))
+
+
 def _parse_share_lists(fields: list[str], raw_lists: list[bytes | str | None], now: float) -> list[Grant]:
     grants: list[Grant] = []
     for field_name, raw in zip(fields, raw_lists):
         if not raw:
             continue
         via = "" if field_name.startswith("u:") else f"group:{field_name[2:]}/"
-        for permission, prefix, expires, share_id in json.loads(raw):
+        for permission, prefix, expires, share_id in _share_list(raw):
             if expires and expires <= now:
                 continue
             grants.append(Grant(permission, prefix, f"{via}share:{share_id}"))

@@ -5,6 +5,7 @@ opaque byte strings. Virtual-host style is recognised when the Host is ``{bucket
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
@@ -24,24 +25,29 @@ class Address:
 
 def decode_key(raw: str) -> str:
     """Percent-decode one raw key (``+`` stays ``+`` in a path) and check it is a key wio can serve safely."""
-    data = unquote_to_bytes(raw)
-    try:
-        key = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise S3Error("InvalidURI", "The object key is not valid UTF-8") from None
+    if "%" not in raw and raw.isascii():
+        key = raw
+    else:
+        try:
+            key = unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise S3Error("InvalidURI", "The object key is not valid UTF-8") from None
     check_key(key)
     return key
 
 
+# A key must never address outside its workspace's prefix on a backend that cleans paths: refuse dot
+# segments, with '/' or '\\' as separators, and control characters.
+_DOT_SEGMENT = re.compile(r"(?:^|[/\\])\.\.?(?:[/\\]|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_key(key: str) -> None:
-    if len(key.encode()) > MAX_KEY_BYTES:
+    if len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError")
-    # A key must never address outside its workspace's prefix on a backend that cleans paths:
-    # refuse dot segments, with '/' or '\\' as separators, and control characters.
-    for segment in key.replace("\\", "/").split("/"):
-        if segment in (".", ".."):
-            raise S3Error("InvalidArgument", "Object keys with '.' or '..' path segments are not allowed")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
+    if "." in key and _DOT_SEGMENT.search(key):
+        raise S3Error("InvalidArgument", "Object keys with '.' or '..' path segments are not allowed")
+    if _CONTROL.search(key):
         raise S3Error("InvalidArgument", "Object keys cannot contain control characters")
 
 
