@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import boto3
@@ -40,9 +41,17 @@ class Target:
     secret_key: str
     s3: object                     # boto3 client
     _make_bucket: object = field(repr=False)
+    _physical: object = field(repr=False, default=None)   # bucket -> (node client, node bucket, key prefix)
 
     def bucket(self) -> str:
         return self._make_bucket()
+
+    def seed(self, bucket: str, keys, body: bytes = b"") -> None:
+        """Create many objects fast, straight on the node (under the workspace's physical prefix for the proxy).
+        Only for cases that test reading (listing pagination), not writing."""
+        node, node_bucket, prefix = self._physical(bucket)
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda k: node.put_object(Bucket=node_bucket, Key=prefix + k, Body=body), keys))
 
     def client(self, **config):
         """Another boto3 client on the same endpoint and credentials (other signing settings)."""
@@ -51,26 +60,41 @@ class Target:
 
 
 def _direct_target(s3_node) -> Target:
-    s3 = boto3.client("s3", endpoint_url=s3_node.endpoint, aws_access_key_id=s3_node.access_key,
-                      aws_secret_access_key=s3_node.secret_key, region_name=s3_node.region or "us-east-1",
-                      config=_config())
+    s3 = _node_client(s3_node)
 
     def make() -> str:
         name = f"conf-{secrets.token_hex(6)}"
         s3.create_bucket(Bucket=name)
         return name
-    return Target("direct", s3_node.endpoint, s3_node.access_key, s3_node.secret_key, s3, make)
+    return Target("direct", s3_node.endpoint, s3_node.access_key, s3_node.secret_key, s3, make,
+                  lambda bucket: (s3, bucket, ""))
 
 
-def _proxy_target(stack) -> Target:
+def _node_client(s3_node):
+    return boto3.client("s3", endpoint_url=s3_node.endpoint, aws_access_key_id=s3_node.access_key,
+                        aws_secret_access_key=s3_node.secret_key, region_name=s3_node.region or "us-east-1",
+                        config=_config(max_pool_connections=32))
+
+
+def _proxy_target(stack, s3_node, admin_api) -> Target:
     person = make_person(stack, "conf")
+    node = _node_client(s3_node)
 
     def make() -> str:
         name = unique("conf-ws")
         person.api.call("POST", "/workspaces", {"name": name})
         return name
+
+    def physical(bucket: str):
+        # DESIGN.md layout of a managed root: {root prefix}/{owner}/{workspace}/ in the root's bucket.
+        ws = person.api.call("GET", f"/workspaces/{bucket}")
+        roots = admin_api.call("GET", "/roots")
+        roots = roots.get("roots", roots) if isinstance(roots, dict) else roots
+        root = next(r for r in roots if r["name"] == ws["root"])
+        base = (root.get("prefix") or "").strip("/")
+        return node, root["bucket"], f"{base + '/' if base else ''}{person.name}/{bucket}/"
     return Target("proxy", stack.s3_url, person.key["access_key_id"], person.key["secret_access_key"],
-                  person.s3, make)
+                  person.s3, make, physical)
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +109,8 @@ def target(request, _targets) -> Target:
         if kind == "direct":
             _targets[kind] = _direct_target(request.getfixturevalue("s3_node"))
         else:
-            _targets[kind] = _proxy_target(request.getfixturevalue("stack"))
+            _targets[kind] = _proxy_target(request.getfixturevalue("stack"), request.getfixturevalue("s3_node"),
+                                           request.getfixturevalue("admin_api"))
     return _targets[kind]
 
 

@@ -112,7 +112,7 @@ def _put_headers_only(target, bucket, length: int, expect_continue: bool):
     """Send a presigned PUT's headers with Content-Length ``length`` and no body; return the early answer."""
     url = target.s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "huge"}, ExpiresIn=60)
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=8)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=3)
     try:
         conn.putrequest("PUT", f"{parts.path}?{parts.query}", skip_accept_encoding=True)
         conn.putheader("Content-Length", str(length))
@@ -122,7 +122,7 @@ def _put_headers_only(target, bucket, length: int, expect_continue: bool):
         try:
             resp = conn.getresponse()
         except (socket.timeout, TimeoutError):
-            return "no answer within 8 s (server waits for the body)"
+            return "no answer within 3 s (server waits for the body)"
         body = resp.read(4096)
         try:
             code = _xml_error(body).get("Code")

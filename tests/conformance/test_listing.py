@@ -3,7 +3,6 @@ continuation tokens, encoding-type=url with unicode and special-character keys, 
 DeleteObjects — the same cases directly on the node and through wio."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote_plus
 
 import pytest
@@ -20,8 +19,10 @@ TREE = ["a/1", "a/2", "a/b/3", "b/4", "c", "d/e/f/5", "z"]
 
 
 def _put_all(s3, bucket, keys, body=b"x"):
-    with ThreadPoolExecutor(32) as pool:
-        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=body), keys))
+    # Sequential on purpose: concurrent first writes into a brand-new SeaweedFS bucket (a new collection)
+    # can stall for ~30 s while the node grows volumes.
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def _v2_all(s3, bucket, **kw):
@@ -137,10 +138,10 @@ def big_buckets():
 
 @pytest.fixture
 def big(target, big_buckets):
-    """A bucket with 1010 keys (made once per target; read-only afterwards)."""
+    """A bucket with 1010 keys (made once per target, straight on the node; read-only afterwards)."""
     if target.kind not in big_buckets:
         bucket = target.bucket()
-        _put_all(target.s3, bucket, [f"k{i:04d}" for i in range(1010)], body=b"")
+        target.seed(bucket, [f"k{i:04d}" for i in range(1010)])
         big_buckets[target.kind] = bucket
     return big_buckets[target.kind]
 
@@ -175,7 +176,8 @@ def test_v1_max_keys_1000_cap(target, big, observe):
 def test_special_keys_roundtrip_and_listing(target, bucket, observe):
     """Unicode and special-character keys: Put/Get each, and they list back exactly (boto3 uses encoding-type=url)."""
     s3 = target.s3
-    _put_all(s3, bucket, SPECIAL)
+    for key in SPECIAL:           # one at a time: concurrent PUTs of these keys stall SeaweedFS for ~30 s
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
     bad = [k for k in SPECIAL if outcome(s3.head_object, Bucket=bucket, Key=k) != "200"]
     listed, _, _ = _v2_all(s3, bucket)
     v1 = [o["Key"] for o in s3.list_objects(Bucket=bucket)["Contents"]]
@@ -228,6 +230,8 @@ def test_encoding_type_url_prefix_and_delimiter(target, bucket, observe):
     assert " " not in got[0][0]
 
 
+@differs(proxy="the node caps the *physical* key at 1024 bytes and wio adds '{owner}/{workspace}/' in front, so "
+               "a 1024-byte key answers 400 KeyTooLongError through wio (usable length = 1024 - physical prefix)")
 def test_long_key(target, bucket, observe):
     """A key of exactly 1024 UTF-8 bytes (the S3 maximum; '/'-separated segments of <= 200 bytes) round-trips."""
     s3 = target.s3
