@@ -292,8 +292,7 @@ CASES: list[Case] = [
     Case("expired presigned URL", lambda t: _req("GET", t.presign("GET", f"/{t.bucket}/k", 60, age=600),
                                                  [("Host", t.authority)]), (403,), s3_code="AccessDenied",
          needs_key=True),
-    # KNOWN BUG (see tests/reliability/test_hostile.py): answered 200; the proxy authorizes the first
-    # value while a backend that takes the last one would list another prefix.
+    # Was answered 200 (fixed in e1b76c7): the proxy authorized the first value, the node saw another.
     Case("duplicate query parameter (prefix)", _signed("GET", "/{b}?list-type=2&prefix=a%2F&prefix=b%2F"),
          (400,), s3_code="InvalidArgument", needs_key=True),
     Case("duplicate query parameter (uploadId)", _signed("PUT", "/{b}/k?partNumber=1&uploadId=a&uploadId=b",

@@ -12,12 +12,7 @@ import pytest
 from tests.conftest import make_person, unique
 from tools.hostile import CASES, Target, healthy, run_case, send_raw
 
-KNOWN_BUGS = {
-    "duplicate query parameter (prefix)":
-        "proxy/app.py authorize: duplicate query parameters are accepted; the decision uses the first value "
-        "(query = {k: v for k, v in reversed(params)}) while all values are forwarded, so a backend that "
-        "reads the last value lists a prefix that was never authorized",
-}
+KNOWN_BUGS: dict[str, str] = {}  # case name -> exact bug, while one is open (xfail strict)
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +40,15 @@ def test_delete_objects_traversal_key_is_refused_per_key(target):
     assert status == 200 and b"<Error>" in answer and b"<Deleted>" not in answer
 
 
-LEAK = ("proxy/app.py authorize + proxy/upstream.py canonical_query: the listing is authorized on the FIRST "
-        "prefix value (a/, covered by the share -> ListingFilter everything) but all values are forwarded and "
-        "canonical_query sorts them, so the node sees prefix={ws.prefix} (the empty value) first and lists the "
-        "whole workspace: b/secret is shown to a reader whose share covers only a/")
-
-
+# Regression (fixed in e1b76c7): prefix=a/&prefix= was authorized on "a/" but the node, given the sorted
+# values, listed the whole workspace to a reader whose share covered only a/.
 @pytest.mark.parametrize("query", [
     "list-type=2&prefix=a%2F&prefix=b%2F",
     "prefix=a%2F&prefix=b%2F",
-    pytest.param("list-type=2&prefix=a%2F&prefix=", marks=pytest.mark.xfail(strict=True, reason=LEAK)),
-    pytest.param("prefix=a%2F&prefix=", marks=pytest.mark.xfail(strict=True, reason=LEAK)),
-    pytest.param("list-type=2&prefix=a%2F&prefix=%20", marks=pytest.mark.xfail(strict=True, reason=LEAK)),
+    "list-type=2&prefix=a%2F&prefix=",
+    "prefix=a%2F&prefix=",
+    "list-type=2&prefix=a%2F&prefix=%20",
+    "list-type=2&prefix=&prefix=a%2F",
 ])
 def test_duplicate_prefix_never_lists_outside_the_grant(stack, query):
     owner = make_person(stack, "dupowner")
