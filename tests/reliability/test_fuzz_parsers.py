@@ -7,6 +7,7 @@ too. Any input that once crashed a parser is pinned below as an explicit regress
 """
 from __future__ import annotations
 
+import os
 import string
 from datetime import datetime, timezone
 
@@ -23,7 +24,8 @@ from signing import ChunkedDecoder, SigningError, encode_chunk, encode_last_chun
 from signing import parse_request_auth
 from signing.chunked import ChunkEnd, ChunkHeader, EndOfBody, Trailer
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("WIO_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 url_chars = st.sampled_from(list(string.ascii_letters + string.digits + "/%.-_~?&=+;:,@!$'()*\\ \x00\x7f"
