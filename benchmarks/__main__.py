@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="smaller sizes and durations (under 5 minutes)")
     run.add_argument("--out", type=Path, default=None,
                      help="output directory (default benchmarks/results/quick or benchmarks/results/full)")
+    run.add_argument("--reference-hops", action="store_true",
+                     help="also measure two no-auth Python hops (aiohttp, os.splice) on large and small objects")
     run.add_argument("--keep", action="store_true", help="keep the temporary directory (data, logs)")
     run.add_argument("--only", default=None, help=f"comma-separated sections of {','.join(SECTIONS)}")
     _stack_options(run)
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="comma-separated of large-get, large-put, small-get, small-put")
     prof.add_argument("--native", action="store_true",
                       help="C frames too (py-spy pauses the workers at each sample: slower, perturbs the load)")
+    prof.add_argument("--cpu-clock", action="store_true",
+                      help="also run one extra proxy worker under yappi's CPU clock (pip install yappi; own stack only)")
     _stack_options(prof)
     args = parser.parse_args(argv)
     if args.command == "run":
@@ -56,11 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("benchmarks/results") / ("quick" if args.quick else "full")
         run_benchmarks(quick=args.quick, out_dir=out, proxy_workers=args.proxy_workers, api_url=args.api,
                        s3_url=args.s3, admin_password=args.admin_password, node=_node(args), only=only,
-                       keep=args.keep)
+                       keep=args.keep, reference_hops=args.reference_hops)
         return 0
     from benchmarks.profile import profile_proxy
     profile_proxy(out_dir=args.out, seconds=args.seconds, loads=args.loads.split(","),
-                  proxy_workers=args.proxy_workers, native=args.native, api_url=args.api, s3_url=args.s3,
+                  proxy_workers=args.proxy_workers, native=args.native,
+                  cpu_clock=args.cpu_clock, api_url=args.api, s3_url=args.s3,
                   admin_password=args.admin_password, node=_node(args))
     return 0
 

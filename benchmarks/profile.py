@@ -26,7 +26,7 @@ from pathlib import Path
 from benchmarks.load import large_transfer, populate, small_ops
 from benchmarks.stack import NodeCredentials
 
-__all__ = ["profile_proxy", "summarise_collapsed"]
+__all__ = ["profile_proxy", "summarise_collapsed", "yappi_worker"]
 
 MiB = 1 << 20
 RATE = 200
@@ -109,8 +109,71 @@ def _record(pid: int, seconds: float, out: Path, native: bool) -> subprocess.Pop
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _load_calls(load: str, env, seconds: float) -> list[tuple]:
-    wio = env.targets["wio"]
+def yappi_worker(settings, port: int, warmup: float, seconds: float, out: str, ready) -> None:
+    """One proxy worker (``proxy.app.create_app``) in this process, profiled by yappi on the CPU clock.
+
+    CPU time per function is what sampling cannot give on a busy 2-core machine: a sampled worker that
+    is runnable but waiting for a core (typically right after a write woke the node) looks busy.
+    """
+    import asyncio
+
+    import uvloop
+    import yappi
+    from aiohttp import web
+
+    from proxy.app import create_app
+
+    async def main() -> None:
+        app = create_app(settings.with_(proxy_port=port))
+        runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        ready.set()
+        await asyncio.sleep(warmup)
+        yappi.set_clock_type("cpu")
+        yappi.start()
+        await asyncio.sleep(seconds)
+        yappi.stop()
+        rows = [(st.ttot, st.tsub, st.ncall, _short(f"{st.name} ({st.module}:{st.lineno})"))
+                for st in yappi.get_func_stats()]
+        Path(out).write_text(json.dumps(rows))
+        await runner.cleanup()
+
+    uvloop.install()
+    asyncio.run(main())
+
+
+def _yappi_profile(env, load: str, seconds: float, out_dir: Path) -> dict:
+    import multiprocessing
+
+    from benchmarks.stack import free_port
+    ctx = multiprocessing.get_context("spawn")
+    port, ready = free_port(), ctx.Event()
+    out = out_dir / f"{load}-yappi.json"
+    warmup = 1.0
+    proc = ctx.Process(target=yappi_worker, args=(env.stack.settings, port, warmup, seconds, str(out), ready))
+    proc.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the yappi worker did not start")
+        wio = env.targets["wio"].with_name("wio", port=port)
+        _, results, _ = env.pool.run(_load_calls(load, env, seconds + warmup + 0.5, wio))
+        proc.join(120)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+    rows = json.loads(out.read_text())
+    handled = [r for r in rows if r[3].startswith("RequestHandler._handle_request")]
+    requests = handled[0][2] if handled else 0
+    total = sum(r[1] for r in rows)   # every function's own time: all the CPU the worker's thread used
+    per_request = round(total / requests * 1e6) if requests else None
+    return {"cpu_seconds": round(total, 3), "requests": requests, "cpu_us_per_request_under_yappi": per_request,
+            "self": [(r[3], round(r[1] / total, 4), r[2]) for r in sorted(rows, key=lambda r: -r[1])[:30]],
+            "inclusive": [(r[3], round(r[0] / total, 4), r[2]) for r in sorted(rows, key=lambda r: -r[0])[:45]]}
+
+
+def _load_calls(load: str, env, seconds: float, wio=None) -> list[tuple]:
+    wio = wio or env.targets["wio"]
     if load == "large-get":
         return [(large_transfer, dict(target=wio, method="GET", key="profile/large", size=256 * MiB,
                                       min_seconds=seconds, body_path=str(env.workdir / "body.bin")))]
@@ -126,6 +189,7 @@ def _load_calls(load: str, env, seconds: float) -> list[tuple]:
 
 
 def profile_proxy(*, out_dir: Path, seconds: float, loads: list[str], proxy_workers: int = 2, native: bool = False,
+                  cpu_clock: bool = False,
                   api_url: str | None = None, s3_url: str | None = None, admin_password: str | None = None,
                   node: NodeCredentials | None = None, log=print) -> dict:
     from benchmarks.run import environment
@@ -176,6 +240,9 @@ def profile_proxy(*, out_dir: Path, seconds: float, loads: list[str], proxy_work
             summary["loads"][load] = {"throughput": throughput, "all_workers": merged,
                                       "busy_per_worker": {p: w["busy"] for p, w in per_worker.items()},
                                       "errors": errors}
+            if cpu_clock:
+                log(f"profiling one proxy worker under {load} with yappi (CPU clock)")
+                summary["loads"][load]["yappi"] = _yappi_profile(env, load, seconds, out_dir)
     (out_dir / "profile.json").write_text(json.dumps(summary, indent=2))
     text = _markdown(summary)
     (out_dir / "profile.md").write_text(text)
@@ -198,4 +265,13 @@ def _markdown(summary: dict) -> str:
         lines += ["", "| inclusive | share |", "|---|---|"]
         lines += [f"| `{name}` | {share:.1%} |" for name, share in merged["inclusive"][:35]]
         lines.append("")
+        cpu = data.get("yappi")
+        if cpu:
+            lines += [f"### {load}, one worker under yappi (CPU clock): {cpu['requests']} requests, "
+                      f"{cpu['cpu_us_per_request_under_yappi']} us CPU per request (profiler overhead included)", "",
+                      "| self (CPU) | share | calls |", "|---|---|---|"]
+            lines += [f"| `{name}` | {share:.1%} | {n} |" for name, share, n in cpu["self"][:25]]
+            lines += ["", "| inclusive (CPU) | share | calls |", "|---|---|---|"]
+            lines += [f"| `{name}` | {share:.1%} | {n} |" for name, share, n in cpu["inclusive"][:40]]
+            lines.append("")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """results.json -> the table (Markdown), the targets of DESIGN.md checked, and PNG charts."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 __all__ = ["check_targets", "table", "charts"]
@@ -66,6 +67,12 @@ def table(results: dict) -> str:
              + (f" (+{git['dirty_files']} uncommitted files)" if git.get("dirty_files") else "")
              + f", proxy workers {meta['proxy_workers']}, nginx {meta.get('nginx') or 'absent'}", ""]
     paths = meta.get("paths", ["direct", "nginx", "wio"])
+    others = [run["cores"].get("other", 0) for section in ("large", "small", "list")
+              for entry in results.get(section) or [] for p in entry["paths"].values() for run in p["runs"]]
+    if others and statistics.median(others) > 0.3:
+        lines += [f"WARNING: other processes used a median of {statistics.median(others):.2f} of the "
+                  f"{meta['cores']} cores during the runs (column 'other load'): the machine was shared, the "
+                  "absolute figures are low and the ratios noisy. Re-run on a quiet machine.", ""]
     head = ("| measurement | " + " | ".join(paths)
             + " | wio/direct | wio/nginx | client cores (direct) | other load (cores) |")
     lines += [head, "|" + "---|" * (len(paths) + 5)]

@@ -14,6 +14,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -63,10 +64,10 @@ class Plan:
     rss_size: int
 
 
-QUICK = Plan(mode="quick", rounds=2, large_size=256 * MiB, huge_size=None, multi_streams=8, multi_size=16 * MiB,
-             put_min_seconds=0.0, get_min_seconds=1.0, small_size=4096, small_seconds=2.0, small_keys=64,
+QUICK = Plan(mode="quick", rounds=2, large_size=64 * MiB, huge_size=None, multi_streams=8, multi_size=8 * MiB,
+             put_min_seconds=0.0, get_min_seconds=1.0, small_size=4096, small_seconds=1.5, small_keys=64,
              small_processes=2, list_keys=10_000, list_concurrency=(1,), list_seconds=2.0, decision_seconds=1.0,
-             revocation_trials=200, revocation_workers=4, rss_size=512 * MiB)
+             revocation_trials=100, revocation_workers=4, rss_size=256 * MiB)
 FULL = Plan(mode="full", rounds=3, large_size=256 * MiB, huge_size=2 * GiB, multi_streams=8, multi_size=256 * MiB,
             put_min_seconds=3.0, get_min_seconds=4.0, small_size=4096, small_seconds=5.0, small_keys=256,
             small_processes=2, list_keys=10_000, list_concurrency=(1, 4), list_seconds=5.0, decision_seconds=3.0,
@@ -124,10 +125,12 @@ def _output_to(path: Path):
 
 class Runner:
     def __init__(self, plan: Plan, stack: BenchStack, prov: Provisioned, targets: dict[str, Target],
-                 pool: LoadPool, nginx: Nginx | None, workdir: Path, log):
+                 pool: LoadPool, nginx: Nginx | None, workdir: Path, log, hops: dict | None = None):
         self.plan, self.stack, self.prov, self.targets = plan, stack, prov, targets
         self.pool, self.nginx, self.workdir, self.log = pool, nginx, workdir, log
         self.paths = [p for p in PATH_NAMES if p in targets]
+        self.all_paths = self.paths + [p for p in targets if p not in PATH_NAMES]   # + reference hops
+        self.hops = hops or {}
         self.body_path = str(workdir / "body.bin")
         self._make_body_file(64 * MiB)
         self.proxy_pids = stack.proxy_pids()
@@ -143,12 +146,19 @@ class Runner:
         roles = {"node": self.node_pids, "proxy": self.proxy_pids, "valkey": self.valkey_pids}
         if self.nginx is not None:
             roles["nginx"] = self.nginx.pids()
+        for name, proc in self.hops.items():
+            try:
+                main = psutil.Process(proc.pid)
+                roles[name] = [main.pid, *(c.pid for c in main.children(recursive=True))]
+            except psutil.Error:
+                roles[name] = []
         return CpuMeter(roles)
 
-    def alternate(self, measure) -> dict[str, list[dict]]:
-        runs: dict[str, list[dict]] = {p: [] for p in self.paths}
+    def alternate(self, measure, paths: list[str] | None = None) -> dict[str, list[dict]]:
+        paths = paths or self.paths
+        runs: dict[str, list[dict]] = {p: [] for p in paths}
         for r in range(self.plan.rounds):
-            order = self.paths[r % len(self.paths):] + self.paths[:r % len(self.paths)]
+            order = paths[r % len(paths):] + paths[:r % len(paths)]
             for path in order:
                 runs[path].append(measure(self.targets[path]))
         return runs
@@ -169,7 +179,7 @@ class Runner:
                     "transfers": sum(r["transfers"] for r in results), "cores": cpu}
 
         self.log(f"large {op} {size // MiB} MiB x {streams} stream(s)")
-        runs = self.alternate(measure)
+        runs = self.alternate(measure, self.all_paths)
         return self._summary({"op": op, "size": size, "streams": streams}, runs, "mib_s")
 
     # ------------------------------------------------------------------ small objects
@@ -205,12 +215,12 @@ class Runner:
             return out
 
         self.log(f"small {op} {self.plan.small_size} B at concurrency {concurrency}")
-        runs = self.alternate(measure)
+        runs = self.alternate(measure, self.all_paths)
         summary = self._summary({"op": op, "size": self.plan.small_size, "concurrency": concurrency}, runs, "ops_s")
         for path, path_runs in runs.items():
             summary["paths"][path]["p50_ms"] = _median([r["p50_ms"] for r in path_runs])
             summary["paths"][path]["p99_ms"] = _median([r["p99_ms"] for r in path_runs])
-        p50 = {p: summary["paths"][p]["p50_ms"] for p in self.paths}
+        p50 = {p: summary["paths"][p]["p50_ms"] for p in runs}
         if "wio" in p50 and "direct" in p50:
             summary["added_p50_ms"] = {"wio": round(p50["wio"] - p50["direct"], 3)}
             if "nginx" in p50:
@@ -461,6 +471,9 @@ class Runner:
         out["ratios"] = {"wio/direct": _ratio(value.get("wio"), value.get("direct")),
                          "wio/nginx": _ratio(value.get("wio"), value.get("nginx")),
                          "nginx/direct": _ratio(value.get("nginx"), value.get("direct"))}
+        for path in paths:
+            if path not in PATH_NAMES:
+                out["ratios"][f"{path}/direct"] = _ratio(value.get(path), value.get("direct"))
         return out
 
 
@@ -472,16 +485,49 @@ class Environment:
     pool: LoadPool
     nginx: Nginx | None
     workdir: Path
+    hops: dict[str, subprocess.Popen]
+
+
+def _start_hop(kind: str, upstream: str, workers: int, log_path: Path) -> tuple[int, subprocess.Popen]:
+    import socket
+    port = free_port()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.hops", kind, "--port", str(port), "--upstream",
+                                 upstream, "--workers", str(workers)], stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {kind} hop exited with code {proc.returncode} (see {log_path})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(0.5)   # let every worker start listening
+            return port, proc
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {kind} hop did not listen on {port}") from None
+            time.sleep(0.1)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    except (OSError, subprocess.TimeoutExpired):
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @contextlib.contextmanager
 def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, admin_password: str | None,
-                node: NodeCredentials | None, keep: bool = False, with_nginx: bool = True, log=print):
+                node: NodeCredentials | None, keep: bool = False, with_nginx: bool = True,
+                reference_hops: bool = False, log=print):
     """A stack (own or attached), an account and workspace, nginx, and the client pool; torn down after."""
     workdir = Path(tempfile.mkdtemp(prefix="wio-bench-"))
     stack = BenchStack(workdir, proxy_workers=proxy_workers, api_url=api_url, s3_url=s3_url,
                        admin_password=admin_password, node=node, log=log)
     nginx = pool = None
+    hops: dict[str, subprocess.Popen] = {}
     try:
         with _output_to(workdir / "services.log"):
             stack.start()
@@ -497,9 +543,16 @@ def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, 
             nginx.start()
             targets["nginx"] = prov.target("nginx", f"http://127.0.0.1:{port}")
         targets["wio"] = prov.target("wio", stack.s3_url)
+        if reference_hops:
+            node_host = prov.node.endpoint.split("://", 1)[-1].rstrip("/")
+            for kind in ("aiohttp", "splice"):
+                port, hops[f"{kind}-hop"] = _start_hop(kind, node_host, proxy_workers, workdir / "services.log")
+                targets[f"{kind}-hop"] = prov.target(f"{kind}-hop", f"http://127.0.0.1:{port}")
         pool = LoadPool(processes=8)
-        yield Environment(stack, prov, targets, pool, nginx, workdir)
+        yield Environment(stack, prov, targets, pool, nginx, workdir, hops)
     finally:
+        for proc in hops.values():
+            _stop_group(proc)
         if pool is not None:
             pool.close()
         if nginx is not None:
@@ -514,7 +567,7 @@ def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, 
 def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_url: str | None = None,
                    s3_url: str | None = None, admin_password: str | None = None,
                    node: NodeCredentials | None = None, only: set[str] | None = None, keep: bool = False,
-                   log=print) -> dict:
+                   reference_hops: bool = False, log=print) -> dict:
     plan = QUICK if quick else FULL
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -529,10 +582,10 @@ def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_ur
                   "several processes; paths alternate each round; figures are medians over rounds",
     }}
     with environment(proxy_workers=proxy_workers, api_url=api_url, s3_url=s3_url, admin_password=admin_password,
-                     node=node, keep=keep, log=log) as env:
+                     node=node, keep=keep, reference_hops=reference_hops, log=log) as env:
         stack = env.stack
         results["meta"]["nginx"] = env.nginx.version() if env.nginx else None
-        runner = Runner(plan, stack, env.prov, env.targets, env.pool, env.nginx, env.workdir, log)
+        runner = Runner(plan, stack, env.prov, env.targets, env.pool, env.nginx, env.workdir, log, env.hops)
         results["meta"]["paths"] = list(env.targets)
         results["meta"]["pids"] = {"proxy": runner.proxy_pids, "node": runner.node_pids, "valkey": runner.valkey_pids}
 
