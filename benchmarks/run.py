@@ -287,7 +287,8 @@ class Runner:
         plan, prov = self.plan, self.prov
         proc = None
         if self.stack.attached:
-            url, workers = self.stack.s3_url, None
+            url = self.stack.s3_url
+            workers = len(self.stack.proxy_pids(url)) or None   # what the running stack has
         else:
             url, proc = self.stack.start_extra_proxy(plan.revocation_workers)
             workers = plan.revocation_workers
