@@ -5,6 +5,7 @@ are ours. Only the proxy's error middleware turns an ``S3Error`` into XML, with 
 """
 from __future__ import annotations
 
+import re
 from xml.sax.saxutils import escape
 
 __all__ = ["S3Error", "ERRORS", "error_xml"]
@@ -70,7 +71,13 @@ class S3Error(Exception):
         self.headers = headers or {}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def error_xml(code: str, message: str, resource: str, request_id: str) -> bytes:
+    # XML 1.0 cannot carry control characters: percent-encode them so the body stays well-formed.
+    resource = _CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", resource)
+    message = _CONTROL.sub(" ", message)
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(code)}</Code>'
             f"<Message>{escape(message)}</Message><Resource>{escape(resource)}</Resource>"
             f"<RequestId>{request_id}</RequestId></Error>").encode()

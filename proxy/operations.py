@@ -68,10 +68,12 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             return _op("ListObjects")
         if method == "HEAD":
             return _op("HeadBucket")
-        if method == "PUT":
-            return _op("CreateBucket")
-        if method == "DELETE":
-            return _op("DeleteBucket")
+        if method in ("PUT", "DELETE"):
+            # Only the bare bucket is created or deleted; any other subresource (versioning, …) is not ours.
+            extra = sorted(name for name in query if name != "x-id")
+            if extra:
+                raise _unsupported(extra[0], True)
+            return _op("CreateBucket" if method == "PUT" else "DeleteBucket")
         if method == "POST":
             if "delete" in query:
                 return _op("DeleteObjects")

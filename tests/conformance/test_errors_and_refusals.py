@@ -108,9 +108,6 @@ def test_error_body_is_s3_xml(target, bucket, observe, case):
     assert (headers.get("Content-Type") or "").startswith("application/xml")
 
 
-@differs(proxy="wio's error renderer puts the raw key into <Resource>; a control character (U+0001) makes the "
-               "XML ill-formed (XML 1.0 forbids it even as a character reference), so boto3 sees '400 400' with no "
-               "Code. Fix: percent-encode control characters (or the whole key) in <Resource> in proxy/errors.py")
 def test_error_body_well_formed_for_control_character_key(target, bucket, observe):
     """The error for a key with a control character is still well-formed S3 XML with a Code."""
     status, _, body = _raw(target, "GET", bucket, "missing\x01key", client_method="get_object")
@@ -170,10 +167,7 @@ BUCKET_CONFIG = [
     ("get_bucket_notification_configuration", {}),
     ("get_bucket_replication", {}),
     ("get_bucket_website", {}),
-    pytest.param("put_bucket_versioning", {"VersioningConfiguration": {"Status": "Enabled"}},
-                 marks=differs(proxy="PutBucketVersioning is not in the refusal table: ?versioning is only classified "
-                                     "for GET, so PUT falls through to CreateBucket and answers 409 "
-                                     "BucketAlreadyOwnedByYou instead of 501 NotImplemented")),
+    ("put_bucket_versioning", {"VersioningConfiguration": {"Status": "Enabled"}}),
 ]
 
 
