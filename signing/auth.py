@@ -223,6 +223,18 @@ def _single(header_map: HeaderMap, name: str) -> str | None:
     return values[0]
 
 
+def _auth_query_params(raw_query: str) -> list[tuple[str, str]]:
+    """The decoded query parameters that can carry credentials (the rest are only signed)."""
+    params = []
+    for part in raw_query.split("&"):
+        if part.startswith(("X-Amz-", "AWSAccessKeyId=", "Signature=")):
+            name, _, value = part.partition("=")
+            if "%" in value or "+" in value:
+                value = parse_query(part)[0][1]
+            params.append((name, value))
+    return params
+
+
 def _valid_payload_hash(value: str) -> bool:
     return value in PAYLOAD_HASH_KEYWORDS or (len(value) == 64 and _HEX64.fullmatch(value) is not None)
 
@@ -248,7 +260,8 @@ def parse_request_auth(
     header_map = collect_headers(headers)
     authorization = header_map.get("authorization")
     # decode the query only when it may carry credentials (the common request has none)
-    query = parse_query(raw_query) if raw_query and ("X-Amz-" in raw_query or "AWSAccessKeyId" in raw_query) else []
+    query = _auth_query_params(raw_query) if raw_query and (
+        "X-Amz-" in raw_query or "AWSAccessKeyId" in raw_query) else []
     presigned = any(name in _PRESIGN_KEYS for name, _ in query)
     if authorization is None and not presigned:
         names = {name for name, _ in query}

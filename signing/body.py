@@ -283,7 +283,10 @@ def make_body_verifier(
     anonymous or POST-policy request: then only unsigned modes are possible). Raises
     ``SigningError`` for inconsistent headers before any byte is read.
     """
-    header_map = collect_headers(headers)
+    if auth is not None and headers is auth.headers_source:
+        header_map = auth.header_map  # already indexed by parse_request_auth
+    else:
+        header_map = collect_headers(headers)
     mode = _single(header_map, "x-amz-content-sha256")
     if mode is None:
         mode = auth.payload_hash if auth is not None else UNSIGNED_PAYLOAD

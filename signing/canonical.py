@@ -72,7 +72,10 @@ _ESCAPED_RESERVED = r"%(?:[01][0-9A-F]|2[0-9A-CF]|3[A-F]|40|5[B-E]|60|7[B-DF]|[8
 # alternation per character)
 _CANONICAL_PATH = re.compile(rf"[A-Za-z0-9\-._~/]*(?:{_ESCAPED_RESERVED}[A-Za-z0-9\-._~/]*)*")
 # the same for one query component, where "/" must be escaped
-_CANONICAL_COMPONENT = re.compile(rf"[A-Za-z0-9\-._~]*(?:{_ESCAPED_RESERVED}[A-Za-z0-9\-._~]*)*")
+_COMPONENT = rf"[A-Za-z0-9\-._~]*(?:{_ESCAPED_RESERVED}[A-Za-z0-9\-._~]*)*"
+_CANONICAL_COMPONENT = re.compile(_COMPONENT)
+# a whole query of canonical "name=value" parts ("=" only as the separator)
+_CANONICAL_QUERY = re.compile(rf"(?:{_COMPONENT}(?:={_COMPONENT})?)(?:&(?:{_COMPONENT}(?:={_COMPONENT})?))*")
 
 
 def _to_bytes(text: str) -> bytes:
@@ -169,6 +172,16 @@ def canonical_query(raw_query: str, *, exclude: str | None = None) -> str:
     """
     if not raw_query:
         return ""
+    if _CANONICAL_QUERY.fullmatch(raw_query):
+        # every name and value is already canonical: only drop, sort and complete "name="
+        pairs = []
+        for part in raw_query.split("&"):
+            if part:
+                name, _, value = part.partition("=")
+                if name != exclude:
+                    pairs.append((name, value))
+        pairs.sort()
+        return "&".join([f"{name}={value}" for name, value in pairs])
     encoded = []
     for part in raw_query.split("&"):
         if not part:
