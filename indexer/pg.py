@@ -82,18 +82,39 @@ def _latest(items: Sequence[Any]) -> list[Any]:
     return list(newest.values())
 
 
-class _Matching:
-    """The rows a caller may read that match the filters, as a FROM item with its bind parameters."""
+# With more text matches than this, a page is found faster by walking the grants' key ranges in order.
+SORT_MATCHES_UP_TO = 10_000
 
-    def __init__(self, by_text: bool) -> None:
-        self.by_text = by_text
+
+class _Matching:
+    """The rows a caller may read that match the filters, as FROM items, with their bind parameters.
+
+    ``filtered``: one WHERE clause; PostgreSQL intersects the GIN bitmap of the words with the primary
+    key ranges of the grants, then sorts what matched. ``merged``: one UNION ALL branch per grant (all
+    whole workspaces together, then each readable prefix); grants are disjoint so no row appears twice,
+    and each branch is a range of the primary key, merged in key order to stop after one page.
+    """
+
+    def __init__(self, columns: str, words: list[str]) -> None:
+        self.columns, self.words = columns, words
         self.params: dict[str, Any] = {}
-        self.source = ""
+        self.grants: list[str] = []
+        self.conditions: list[str] = []
 
     def bind(self, value: Any) -> str:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return ":" + name
+
+    @property
+    def filtered(self) -> str:
+        where = " AND ".join(["(" + " OR ".join(self.grants) + ")", *self.conditions])
+        return f"(SELECT {self.columns} FROM search_objects WHERE {where}) AS o"
+
+    @property
+    def merged(self) -> str:
+        return "(" + " UNION ALL ".join(f"SELECT {self.columns} FROM search_objects WHERE "
+                                        + " AND ".join([grant, *self.conditions]) for grant in self.grants) + ") AS o"
 
 
 def tsquery(query_words: list[str]) -> str:
@@ -103,45 +124,29 @@ def tsquery(query_words: list[str]) -> str:
 
 
 def _matching(filters: SearchFilters, readable: Readable, columns: str) -> _Matching | None:
-    """None when nothing can match (the caller may read nothing).
-
-    With a text query, one WHERE clause: PostgreSQL intersects the GIN bitmap of the words with the
-    primary-key ranges of the grants. Without one, a UNION ALL branch per grant (all whole workspaces
-    together, then each readable prefix): the grants are disjoint so no row appears twice, and each
-    branch is a range of the primary key, merged in key order to stop after one page.
-    """
+    """None when nothing can match (the caller may read nothing)."""
     readable = readable.only(filters.workspace)
     if not readable.prefixes:
         return None
-    query_words = filters.words
-    m = _Matching(by_text=bool(query_words))
-    conditions = []
-    if query_words:
-        conditions.append(f"terms @@ to_tsquery('simple', {m.bind(tsquery(query_words))})")
+    m = _Matching(columns, filters.words)
+    if m.words:
+        m.conditions.append(f"terms @@ to_tsquery('simple', {m.bind(tsquery(m.words))})")
     if filters.prefix:
-        conditions.append(f"key LIKE {m.bind(like_prefix(filters.prefix))}")
+        m.conditions.append(f"key LIKE {m.bind(like_prefix(filters.prefix))}")
     if filters.content_type.endswith("/*"):
-        conditions.append(f"content_type LIKE {m.bind(like_prefix(filters.content_type[:-1]))}")
+        m.conditions.append(f"content_type LIKE {m.bind(like_prefix(filters.content_type[:-1]))}")
     elif filters.content_type:
-        conditions.append(f"content_type = {m.bind(filters.content_type)}")
+        m.conditions.append(f"content_type = {m.bind(filters.content_type)}")
     if filters.min_size is not None:
-        conditions.append(f"size >= {m.bind(filters.min_size)}")
+        m.conditions.append(f"size >= {m.bind(filters.min_size)}")
     if filters.max_size is not None:
-        conditions.append(f"size <= {m.bind(filters.max_size)}")
+        m.conditions.append(f"size <= {m.bind(filters.max_size)}")
     if filters.modified_after is not None:
-        conditions.append(f"last_modified > {m.bind(filters.modified_after)}")
-    grants = []
+        m.conditions.append(f"last_modified > {m.bind(filters.modified_after)}")
     if readable.whole:
-        grants.append(f"workspace = ANY(CAST({m.bind(readable.whole)} AS text[]))")
+        m.grants.append(f"workspace = ANY(CAST({m.bind(readable.whole)} AS text[]))")
     for workspace, prefix in readable.partial:
-        grants.append(f"(workspace = {m.bind(workspace)} AND key LIKE {m.bind(like_prefix(prefix))})")
-    if m.by_text:
-        where = " AND ".join(["(" + " OR ".join(grants) + ")", *conditions])
-        m.source = f"(SELECT {columns} FROM search_objects WHERE {where}) AS o"
-    else:
-        m.source = "(" + " UNION ALL ".join(
-            f"SELECT {columns} FROM search_objects WHERE " + " AND ".join([grant, *conditions]) for grant in grants
-        ) + ") AS o"
+        m.grants.append(f"(workspace = {m.bind(workspace)} AND key LIKE {m.bind(like_prefix(prefix))})")
     return m
 
 
@@ -221,24 +226,29 @@ class PostgresBackend(SearchBackend):
         m = _matching(filters, readable, "workspace, key, size, last_modified, content_type")
         if m is None:
             return SearchResult(0, [])
-        page = text(f"SELECT o.workspace, o.key, o.size, o.last_modified, o.content_type FROM {m.source} "
-                    f"ORDER BY o.workspace, o.key LIMIT :limit OFFSET :offset")
-        count = text(f"SELECT count(*) FROM {m.source}")
+        columns = "o.workspace, o.key, o.size, o.last_modified, o.content_type"
+        order = "ORDER BY o.workspace, o.key LIMIT :limit OFFSET :offset"
         page_params = {**m.params, "limit": limit, "offset": offset}
         async with self.engine.begin() as conn:
-            if m.by_text:
-                # Count the matches first (GIN bitmap), then sort only those: walking the primary key in
-                # order and testing every row against the words can cost a scan of the whole table.
-                total = int((await conn.execute(count, m.params)).scalar_one())
-                if total <= offset:
-                    return SearchResult(total, [])
+            if not m.words:
+                rows = await conn.execute(text(f"SELECT {columns} FROM {m.merged} {order}"), page_params)
+                hits = [SearchHit(*row) for row in rows]
+                if (offset == 0 or hits) and len(hits) < limit:
+                    return SearchResult(offset + len(hits), hits)  # the last page: no need to count
+                total = await conn.execute(text(f"SELECT count(*) FROM {m.merged}"), m.params)
+                return SearchResult(int(total.scalar_one()), hits)
+            # Words: count the matches from the GIN bitmap first. Few of them: sort those. Many: they are
+            # dense enough that walking the grants' key ranges in order finds a page quickly.
+            total = int((await conn.execute(text(f"SELECT count(*) FROM {m.filtered}"), m.params)).scalar_one())
+            if total <= offset:
+                return SearchResult(total, [])
+            if total <= SORT_MATCHES_UP_TO:
                 await conn.execute(text("SET LOCAL enable_indexscan = off"))
-                hits = [SearchHit(*row) for row in await conn.execute(page, page_params)]
-                return SearchResult(total, hits)
-            hits = [SearchHit(*row) for row in await conn.execute(page, page_params)]
-            if (offset == 0 or hits) and len(hits) < limit:
-                return SearchResult(offset + len(hits), hits)  # the last page: no need to count
-            return SearchResult(int((await conn.execute(count, m.params)).scalar_one()), hits)
+                rows = await conn.execute(text(f"SELECT {columns} FROM {m.filtered} {order}"), page_params)
+            else:
+                await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+                rows = await conn.execute(text(f"SELECT {columns} FROM {m.merged} {order}"), page_params)
+            return SearchResult(total, [SearchHit(*row) for row in rows])
 
     async def aggregate(self, by: str, filters: SearchFilters, readable: Readable) -> list[Bucket]:
         if by not in AGGREGATIONS:
@@ -246,7 +256,8 @@ class PostgresBackend(SearchBackend):
         m = _matching(filters, readable, f"{by}, size")
         if m is None:
             return []
-        sql = text(f"SELECT o.{by}, count(*), coalesce(sum(o.size), 0) FROM {m.source} GROUP BY o.{by}")
+        source = m.filtered if m.words else m.merged
+        sql = text(f"SELECT o.{by}, count(*), coalesce(sum(o.size), 0) FROM {source} GROUP BY o.{by}")
         async with self.engine.connect() as conn:
             rows = await conn.execute(sql, m.params)
             return [Bucket(key, int(objects), int(size)) for key, objects, size in rows]

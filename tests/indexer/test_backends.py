@@ -157,3 +157,22 @@ async def test_tombstones_expire(backend):
     assert await backend.purge_tombstones(T0 + 11) >= 1
     await backend.upsert_many([doc(ws, "k", version=T0 + 5)])
     assert await keys(backend, everything(ws)) == [(ws, "k")]
+
+
+async def test_both_ways_of_paging_text_matches_agree(backend, monkeypatch):
+    if backend.name != "postgresql":
+        pytest.skip("a PostgreSQL plan choice")
+    import indexer.pg
+    ws, other = unique("ws"), unique("ws")
+    await backend.upsert_many([doc(ws, f"d{i % 3}/f{i:02d}.csv") for i in range(30)]
+                              + [doc(other, f"x/f{i}.csv") for i in range(5)] + [doc(ws, "d0/skip.txt")])
+    readable = Readable({ws: ("d0/", "d2/"), other: ("",)})
+    pages = []
+    for sort_up_to in (10_000, 1):  # sort the matches / walk the grants' key ranges in order
+        monkeypatch.setattr(indexer.pg, "SORT_MATCHES_UP_TO", sort_up_to)
+        results = [await backend.search(SearchFilters(text="csv"), readable, 7, offset) for offset in (0, 7, 14, 21)]
+        assert {r.total for r in results} == {25}
+        pages.append([(h.workspace, h.key) for r in results for h in r.hits])
+    expected = sorted([(ws, f"d{i % 3}/f{i:02d}.csv") for i in range(30) if i % 3 != 1]
+                      + [(other, f"x/f{i}.csv") for i in range(5)])
+    assert pages[0] == pages[1] == expected
