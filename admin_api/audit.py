@@ -32,7 +32,7 @@ from admin_api.context import DB, HTTP, SETTINGS, caller, parse_time, read_sessi
 from admin_api.errors import ApiError
 from admin_api.workspaces import require_on_workspace
 from policy.models import Workspace
-from wio.events import AUDIT_STREAM
+from wio.events import AUDIT_STREAM, entry_fields
 from wio.metrics import AUDIT_STORE_ERRORS, AUDIT_STORED
 
 __all__ = ["routes", "audit_trail", "AUDIT_STORE", "AUDIT_GROUP", "AuditConsumer"]
@@ -51,7 +51,7 @@ MAX_LIMIT = 1000
 
 def _decode(fields: dict | None) -> dict[str, str]:
     # Bytes from Redis, decoded leniently: one odd entry must not stop the trail.
-    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in (fields or {}).items()}
+    return entry_fields(fields or {})
 
 
 class AuditConsumer:

@@ -27,7 +27,7 @@ from indexer.backend import SearchBackend
 from indexer.documents import ObjectDoc, Removal
 from indexer.storage import ObjectHead, WorkspaceRoute, head_object
 from policy.nodes import NodeError
-from wio.events import EVENTS_STREAM
+from wio.events import EVENTS_STREAM, entry_fields
 
 __all__ = ["EventConsumer", "IndexEvent", "parse_event", "GROUP"]
 
@@ -51,6 +51,7 @@ class IndexEvent:
 
 def parse_event(entry_id: str, fields: dict[str, str]) -> IndexEvent | None:
     """None for an entry that is not a well-formed index event (it is acknowledged and skipped)."""
+    fields = entry_fields(fields)
     try:
         kind, workspace, key = fields["type"], fields["workspace"], fields["key"]
         size = fields.get("size", "")

@@ -200,8 +200,8 @@ async def health(request: web.Request) -> web.Response:
 
 async def _resources(app: web.Application):
     settings = app[SETTINGS]
-    app[REDIS] = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5,
-                                socket_connect_timeout=2, health_check_interval=10)
+    app[REDIS] = Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2,
+                                health_check_interval=10)
     app[AUTHZ] = Authorizer(app[REDIS], app[BOX])
     app[UPSTREAM] = Upstream()
     app[QUOTAS] = Quotas(app[REDIS])

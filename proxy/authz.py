@@ -6,6 +6,7 @@ Python in ``policy.decide``. Redis unreachable -> ``ServiceUnavailable``: the pr
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -25,6 +26,9 @@ from wio.secrets import SecretBox
 __all__ = ["NodeView", "Target", "Caller", "Authorizer"]
 
 _SCRIPTS = Path(policy.__file__).parent
+# One deadline per round trip (not a socket timeout, which costs a timer on every read): a Redis that
+# hangs makes the request fail closed with 503 after this long.
+REDIS_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +106,9 @@ class Authorizer:
         """Key, user and every named workspace in one round trip. Raises S3Error for bad keys."""
         started = time.monotonic()
         try:
-            reply = await self._authorize(args=[akid, *workspaces])
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                reply = await self._authorize(args=[akid, *workspaces])
+        except (RedisError, OSError, TimeoutError) as exc:
             redis_failed("authorize")
             raise _unavailable(exc) from None
         observe_redis("authorize", started)
@@ -119,8 +124,9 @@ class Authorizer:
         """For ListBuckets: every workspace the caller can read, with its creation time."""
         started = time.monotonic()
         try:
-            reply = await self._list_buckets(args=[akid])
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                reply = await self._list_buckets(args=[akid])
+        except (RedisError, OSError, TimeoutError) as exc:
             redis_failed("list_buckets")
             raise _unavailable(exc) from None
         observe_redis("list_buckets", started)

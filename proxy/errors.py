@@ -35,6 +35,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidToken": (400, "The provided token is malformed or otherwise invalid"),
     "InvalidURI": (400, "Could not parse the specified URI"),
     "KeyTooLongError": (400, "Your key is too long"),
+    "MalformedTrailerError": (400, "The request contained trailing data that was not well-formed"),
+    "InvalidPolicyDocument": (400, "The content of the form does not meet the conditions of the policy document"),
     "MalformedXML": (400, "The XML you provided was not well-formed or did not validate"),
     "MalformedPOSTRequest": (400, "The body of your POST request is not well-formed multipart/form-data"),
     "MaxMessageLengthExceeded": (400, "Your request was too big"),

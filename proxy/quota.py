@@ -8,6 +8,7 @@ parts stay reserved until the upload is completed or aborted; their sizes are ke
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError
 
 import policy
 from policy.decide import WorkspaceView
+from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
 
 __all__ = ["Quotas", "Reservation"]
@@ -40,8 +42,9 @@ class Quotas:
 
     async def _run(self, action: str, ws: WorkspaceView, *numbers: int) -> list:
         try:
-            return await self._script(args=[action, ws.name, ws.owner, ws.root, *numbers])
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                return await self._script(args=[action, ws.name, ws.owner, ws.root, *numbers])
+        except (RedisError, OSError, TimeoutError) as exc:
             log.warning("quota %s failed for %s: %s", action, ws.name, exc)
             raise S3Error("ServiceUnavailable", "The quota store is unavailable; please retry") from None
 

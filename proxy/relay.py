@@ -71,7 +71,7 @@ async def relay(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
                 out.headers.add(name, value)
         await out.prepare(call.request)
         if call.request.method != "HEAD" and resp.status not in (204, 304):
-            call.extra["bytes_out"] = await pump(call.request, out, resp.content.iter_chunked(STREAM_CHUNK))
+            call.extra["bytes_out"] = await pump(call.request, out, resp.content.iter_any())
         await out.write_eof()
         return out
     finally:

@@ -15,24 +15,42 @@
     reason (the grant label that allowed, or why it was denied), status (HTTP status sent),
     bytes_in, bytes_out, client (address), duration_ms
 
+On the wire each entry is ONE field, ``e``, holding the fields above as a JSON object: redis-py packs
+every argument in Python, so one pre-serialised field costs a fraction of thirty. ``entry_fields``
+turns a stream entry back into the field dict (and accepts the older one-field-per-name form).
+
 Both streams are capped (approximate MAXLEN) so Redis memory stays bounded if a consumer is down.
 Producers never wait on consumers: entries are queued in-process and written in pipelined batches.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 from redis.asyncio import Redis
 
-__all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "STREAM_MAXLEN", "EventSink"]
+__all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "STREAM_MAXLEN", "EventSink", "entry_fields"]
 
 EVENTS_STREAM = "wio:events"
 AUDIT_STREAM = "wio:audit"
 STREAM_MAXLEN = 1_000_000
 
 log = logging.getLogger("wio.events")
+
+
+def entry_fields(fields: dict) -> dict[str, str]:
+    """A stream entry's fields as a str -> str dict, whichever form the producer wrote."""
+    packed = fields.get("e", fields.get(b"e"))
+    if packed is None:
+        return {(k.decode("utf-8", "replace") if isinstance(k, bytes) else k):
+                (v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in fields.items()}
+    try:
+        data = json.loads(packed)
+    except ValueError:
+        return {}
+    return {str(k): "" if v is None else str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 class EventSink:
@@ -46,7 +64,7 @@ class EventSink:
 
     def emit(self, stream: str, fields: dict[str, Any]) -> None:
         try:
-            self.queue.put_nowait((stream, {k: "" if v is None else v for k, v in fields.items()}))
+            self.queue.put_nowait((stream, {"e": json.dumps(fields, default=str)}))
         except asyncio.QueueFull:
             self.dropped += 1
 
