@@ -101,17 +101,22 @@ class Authorizer:
                                   scope=caller.scope)
         return Target(ws, node, grants)
 
-    async def load(self, akid: str, session_token: str | None,
-                   workspaces: list[str]) -> tuple[Caller, list[Target | None]]:
-        """Key, user and every named workspace in one round trip. Raises S3Error for bad keys."""
+    async def _round_trip(self, name: str, script, args: list[str]) -> list:
+        """Run one script with a deadline; any Redis failure fails closed (503)."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                reply = await self._authorize(args=[akid, *workspaces])
+                reply = await script(args=args)
         except (RedisError, OSError, TimeoutError) as exc:
-            redis_failed("authorize")
+            redis_failed(name)
             raise _unavailable(exc) from None
-        observe_redis("authorize", started)
+        observe_redis(name, started)
+        return reply
+
+    async def load(self, akid: str, session_token: str | None,
+                   workspaces: list[str]) -> tuple[Caller, list[Target | None]]:
+        """Key, user and every named workspace in one round trip. Raises S3Error for bad keys."""
+        reply = await self._round_trip("authorize", self._authorize, [akid, *workspaces])
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         targets = []
@@ -122,14 +127,7 @@ class Authorizer:
 
     async def load_visible(self, akid: str, session_token: str | None) -> tuple[Caller, list[tuple[Target, str]]]:
         """For ListBuckets: every workspace the caller can read, with its creation time."""
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                reply = await self._list_buckets(args=[akid])
-        except (RedisError, OSError, TimeoutError) as exc:
-            redis_failed("list_buckets")
-            raise _unavailable(exc) from None
-        observe_redis("list_buckets", started)
+        reply = await self._round_trip("list_buckets", self._list_buckets, [akid])
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         out = []

@@ -15,15 +15,20 @@ from aiohttp import web
 from proxy.errors import S3Error
 from signing import SigningError
 
-__all__ = ["VerifiedBody", "read_verified", "body_chunks", "BODY_IDLE_TIMEOUT"]
+__all__ = ["VerifiedBody", "read_verified", "body_chunks", "BODY_IDLE_TIMEOUT", "MIN_BODY_RATE"]
 
-# A client that sends nothing for this long is cut off (S3's RequestTimeout): a trickling body must not
-# hold an upstream request open indefinitely.
+# A client that sends nothing for this long is cut off (S3's RequestTimeout), and so is one that
+# trickles: after a grace period the body must average at least MIN_BODY_RATE bytes per second. A
+# slow body must not hold an upstream request (and its quota reservation) open indefinitely.
 BODY_IDLE_TIMEOUT = 15.0
+MIN_BODY_RATE, MIN_RATE_GRACE = 1024, 10.0
 
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The raw request body as it arrives, refusing a client that stalls for BODY_IDLE_TIMEOUT seconds."""
+    """The raw request body as it arrives, refusing a client that stalls or trickles."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    received = 0
     while True:
         try:
             data = await asyncio.wait_for(request.content.readany(), BODY_IDLE_TIMEOUT)
@@ -31,6 +36,10 @@ async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
             raise S3Error("RequestTimeout") from None
         if not data:
             return
+        received += len(data)
+        elapsed = loop.time() - started
+        if elapsed > MIN_RATE_GRACE and received < MIN_BODY_RATE * elapsed:
+            raise S3Error("RequestTimeout", "The request body arrives too slowly")
         yield data
 
 

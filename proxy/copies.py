@@ -64,6 +64,14 @@ def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
     return first, last
 
 
+async def _server_side_copy(call: Call):
+    """Both workspaces on one node: the node copies, the proxy only rewrites the source."""
+    headers = _copy_headers(call)
+    headers["x-amz-copy-source"] = _source_path(call)
+    return await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket, call.physical_key,
+                                                 object_params(call), headers)
+
+
 async def _stream_from_source(call: Call, byte_range: tuple[int, int] | None):
     """GET the source object from its node; returns the response (the caller releases it)."""
     headers = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
@@ -113,10 +121,7 @@ async def copy_object(call: Call) -> web.StreamResponse:
     res = await quotas.reserve(call.target.ws, source_size, new_object)
     try:
         if _same_node(call):
-            headers = _copy_headers(call)
-            headers["x-amz-copy-source"] = _source_path(call)
-            resp = await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket,
-                                                         call.physical_key, object_params(call), headers)
+            resp = await _server_side_copy(call)
         else:
             replace = call.request.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
             resp = await _streamed_put(call, [], None, replace)
@@ -147,10 +152,7 @@ async def upload_part_copy(call: Call) -> web.StreamResponse:
     res = await quotas.reserve(call.target.ws, size, 0)
     try:
         if _same_node(call):
-            headers = _copy_headers(call)
-            headers["x-amz-copy-source"] = _source_path(call)
-            resp = await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket,
-                                                         call.physical_key, object_params(call), headers)
+            resp = await _server_side_copy(call)
         else:
             params = [("partNumber", str(part)), ("uploadId", call.param("uploadId"))]
             resp = await _streamed_put(call, params, byte_range, True)

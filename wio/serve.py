@@ -53,14 +53,18 @@ def ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return ctx
 
 
-HEADER_TIMEOUT = 15.0     # a new connection must deliver its first request's headers within this
+HEADER_TIMEOUT = 10.0     # a connection must deliver each request's headers within about this long
 KEEPALIVE_TIMEOUT = 30.0  # idle keep-alive connections are closed after this
 
 
 class _SlowHeaderGuard:
-    """Wraps aiohttp's protocol factory: close a connection whose first request headers have not all
-    arrived within ``timeout`` seconds (slowloris). aiohttp counts parsed requests in the protocol's
-    ``_request_count``; that private counter is the only signal it offers, so it is read defensively."""
+    """Wraps aiohttp's protocol factory to cut off slow or silent connections (slowloris).
+
+    Each connection is looked at every half ``timeout``: one that has spent a whole ``timeout`` between
+    requests without a new request's headers arriving is closed, on a fresh connection as on a
+    kept-alive one (idle keep-alive connections are thus closed after at most ``timeout``). aiohttp offers no
+    header timeout; its protocol's request counter and current request are read defensively.
+    """
 
     def __init__(self, server, timeout: float):
         self._server, self._timeout = server, timeout
@@ -70,14 +74,24 @@ class _SlowHeaderGuard:
 
     def __call__(self):
         protocol = self._server()  # called by the event loop as the connection is accepted
-        asyncio.get_running_loop().call_later(self._timeout, self._check, protocol)
+        asyncio.get_running_loop().call_later(self._timeout / 2, self._check, protocol, 0, 0)
         return protocol
 
-    @staticmethod
-    def _check(protocol) -> None:
+    def _check(self, protocol, seen: int, quiet: int) -> None:
+        """Every half period: a connection that has been between requests with no new request for a
+        whole period (two looks in a row) is closed."""
         transport = protocol.transport
-        if transport is not None and getattr(protocol, "_request_count", 1) == 0 and not transport.is_closing():
+        if transport is None or transport.is_closing():
+            return
+        count = getattr(protocol, "_request_count", None)
+        if count is None:
+            return
+        idle = count == seen and getattr(protocol, "_current_request", None) is None
+        quiet = quiet + 1 if idle else 0
+        if quiet >= 2:
             transport.close()
+            return
+        asyncio.get_running_loop().call_later(self._timeout / 2, self._check, protocol, count, quiet)
 
 
 def _app_factory(kind: str) -> Callable[[Settings], web.Application]:

@@ -311,15 +311,7 @@ def slow_observations(faults, owner, fws) -> dict[str, float | None]:
     return results
 
 
-_SLOW_BUGS = {
-    "second request trickled on keep-alive":
-        "wio/serve.py _SlowHeaderGuard only checks _request_count == 0 once, HEADER_TIMEOUT after accept: a "
-        "keep-alive connection that completed one request and then trickles the next request's headers is "
-        "never cut off (aiohttp's keepalive_timeout does not run while a request's headers are arriving)",
-    "trickled body":
-        "proxy/body.py body_chunks: BODY_IDLE_TIMEOUT (15 s) is an idle timeout per read, so a body trickled at "
-        "1 byte/s never trips it and holds the handler and the upstream PUT open for as long as the client likes",
-}
+_SLOW_BUGS: dict[str, str] = {}  # modes the proxy does not cut off yet (none since the rate floor and periodic guard)
 
 
 @pytest.mark.parametrize("mode", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=_SLOW_BUGS[m]))
