@@ -48,7 +48,7 @@ def wio_settings(pg_service, redis_service, s3_node, **overrides) -> Settings:
 def stack(pg_service, redis_service, s3_node):
     stack = DevStack(settings=wio_settings(pg_service, redis_service, s3_node))
     try:
-        launch_components(stack, stack.settings)
+        launch_components(stack, stack.settings, indexer=True)
         yield stack
     finally:
         stack.stop()

@@ -121,7 +121,9 @@ def serve(component: str, workers: int, tls_cert: str | None, tls_key: str | Non
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     if component == "indexer":
-        raise click.ClickException("the indexer is not available in this version")
+        from indexer.service import serve_indexer
+        serve_indexer(settings)
+        return
     from wio.serve import serve as run
     run(component, settings, workers=workers, cert=tls_cert, key=tls_key)
 

@@ -112,8 +112,8 @@ class DevStack:
 
 
 def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int = 1,
-                      tls_pair: tuple[str, str] | None = None, timeout: float = 60) -> None:
-    """Start the admin API and the proxy as ``wio serve`` child processes and wait until both are healthy."""
+                      tls_pair: tuple[str, str] | None = None, timeout: float = 60, indexer: bool = False) -> None:
+    """Start the admin API, the proxy and the indexer as ``wio serve`` child processes (API and proxy healthy)."""
     stack.settings = settings
     env = {**os.environ, **settings.to_env()}
     stack.api_url = f"http://127.0.0.1:{settings.api_port}"
@@ -130,6 +130,9 @@ def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int
     proxy = subprocess.Popen(proxy_cmd, env=env, start_new_session=True)
     stack.processes.append(proxy)
     wait_http(stack.s3_url + "/_wio/health", timeout, proxy, context=context)
+    if indexer:
+        stack.processes.append(subprocess.Popen([sys.executable, "-m", "wio", "serve", "indexer"], env=env,
+                                                start_new_session=True))
 
 
 def start_dev_stack(state_dir: Path, *, api_port: int = 8080, s3_port: int = 9000, proxy_workers: int = 1,
@@ -166,7 +169,7 @@ def start_dev_stack(state_dir: Path, *, api_port: int = 8080, s3_port: int = 900
             bootstrap_node_access_key=node.access_key, bootstrap_node_secret_key=node.secret_key,
             bootstrap_node_region=node.region)
         launch_components(stack, settings, proxy_workers=proxy_workers,
-                          tls_pair=make_tls_pair(state_dir) if tls else None)
+                          tls_pair=make_tls_pair(state_dir) if tls else None, indexer=True)
         return stack
     except BaseException:
         stack.stop()
