@@ -16,6 +16,7 @@ import sys
 from typing import Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from wio.metrics import MetricsDir
 from wio.settings import Settings
@@ -54,16 +55,31 @@ def ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 HEADER_TIMEOUT = 10.0     # a connection must deliver each request's headers within about this long
-KEEPALIVE_TIMEOUT = 30.0  # idle keep-alive connections are closed after this
+KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections are closed after this (aiohttp's default, like nginx)
+
+
+class _CountingHandler(RequestHandler):
+    """aiohttp's request handler, counting the reads it gets (so an idle connection can be told
+    apart from one whose next request's headers are trickling in)."""
+    __slots__ = ("wio_reads",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wio_reads = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.wio_reads += 1
+        super().data_received(data)
 
 
 class _SlowHeaderGuard:
-    """Wraps aiohttp's protocol factory to cut off slow or silent connections (slowloris).
+    """Wraps aiohttp's protocol factory to cut off slowloris connections; aiohttp has no header timeout.
 
-    Each connection is looked at every half ``timeout``: one that has spent a whole ``timeout`` between
-    requests without a new request's headers arriving is closed, on a fresh connection as on a
-    kept-alive one (idle keep-alive connections are thus closed after at most ``timeout``). aiohttp offers no
-    header timeout; its protocol's request counter and current request are read defensively.
+    Each connection is looked at every half ``timeout``. It is closed after a whole ``timeout`` in
+    which it was not serving a request and no request arrived complete, when either it never
+    completed one (a fresh connection must send its first request's headers in time) or bytes of a
+    next request have been arriving. A silent kept-alive connection is left to the keep-alive timeout:
+    closing it early would race the clients that reuse it.
     """
 
     def __init__(self, server, timeout: float):
@@ -73,25 +89,26 @@ class _SlowHeaderGuard:
         return getattr(self._server, name)
 
     def __call__(self):
-        protocol = self._server()  # called by the event loop as the connection is accepted
-        asyncio.get_running_loop().call_later(self._timeout / 2, self._check, protocol, 0, 0)
+        # What web.Server.__call__ does, with the counting handler.
+        protocol = _CountingHandler(self._server, loop=self._server._loop, **self._server._kwargs)
+        asyncio.get_running_loop().call_later(self._timeout / 2, self._check, protocol, 0, 0, 0)
         return protocol
 
-    def _check(self, protocol, seen: int, quiet: int) -> None:
-        """Every half period: a connection that has been between requests with no new request for a
-        whole period (two looks in a row) is closed."""
+    def _check(self, protocol: _CountingHandler, seen: int, reads_then: int, quiet: int) -> None:
         transport = protocol.transport
         if transport is None or transport.is_closing():
             return
-        count = getattr(protocol, "_request_count", None)
-        if count is None:
-            return
-        idle = count == seen and getattr(protocol, "_current_request", None) is None
-        quiet = quiet + 1 if idle else 0
+        count = protocol._request_count
+        if count != seen or protocol._current_request is not None:
+            quiet, reads_then = 0, protocol.wio_reads
+        elif count == 0 or protocol.wio_reads != reads_then:
+            quiet += 1
+        else:
+            quiet = 0
         if quiet >= 2:
             transport.close()
             return
-        asyncio.get_running_loop().call_later(self._timeout / 2, self._check, protocol, count, quiet)
+        asyncio.get_running_loop().call_later(self._timeout / 2, self._check, protocol, count, reads_then, quiet)
 
 
 def _app_factory(kind: str) -> Callable[[Settings], web.Application]:

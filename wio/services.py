@@ -20,7 +20,7 @@ Directory layouts::
     postgres/   data/ (PGDATA)  postgres.log  credentials.json  ports.json
     valkey/     valkey.conf  valkey.log  appendonlydir/  dump.rdb  ports.json
     seaweedfs/  data/ (volumes, filerldb2, master)  weed.log  credentials.json  s3.json  filer.toml
-                security.toml  ports.json
+                security.toml  master.toml  ports.json
 
 Running as root: PostgreSQL refuses root, so it runs as ``$WIO_PG_USER`` (default ``nobody``); the data
 dir's ancestors get the ``o+x`` (search) bit if they lack it, and if that user cannot execute the
@@ -921,6 +921,11 @@ def start_seaweedfs(data_dir: Path, s3_port: int | None = None, *, access_key: s
     (data_dir / "filer.toml").write_text(
         f"# written by wio.services\n[leveldb2]\nenabled = true\ndir = {json.dumps(str(store / 'filerldb2'))}\n")
     (data_dir / "security.toml").write_text("# written by wio.services: no extra security settings\n")
+    # Every bucket is a collection, and by default the master grows 7 volumes for each: a few hundred
+    # buckets (tests, many workspaces' roots) would exhaust "free disk / volume size". One at a time
+    # is plenty for one node; more are grown as volumes fill up.
+    (data_dir / "master.toml").write_text(
+        "# written by wio.services\n[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n")
     ports, auto = _choose_ports(data_dir, {role: (s3_port if role == "s3" else None) for role in _WEED_ROLES})
 
     def attempt(fresh: bool) -> SeaweedService:
