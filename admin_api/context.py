@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from admin_api.errors import ApiError
@@ -20,7 +21,7 @@ from wio.secrets import SecretBox
 from wio.settings import Settings
 
 __all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "caller", "json_body", "field", "mutation", "read_session",
-           "parse_time", "iso", "USERNAME_RE"]
+           "parse_time", "iso", "USERNAME_RE", "insert_unique"]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", async_sessionmaker)
@@ -67,6 +68,15 @@ def parse_time(value: str | None, name: str) -> datetime | None:
 
 def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
+
+
+async def insert_unique(session: AsyncSession, row, code: str, message: str) -> None:
+    """Add ``row`` and flush; a unique-name clash becomes a 409 with ``code``."""
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ApiError(409, code, message) from None
 
 
 async def caller(request: web.Request, session: AsyncSession) -> User:

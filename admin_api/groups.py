@@ -5,9 +5,8 @@ import re
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from admin_api.context import caller, field, iso, json_body, mutation, read_session
+from admin_api.context import caller, field, insert_unique, iso, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from policy.models import Group, GroupMember, Share, User, Workspace
 
@@ -39,11 +38,7 @@ async def create_group(request: web.Request) -> web.Response:
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         group = Group(name=name, owner=user, owner_id=user.id)
-        session.add(group)
-        try:
-            await session.flush()
-        except IntegrityError:
-            raise ApiError(409, "GroupExists", f"a group named '{name}' already exists") from None
+        await insert_unique(session, group, "GroupExists", f"a group named '{name}' already exists")
         change.groups.add(name)
     return web.json_response({"name": name, "owner": user.username, "members": [],
                               "created_at": iso(group.created_at)}, status=201)

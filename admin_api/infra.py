@@ -5,9 +5,8 @@ import re
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from admin_api.context import BOX, SETTINGS, caller, field, iso, json_body, mutation, read_session
+from admin_api.context import BOX, SETTINGS, caller, field, insert_unique, iso, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Workspace
@@ -48,11 +47,7 @@ async def register_node(app, session, change, owner, *, name: str, endpoint: str
         await node_client(app, node).check()
     except NodeError as exc:
         raise ApiError(400, "NodeUnreachable", str(exc)) from None
-    session.add(node)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise ApiError(409, "NodeExists", f"a node named '{name}' already exists") from None
+    await insert_unique(session, node, "NodeExists", f"a node named '{name}' already exists")
     change.nodes.add(name)
     return node
 
@@ -115,11 +110,7 @@ async def create_root(app, session, change, user, *, name: str, node_name: str, 
     except NodeError as exc:
         raise ApiError(502, "NodeUnavailable", str(exc)) from None
     root = Root(name=name, node=node, node_id=node.id, bucket=bucket, prefix=prefix, type=kind, owner_id=user.id)
-    session.add(root)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise ApiError(409, "RootExists", f"a root named '{name}' already exists") from None
+    await insert_unique(session, root, "RootExists", f"a root named '{name}' already exists")
     change.roots.add(name)
     return root
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from admin_api.context import (DB, SETTINGS, USERNAME_RE, caller, field, iso, json_body, mutation, read_session)
+from admin_api.context import (DB, SETTINGS, USERNAME_RE, caller, field, insert_unique, iso, json_body, mutation,
+                                read_session)
 from admin_api.errors import ApiError
 from admin_api.security import hash_password, issue_token, verify_password
 from policy.models import User
@@ -37,11 +37,7 @@ async def create_user(session, change, username: str, password: str, email: str 
                       is_admin: bool = False) -> User:
     _validate_credentials(username, password)
     user = User(username=username, email=email, password_hash=await hash_password(password), is_admin=is_admin)
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise ApiError(409, "UserExists", f"the username '{username}' is taken") from None
+    await insert_unique(session, user, "UserExists", f"the username '{username}' is taken")
     change.users.add(username)
     return user
 

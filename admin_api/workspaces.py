@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from admin_api.context import BOX, HTTP, SETTINGS, caller, field, iso, json_body, mutation, parse_time, read_session
+from admin_api.context import (BOX, HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
+                               parse_time, read_session)
 from admin_api.errors import ApiError
 from policy.decide import LEVELS, decide_object
 from policy.models import Group, Root, Share, User, Workspace
@@ -71,11 +71,7 @@ def _check_name(name: str) -> None:
 
 
 async def _insert(session, ws: Workspace) -> None:
-    session.add(ws)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise ApiError(409, "WorkspaceExists", f"a workspace named '{ws.name}' already exists") from None
+    await insert_unique(session, ws, "WorkspaceExists", f"a workspace named '{ws.name}' already exists")
 
 
 @routes.post("/api/v1/workspaces")
