@@ -106,7 +106,7 @@ async def _streamed_put(call: Call, extra_params: list[tuple[str, str]], byte_ra
         dst = call.target
         return await call.request.app[UPSTREAM].send(
             dst.node, "PUT", dst.ws.bucket, call.physical_key, extra_params, headers,
-            body=source.content.iter_chunked(STREAM_CHUNK), payload_hash="UNSIGNED-PAYLOAD")
+            body=source.iter_chunks(STREAM_CHUNK), payload_hash="UNSIGNED-PAYLOAD")
     finally:
         source.release()
 

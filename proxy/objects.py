@@ -6,7 +6,6 @@ import base64
 import hashlib
 from xml.sax.saxutils import escape
 
-import aiohttp
 from aiohttp import web
 
 from policy.decide import decide_object
@@ -15,6 +14,7 @@ from proxy.authz import Target
 from proxy.body import VerifiedBody, read_verified
 from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
+from proxy.nodehttp import NodeResponse
 from proxy.listing import S3_NS, parse_xml, rewrite_result
 from proxy.quota import Reservation
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
@@ -45,13 +45,13 @@ async def head_size(call: Call, target: Target, key: str) -> int | None:
     return int(resp.headers.get("Content-Length", "0"))
 
 
-async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | None) -> aiohttp.ClientResponse:
+async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | None) -> NodeResponse:
     target = call.target
     try:
         resp = await call.request.app[UPSTREAM].send(target.node, call.request.method, target.ws.bucket,
                                                      call.physical_key, object_params(call), headers, body=body,
                                                      payload_hash=payload_hash)
-    except (S3Error, aiohttp.ClientError):
+    except S3Error:
         if isinstance(body, VerifiedBody) and body.error is not None:
             raise body.error from None
         raise
@@ -88,7 +88,7 @@ async def forward_object(call: Call) -> web.StreamResponse:
     return await relay(call, resp)
 
 
-async def _write_with_quota(call: Call, res: Reservation, send) -> aiohttp.ClientResponse:
+async def _write_with_quota(call: Call, res: Reservation, send) -> NodeResponse:
     """Run ``send()`` holding ``res``; release it on any failure, so refused/aborted writes cost nothing."""
     quotas = call.request.app[QUOTAS]
     try:

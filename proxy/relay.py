@@ -4,12 +4,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import AsyncIterator
 
-import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.listing import parse_xml, rewrite_result
+from proxy.nodehttp import NodeError, NodeResponse, can_splice, splice_body
+from proxy.resources import UPSTREAM
 
 __all__ = ["xml_response", "iso_time", "backend_error", "raise_for_backend", "relay", "rewritten", "HOP_BY_HOP",
            "STREAM_CHUNK"]
@@ -18,6 +20,7 @@ XML_HEADERS = {"Content-Type": "application/xml"}
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                         "proxy-authenticate", "server", "date", "x-amz-request-id", "x-amz-id-2"})
 STREAM_CHUNK = 1 << 20
+SMALL_RESPONSE = 64 << 10     # bodies up to this size go out in one write with the head
 _DEFAULT_CODES = {404: "NoSuchKey", 403: "AccessDenied", 412: "PreconditionFailed", 416: "InvalidRange",
                   409: "OperationAborted", 400: "InvalidRequest", 411: "MissingContentLength"}
 
@@ -31,9 +34,9 @@ def iso_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-async def backend_error(resp: aiohttp.ClientResponse) -> S3Error:
+async def backend_error(resp: NodeResponse) -> S3Error:
     """Re-raise a backend error as our own S3 error: its code and status, our message, no physical names."""
-    body = await resp.content.read(64 << 10) if resp.method != "HEAD" else b""
+    body = await resp.read(64 << 10) if resp.method != "HEAD" else b""
     code = ""
     if body:
         try:
@@ -52,7 +55,7 @@ async def backend_error(resp: aiohttp.ClientResponse) -> S3Error:
     return S3Error(code, status=resp.status)
 
 
-async def raise_for_backend(resp: aiohttp.ClientResponse) -> None:
+async def raise_for_backend(resp: NodeResponse) -> None:
     if resp.status >= 300 and resp.status != 304:
         try:
             raise await backend_error(resp)
@@ -60,22 +63,55 @@ async def raise_for_backend(resp: aiohttp.ClientResponse) -> None:
             resp.release()
 
 
-async def relay(call: Call, resp: aiohttp.ClientResponse) -> web.StreamResponse:
-    """Stream a backend response to the client; a node dying mid-body cuts the client connection."""
+async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
+    """Send a node's response on to the client.
+
+    Small bodies are read whole and go out with the head in one write; large Content-Length bodies
+    move socket to socket with os.splice when both connections are plain TCP; anything else streams.
+    A node dying mid-body cuts the client connection: never a short 200.
+    """
+    request = call.request
     try:
         if resp.status >= 400:
             raise await backend_error(resp)
-        out = web.StreamResponse(status=resp.status)
-        for name, value in resp.headers.items():
-            if name.lower() not in HOP_BY_HOP:
-                out.headers.add(name, value)
-        await out.prepare(call.request)
-        if call.request.method != "HEAD" and resp.status not in (204, 304):
-            call.extra["bytes_out"] = await pump(call.request, out, resp.content.iter_any())
+        headers = CIMultiDict((k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP)
+        length = resp.content_length
+        if request.method != "HEAD" and length is not None and length <= SMALL_RESPONSE:
+            body = await _read_or_abort(request, resp)
+            call.extra["bytes_out"] = len(body)
+            headers.popall("Content-Length", None)
+            out = web.Response(status=resp.status, body=body, headers=headers)
+            if "Content-Type" not in headers:
+                out.headers.popall("Content-Type", None)   # a node that sent none: add none
+            return out
+        out = web.StreamResponse(status=resp.status, headers=headers)
+        await out.prepare(request)
+        if request.method != "HEAD" and resp.status not in (204, 304):
+            if length is not None and resp.socket_fd() is not None and can_splice(request.transport):
+                call.extra["bytes_out"] = await _splice(request, resp, call.request.app[UPSTREAM].read_timeout)
+            else:
+                call.extra["bytes_out"] = await pump(request, out, resp.iter_chunks(STREAM_CHUNK))
         await out.write_eof()
         return out
     finally:
         resp.release()
+
+
+async def _read_or_abort(request: web.Request, resp: NodeResponse) -> bytes:
+    try:
+        return await resp.read()
+    except NodeError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise
+
+
+async def _splice(request: web.Request, resp: NodeResponse, timeout: float) -> int:
+    try:
+        return await splice_body(resp, request.transport, timeout)
+    except NodeError:
+        request.transport.abort()    # never a short 200
+        raise
 
 
 async def pump(request: web.Request, out: web.StreamResponse, chunks: AsyncIterator[bytes]) -> int:
@@ -84,7 +120,7 @@ async def pump(request: web.Request, out: web.StreamResponse, chunks: AsyncItera
         async for chunk in chunks:
             await out.write(chunk)
             sent += len(chunk)
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError):
+    except (NodeError, TimeoutError):
         # Never finish a short 200: abort so the client sees a broken transfer, not a truncated object.
         if request.transport is not None:
             request.transport.abort()
@@ -92,7 +128,7 @@ async def pump(request: web.Request, out: web.StreamResponse, chunks: AsyncItera
     return sent
 
 
-async def rewritten(call: Call, resp: aiohttp.ClientResponse, **kwargs) -> web.Response:
+async def rewritten(call: Call, resp: NodeResponse, **kwargs) -> web.Response:
     """A small XML result from the node, rewritten into the workspace view."""
     try:
         if resp.status >= 400:

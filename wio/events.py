@@ -61,20 +61,36 @@ class EventSink:
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(max_queue)
         self.dropped = 0
         self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
 
     def emit(self, stream: str, fields: dict[str, Any]) -> None:
         try:
             self.queue.put_nowait((stream, {"e": json.dumps(fields, default=str)}))
         except asyncio.QueueFull:
             self.dropped += 1
+            return
+        if not self._wake.is_set():
+            self._wake.set()
 
     def start(self) -> None:
+        self._closing = False
         self._task = asyncio.create_task(self._run())
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Let the writer finish its batch and exit, then write what is left.
+
+        Not a bare ``cancel()``: redis-py may turn a cancellation in the middle of a pipeline into a
+        connection error, which ``flush`` (rightly) survives, and the loop would wait forever.
+        """
+        task, self._task = self._task, None
+        if task is not None:
+            self._closing = True
+            self._wake.set()
+            done, _ = await asyncio.wait([task], timeout=timeout)
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.flush()
 
     async def flush(self) -> None:
@@ -93,9 +109,11 @@ class EventSink:
             log.warning("could not write %d stream entries: %s", len(items), exc)
 
     async def _run(self) -> None:
-        while True:
-            stream_fields = await self.queue.get()
-            self.queue.put_nowait(stream_fields)
-            await self.flush()
+        while not self._closing:
             if self.queue.empty():
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self.flush()
+            if self.queue.empty() and not self._closing:
                 await asyncio.sleep(self.interval)
