@@ -21,6 +21,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from proxy.authz import Authorizer
+from proxy.resp import RespClient
 from wio.secrets import SecretBox
 from wio.services import start_valkey
 
@@ -57,8 +58,8 @@ async def fill(redis: Redis, box: SecretBox, shares: int) -> None:
                                            "g:g2": json.dumps([["read", "docs/", 0, 3]])})
 
 
-async def measure(redis: Redis, box: SecretBox, calls: int) -> tuple[float, float]:
-    authz = Authorizer(redis, box)
+async def measure(client: RespClient, box: SecretBox, calls: int) -> tuple[float, float]:
+    authz = Authorizer(client, box)
     for _ in range(200):
         await authz.load("PROBE", None, ["ws0"])
     samples = []
@@ -83,7 +84,9 @@ async def run(sizes: list[int], calls: int) -> list[dict]:
                 await fill(redis, box, size)
                 filled = time.monotonic() - t0
                 keys = await redis.dbsize()
-                p50, p99 = await measure(redis, box, calls)
+                client = RespClient(valkey.url)
+                p50, p99 = await measure(client, box, calls)
+                await client.close()
                 out.append({"shares": size, "redis_keys": keys, "fill_seconds": round(filled, 1),
                             "p50_us": round(p50, 1), "p99_us": round(p99, 1)})
                 print(f"{size:>9} shares ({keys} keys, filled in {filled:.1f}s): "

@@ -396,15 +396,14 @@ class Runner:
         if not self.stack.redis_url:
             return None
         try:
-            from redis.asyncio import Redis
-
             from policy.decide import WorkspaceView
             from proxy.quota import Quotas
+            from proxy.resp import RespClient
         except ImportError:
             return None
 
         async def go() -> float:
-            redis = Redis.from_url(self.stack.redis_url, decode_responses=True)
+            redis = RespClient(self.stack.redis_url)
             try:
                 quotas = Quotas(redis)
                 ws = WorkspaceView(f"bench-quota-{secrets.token_hex(3)}", "local", "b", "p/", "nobody", False,
@@ -416,7 +415,7 @@ class Runner:
                     await quotas.settle(await quotas.reserve(ws, 4096, 1), 4096, 1)
                 return (time.perf_counter() - t0) / n * 1e6
             finally:
-                await redis.aclose()
+                await redis.close()
         return round(asyncio.run(go()), 1)
 
     # ------------------------------------------------------------------ memory

@@ -14,13 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 import policy
 from policy.decide import Grant, WorkspaceView, effective_grants
 from proxy.errors import S3Error
 from proxy.metrics import observe_redis, redis_failed
+from proxy.resp import RespClient, RespError
 from wio.secrets import SecretBox
 
 __all__ = ["NodeView", "Target", "Caller", "Authorizer"]
@@ -63,7 +61,7 @@ def _unavailable(exc: Exception) -> S3Error:
 
 
 class Authorizer:
-    def __init__(self, redis: Redis, box: SecretBox):
+    def __init__(self, redis: RespClient, box: SecretBox):
         self.redis, self.box = redis, box
         self._authorize = redis.register_script((_SCRIPTS / "authorize.lua").read_text())
         self._list_buckets = redis.register_script((_SCRIPTS / "list_buckets.lua").read_text())
@@ -107,7 +105,7 @@ class Authorizer:
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
                 reply = await script(args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RespError, OSError, TimeoutError) as exc:
             redis_failed(name)
             raise _unavailable(exc) from None
         observe_redis(name, started)

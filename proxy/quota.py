@@ -13,13 +13,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 import policy
 from policy.decide import WorkspaceView
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
+from proxy.resp import RespClient, RespError
 
 __all__ = ["Quotas", "Reservation"]
 
@@ -36,7 +34,7 @@ class Reservation:
 
 
 class Quotas:
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: RespClient):
         self.redis = redis
         self._script = redis.register_script((Path(policy.__file__).parent / "quota.lua").read_text())
 
@@ -44,8 +42,17 @@ class Quotas:
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
                 return await self._script(args=[action, ws.name, ws.owner, ws.root, *numbers])
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RespError, OSError, TimeoutError) as exc:
             log.warning("quota %s failed for %s: %s", action, ws.name, exc)
+            raise S3Error("ServiceUnavailable", "The quota store is unavailable; please retry") from None
+
+    async def _transaction(self, action: str, *commands: tuple) -> list:
+        """MULTI/EXEC on the same connection, with the same deadline and failure mapping as the scripts."""
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                return await self.redis.transaction(*commands)
+        except (RespError, OSError, TimeoutError) as exc:
+            log.warning("quota %s failed: %s", action, exc)
             raise S3Error("ServiceUnavailable", "The quota store is unavailable; please retry") from None
 
     async def reserve(self, ws: WorkspaceView, nbytes: int, objects: int) -> Reservation:
@@ -74,21 +81,15 @@ class Quotas:
     async def part_uploaded(self, ws: WorkspaceView, upload_id: str, part: int, size: int) -> None:
         """Record a part; a part uploaded again replaces the old one, whose reservation is given back."""
         key = f"wio:mpu:{upload_id}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hget(key, str(part))
-            pipe.hset(key, str(part), size)
-            pipe.expire(key, MPU_TTL_SECONDS)
-            old, _, _ = await pipe.execute()
+        old, _, _ = await self._transaction("part", ("HGET", key, str(part)), ("HSET", key, str(part), size),
+                                            ("EXPIRE", key, MPU_TTL_SECONDS))
         if old is not None:
             await self._run("release", ws, int(old), 0)
 
     async def upload_finished(self, ws: WorkspaceView, upload_id: str) -> int:
         """Forget an upload's parts and give their reservation back; returns the bytes they held."""
         key = f"wio:mpu:{upload_id}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hvals(key)
-            pipe.delete(key)
-            sizes, _ = await pipe.execute()
+        sizes, _ = await self._transaction("finish", ("HVALS", key), ("DEL", key))
         total = sum(int(s) for s in sizes)
         if total:
             await self._run("release", ws, total, 0)

@@ -1,0 +1,284 @@
+"""proxy.resp, the lean RESP2 client of the request path, against a real Valkey (its own, so it can be killed)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import uvloop
+
+import policy
+from policy.decide import WorkspaceView
+from proxy.authz import Authorizer
+from proxy.errors import S3Error
+from proxy.quota import Quotas
+from proxy.resp import ConnectionFailed, RespClient, RespError, ResponseError
+from wio.secrets import SecretBox
+from wio.services import start_valkey
+
+SCRIPTS = Path(policy.__file__).parent
+
+
+@pytest.fixture(scope="module")
+def valkey(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resp")
+    holder = {"service": start_valkey(root / "valkey", persist=False), "root": root}
+    try:
+        yield holder
+    finally:
+        holder["service"].stop()
+
+
+@pytest.fixture
+async def client(valkey):
+    c = RespClient(valkey["service"].url)
+    yield c
+    await c.close()
+
+
+async def test_conversions(client):
+    assert await client.ping() == "PONG"
+    assert await client.execute("SET", "resp:s", "héllo") == "OK"
+    assert await client.execute("GET", "resp:s") == "héllo"
+    assert await client.execute("GET", "resp:missing") is None
+    assert await client.execute("DEL", "resp:h") in (0, 1)
+    assert await client.execute("HSET", "resp:h", "a", 1, "b", "x") == 2
+    assert await client.execute("HMGET", "resp:h", "a", "nope", "b") == ["1", None, "x"]
+    script = client.register_script(
+        "return {1, 'two', false, {ARGV[1], {}}, tonumber(ARGV[2]) + 1, redis.status_reply('FINE')}")
+    assert await script(args=["arg", 41]) == [1, "two", None, ["arg", []], 42, "FINE"]
+    assert await client.register_script("return nil")() is None
+    assert await client.register_script("return 7")() == 7
+
+
+async def test_same_replies_as_redis_py(client, valkey):
+    """authorize.lua / list_buckets.lua / quota.lua answer exactly what redis-py (decode_responses) answers."""
+    from redis.asyncio import Redis
+    rp = Redis.from_url(valkey["service"].url, decode_responses=True)
+    try:
+        await rp.set("wio:meta", "1")
+        await rp.hset("wio:k:AK1", mapping={"user": "u1", "secret": "s", "expires": "0", "token": "", "scope": ""})
+        await rp.hset("wio:u:u1", mapping={"disabled": "0", "admin": "0", "groups": "g1,g2"})
+        await rp.hset("wio:w:ws1", mapping={"node": "n1", "bucket": "b", "prefix": "p/", "owner": "u1",
+                                            "public": "0", "root": "r"})
+        await rp.hset("wio:n:n1", mapping={"endpoint": "http://x", "region": "us", "access": "a", "secret": "s"})
+        await rp.hset("wio:s:ws1", mapping={"g:g1": '[["read", "", 0, 1]]'})
+        for name, args in (("authorize.lua", ["AK1", "ws1", "nope"]), ("authorize.lua", ["nobody"]),
+                           ("list_buckets.lua", ["AK1"]),
+                           ("quota.lua", ["reserve", "ws1", "u1", "r", 10, 1]),
+                           ("quota.lua", ["release", "ws1", "u1", "r", 10, 1])):
+            source = (SCRIPTS / name).read_text()
+            expected = await rp.register_script(source)(args=args)
+            if name == "quota.lua":  # not idempotent: run the same again with ours
+                await rp.register_script(source)(args=[{"reserve": "release", "release": "reserve"}[args[0]],
+                                                       *args[1:]])
+            assert await client.register_script(source)(args=args) == expected, name
+    finally:
+        await rp.aclose()
+
+
+async def test_pipelined_concurrent_calls_get_their_own_replies(client):
+    echo = client.register_script("return {ARGV[1], tonumber(ARGV[1]) * 2}")
+    results = await asyncio.gather(*(echo(args=[str(i)]) for i in range(2000)))
+    assert results == [[str(i), i * 2] for i in range(2000)]
+    # and they really shared one connection
+    assert await client.execute("CLIENT", "ID") == await client.execute("CLIENT", "ID")
+
+
+async def test_cancelled_call_keeps_order(client):
+    slow = client.register_script("redis.call('INCR', KEYS[1] or 'resp:n'); return ARGV[1]")
+    await slow(args=["warm"])
+    # a call blocked server-side, then cancelled while its reply is still pending
+    blocker = asyncio.ensure_future(client.execute("BLPOP", "resp:never", "0.3"))
+    followers = [asyncio.ensure_future(slow(args=[f"f{i}"])) for i in range(5)]
+    await asyncio.sleep(0.05)
+    blocker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocker
+    assert await asyncio.gather(*followers) == [f"f{i}" for i in range(5)]
+    # cancelled by a caller's deadline, mid-flight, many at once; the survivors still line up
+    tasks = []
+    for i in range(200):
+        tasks.append(asyncio.ensure_future(slow(args=[str(i)])))
+        if i % 3 == 0:
+            tasks[-1].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    for i, value in enumerate(done):
+        assert isinstance(value, asyncio.CancelledError) if i % 3 == 0 else value == str(i)
+
+    async def with_deadline():
+        async with asyncio.timeout(0.05):
+            return await client.execute("BLPOP", "resp:never", "0.3")
+    with pytest.raises(TimeoutError):
+        await with_deadline()
+    assert await client.execute("ECHO", "after") == "after"
+
+
+async def test_noscript_recovery_after_script_flush(client):
+    script = client.register_script("return 'v1:' .. ARGV[1]")
+    assert await script(args=["a"]) == "v1:a"
+    assert await client.execute("SCRIPT", "FLUSH") == "OK"
+    assert await client.execute("SCRIPT", "EXISTS", script.sha) == [0]
+    results = await asyncio.gather(*(script(args=[str(i)]) for i in range(20)))
+    assert results == [f"v1:{i}" for i in range(20)]
+    assert await client.execute("SCRIPT", "EXISTS", script.sha) == [1]
+
+
+async def test_error_replies_raise(client):
+    with pytest.raises(ResponseError, match="unknown command"):
+        await client.execute("NOSUCHCOMMAND")
+    await client.execute("SET", "resp:str", "x")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await client.execute("HGET", "resp:str", "f")
+    with pytest.raises(ResponseError, match="boom"):
+        await client.register_script("return redis.error_reply('boom')")()
+    with pytest.raises(ResponseError):
+        await client.register_script("this is not lua")()
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await client.transaction(("HSET", "resp:str", "f", "v"))
+    assert await client.transaction(("SET", "resp:t", "1"), ("GET", "resp:t"), ("DEL", "resp:t")) == ["OK", "1", 1]
+    await client.execute("SET", "resp:bin", b"\xff\xfe")
+    with pytest.raises(RespError, match="UTF-8"):
+        await client.execute("GET", "resp:bin")
+    assert await client.ping() == "PONG"  # the connection is still in step
+
+
+async def test_server_killed_calls_fail_fast_then_recover(valkey):
+    service = valkey["service"]
+    port = urlsplit(service.url).port
+    c = RespClient(service.url)
+    try:
+        script = c.register_script("return ARGV[1]")
+        assert await script(args=["up"]) == "up"
+        blocked = asyncio.ensure_future(c.execute("BLPOP", "resp:never", "10"))
+        await asyncio.sleep(0.05)
+        service.stop()
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionFailed):
+            await blocked
+        for _ in range(3):  # refused, not hanging
+            with pytest.raises(ConnectionFailed):
+                await script(args=["down"])
+        assert time.monotonic() - t0 < 2
+        assert isinstance(ConnectionFailed("x"), OSError)
+        valkey["service"] = start_valkey(valkey["root"] / "valkey-again", port, persist=False)
+        # restarted empty: the script cache is gone too (NOSCRIPT -> load -> retry)
+        assert await script(args=["back"]) == "back"
+        assert await asyncio.gather(*(script(args=[str(i)]) for i in range(50))) == [str(i) for i in range(50)]
+    finally:
+        await c.close()
+    with pytest.raises(ConnectionFailed):
+        await c.ping()
+
+
+async def test_hung_server_connection_dropped_after_deadline(valkey):
+    """Redis stops answering without closing (SIGSTOP): calls time out at their callers' deadline,
+    the silent connection is dropped, and calls succeed again on a new one once Redis answers."""
+    service = valkey["service"]
+    c = RespClient(service.url)
+    try:
+        first = await c.execute("CLIENT", "ID")
+        os.kill(service.pid, signal.SIGSTOP)
+        try:
+            async def call():
+                async with asyncio.timeout(1.2):
+                    return await c.ping()
+            results = await asyncio.gather(*(call() for _ in range(5)), return_exceptions=True)
+            assert all(isinstance(r, TimeoutError) for r in results), results
+            assert c._proto.closed  # dropped, not kept queueing behind replies that may never come
+        finally:
+            os.kill(service.pid, signal.SIGCONT)
+        assert await c.execute("CLIENT", "ID") != first
+        assert await c.ping() == "PONG"
+    finally:
+        await c.close()
+
+
+async def test_authorizer_and_quotas_fail_closed_on_refused_connection(valkey):
+    c = RespClient("redis://127.0.0.1:1/0")
+    try:
+        authz = Authorizer(c, SecretBox(b"\x01" * 32))
+        with pytest.raises(S3Error) as err:
+            await authz.load("AK", None, ["ws"])
+        assert err.value.code == "ServiceUnavailable"
+        quotas = Quotas(c)
+        ws = WorkspaceView("ws", "n", "b", "p/", "o", False, "r")
+        with pytest.raises(S3Error) as err:
+            await quotas.reserve(ws, 1, 1)
+        assert err.value.code == "ServiceUnavailable"
+        with pytest.raises(S3Error) as err:
+            await quotas.part_uploaded(ws, "upload", 1, 10)
+        assert err.value.code == "ServiceUnavailable"
+    finally:
+        await c.close()
+
+
+async def test_quota_multipart_bookkeeping(client):
+    quotas = Quotas(client)
+    ws = WorkspaceView("resp-ws", "n", "b", "p/", "resp-owner", False, "resp-root")
+    await client.execute("DEL", "wio:mpu:up1")
+    await quotas.part_uploaded(ws, "up1", 1, 100)
+    await quotas.part_uploaded(ws, "up1", 2, 50)
+    await quotas.part_uploaded(ws, "up1", 1, 70)  # re-uploaded: counted once
+    assert 0 < await client.execute("TTL", "wio:mpu:up1") <= 14 * 24 * 3600
+    assert await quotas.upload_finished(ws, "up1") == 120
+    assert await client.execute("EXISTS", "wio:mpu:up1") == 0
+
+
+def test_under_uvloop(valkey):
+    async def go():
+        c = RespClient(valkey["service"].url)
+        try:
+            script = c.register_script("return {ARGV[1], tonumber(ARGV[1])}")
+            tasks = [asyncio.ensure_future(script(args=[str(i)])) for i in range(500)]
+            for t in tasks[::7]:
+                t.cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            for i, value in enumerate(done):
+                assert isinstance(value, asyncio.CancelledError) if i % 7 == 0 else value == [str(i), i]
+            await c.execute("SCRIPT", "FLUSH")
+            assert await script(args=["5"]) == ["5", 5]
+        finally:
+            await c.close()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(go())
+
+
+def test_url_parsing():
+    c = RespClient("redis://us%40er:p%3Ass@example.com:6380/3")
+    assert (c.username, c.password, c.host, c.port, c.db, c.ssl) == ("us@er", "p:ss", "example.com", 6380, 3, None)
+    c = RespClient("redis://:secret@localhost")
+    assert (c.username, c.password, c.port, c.db) == (None, "secret", 6379, 0)
+    c = RespClient("rediss://h:1/0?ssl_cert_reqs=none")
+    assert c.ssl is not None and not c.ssl.check_hostname
+    assert RespClient("rediss://h:1").ssl.check_hostname
+    assert RespClient("redis://h/?db=5").db == 5
+    with pytest.raises(ValueError):
+        RespClient("http://h")
+
+
+async def test_auth_and_select(tmp_path):
+    service = start_valkey(tmp_path / "auth", persist=False)
+    try:
+        port = urlsplit(service.url).port
+        admin = RespClient(service.url)
+        await admin.execute("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all")
+        await admin.execute("CONFIG", "SET", "requirepass", "root")
+        await admin.close()
+        c = RespClient(f"redis://app:pw@127.0.0.1:{port}/2")
+        assert await c.execute("SET", "k", "in-db-2") == "OK"
+        assert await c.execute("CLIENT", "INFO") and await c.execute("ACL", "WHOAMI") == "app"
+        await c.close()
+        d = RespClient(f"redis://:root@127.0.0.1:{port}/2")
+        assert await d.execute("GET", "k") == "in-db-2"
+        await d.close()
+        bad = RespClient(f"redis://app:wrong@127.0.0.1:{port}/0")
+        with pytest.raises(ResponseError):
+            await bad.ping()
+        await bad.close()
+    finally:
+        service.stop()
