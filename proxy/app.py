@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -22,17 +23,19 @@ from policy.decide import decide_listing, decide_object
 from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
-from proxy.authz import Authorizer
+from proxy.authz import REDIS_TIMEOUT, Authorizer
 from proxy.call import Call
 from proxy.errors import S3Error, error_xml
 from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
 from proxy.metrics import in_flight_middleware
+from proxy.nodehttp import NodeError
 from proxy.operations import classify
 from proxy.quota import Quotas
 from proxy.post_object import post_object
 from proxy.sts import is_sts_request, sts_entry
-from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, REDIS, SETTINGS, SINK, UPSTREAM
+from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, REDIS, RESP, SETTINGS, SINK, UPSTREAM
+from proxy.resp import RespClient
 from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
 from signing.canonical import parse_query
@@ -175,7 +178,17 @@ async def s3_error_middleware(request: web.Request, handler):
                                 headers={"Content-Type": "application/xml", **exc.headers})
     except web.HTTPException:
         raise
-    except (ConnectionResetError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+    except NodeError as exc:
+        # The node failed in the middle of an exchange (a copy source, a response body): if nothing
+        # was sent yet the client gets an S3 error; otherwise its connection was already cut.
+        log.info("node failed request_id=%s: %s", request_id, exc)
+        if request.transport is None or request.transport.is_closing():
+            raise
+        error = S3Error("ServiceUnavailable", "The storage node failed during the request")
+        response = web.Response(status=503, headers={"Content-Type": "application/xml"},
+                                body=error_xml(error.code, error.message, request.path, request_id)
+                                if request.method != "HEAD" else b"")
+    except (ConnectionResetError, aiohttp.ClientConnectionError) as exc:
         log.info("connection failed request_id=%s: %s", request_id, exc)
         raise
     except Exception:  # noqa: BLE001 - the one place anything becomes an S3 error
@@ -192,7 +205,8 @@ async def s3_error_middleware(request: web.Request, handler):
 
 async def health(request: web.Request) -> web.Response:
     try:
-        await request.app[REDIS].ping()
+        async with asyncio.timeout(REDIS_TIMEOUT):
+            await request.app[RESP].ping()
     except Exception:  # noqa: BLE001 - any failure is "unavailable"
         return web.json_response({"status": "unavailable", "redis": "unavailable"}, status=503)
     return web.json_response({"status": "ok", "redis": "ok"})
@@ -202,9 +216,10 @@ async def _resources(app: web.Application):
     settings = app[SETTINGS]
     app[REDIS] = Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2,
                                 health_check_interval=10)
-    app[AUTHZ] = Authorizer(app[REDIS], app[BOX])
+    app[RESP] = RespClient(settings.redis_url)  # the request path's scripts: one pipelined connection
+    app[AUTHZ] = Authorizer(app[RESP], app[BOX])
     app[UPSTREAM] = Upstream()
-    app[QUOTAS] = Quotas(app[REDIS])
+    app[QUOTAS] = Quotas(app[RESP])
     app[API_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     app[SINK] = EventSink(app[REDIS])
     app[SINK].start()
@@ -212,6 +227,7 @@ async def _resources(app: web.Application):
     await app[SINK].stop()
     await app[API_HTTP].close()
     await app[UPSTREAM].close()
+    await app[RESP].close()
     await app[REDIS].aclose()
 
 

@@ -12,6 +12,7 @@ import asyncio
 import os
 import tempfile
 from datetime import datetime, timezone
+from typing import AsyncIterator
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -73,6 +74,13 @@ async def _spool(part, limit: int) -> tuple[tempfile.SpooledTemporaryFile, int]:
     return spool, size
 
 
+async def _spooled_chunks(spool) -> AsyncIterator[bytes]:
+    """The spooled file, read off the event loop, as the upstream request's body."""
+    loop = asyncio.get_running_loop()
+    while chunk := await loop.run_in_executor(None, spool.read, 1 << 20):
+        yield chunk
+
+
 async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     request["operation"], request["bucket"] = "PostObject", bucket
@@ -116,7 +124,7 @@ async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
         res = await quotas.reserve(target.ws, size, 0 if old is not None else 1)
         try:
             resp = await request.app[UPSTREAM].send(target.node, "PUT", target.ws.bucket, target.ws.prefix + key, [],
-                                                    headers, body=spool, payload_hash="UNSIGNED-PAYLOAD")
+                                                    headers, body=_spooled_chunks(spool), payload_hash="UNSIGNED-PAYLOAD")
         except BaseException:
             await quotas.release(res)
             raise
