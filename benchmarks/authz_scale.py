@@ -21,7 +21,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from proxy.authz import Authorizer
-from proxy.resp import RespClient
+from wio.resp import RespClient
 from wio.secrets import SecretBox
 from wio.services import start_valkey
 

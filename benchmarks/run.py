@@ -398,7 +398,7 @@ class Runner:
         try:
             from policy.decide import WorkspaceView
             from proxy.quota import Quotas
-            from proxy.resp import RespClient
+            from wio.resp import RespClient
         except ImportError:
             return None
 

@@ -17,7 +17,6 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
 from policy.decide import decide_listing, decide_object
 from policy.permissions import LISTING_OPERATIONS
@@ -34,8 +33,8 @@ from proxy.operations import classify
 from proxy.quota import Quotas
 from proxy.post_object import post_object
 from proxy.sts import is_sts_request, sts_entry
-from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, REDIS, RESP, SETTINGS, SINK, UPSTREAM
-from proxy.resp import RespClient
+from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, RESP, SETTINGS, SINK, UPSTREAM
+from wio.resp import RespClient
 from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
 from signing.canonical import parse_query
@@ -214,21 +213,18 @@ async def health(request: web.Request) -> web.Response:
 
 async def _resources(app: web.Application):
     settings = app[SETTINGS]
-    app[REDIS] = Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2,
-                                health_check_interval=10)
     app[RESP] = RespClient(settings.redis_url)  # the request path's scripts: one pipelined connection
     app[AUTHZ] = Authorizer(app[RESP], app[BOX])
     app[UPSTREAM] = Upstream()
     app[QUOTAS] = Quotas(app[RESP])
     app[API_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-    app[SINK] = EventSink(app[REDIS])
+    app[SINK] = EventSink(app[RESP])
     app[SINK].start()
     yield
     await app[SINK].stop()
     await app[API_HTTP].close()
     await app[UPSTREAM].close()
     await app[RESP].close()
-    await app[REDIS].aclose()
 
 
 def create_app(settings: Settings) -> web.Application:

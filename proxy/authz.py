@@ -18,7 +18,7 @@ import policy
 from policy.decide import Grant, WorkspaceView, effective_grants
 from proxy.errors import S3Error
 from proxy.metrics import observe_redis, redis_failed
-from proxy.resp import RespClient, RespError
+from wio.resp import RespClient, RespError
 from wio.secrets import SecretBox
 
 __all__ = ["NodeView", "Target", "Caller", "Authorizer"]

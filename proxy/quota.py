@@ -17,7 +17,7 @@ import policy
 from policy.decide import WorkspaceView
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
-from proxy.resp import RespClient, RespError
+from wio.resp import RespClient, RespError
 
 __all__ = ["Quotas", "Reservation"]
 

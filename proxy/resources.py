@@ -3,21 +3,19 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
 from proxy.authz import Authorizer
 from proxy.quota import Quotas
-from proxy.resp import RespClient
 from proxy.upstream import Upstream
 from wio.events import EventSink
+from wio.resp import RespClient
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
-__all__ = ["SETTINGS", "REDIS", "RESP", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK", "QUOTAS"]
+__all__ = ["SETTINGS", "RESP", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK", "QUOTAS"]
 
 SETTINGS = web.AppKey("settings", Settings)
-REDIS = web.AppKey("redis", Redis)  # redis-py, off the request path (events)
-RESP = web.AppKey("resp", RespClient)  # the lean client of the request path's scripts (proxy.resp)
+RESP = web.AppKey("resp", RespClient)  # the proxy's one Redis client (wio.resp): scripts and stream entries
 BOX = web.AppKey("box", SecretBox)
 AUTHZ = web.AppKey("authz", Authorizer)
 UPSTREAM = web.AppKey("upstream", Upstream)

@@ -15,8 +15,8 @@
     reason (the grant label that allowed, or why it was denied), status (HTTP status sent),
     bytes_in, bytes_out, client (address), duration_ms
 
-On the wire each entry is ONE field, ``e``, holding the fields above as a JSON object: redis-py packs
-every argument in Python, so one pre-serialised field costs a fraction of thirty. ``entry_fields``
+On the wire each entry is ONE field, ``e``, holding the fields above as a JSON object: one
+pre-serialised field costs a fraction of packing thirty. ``entry_fields``
 turns a stream entry back into the field dict (and accepts the older one-field-per-name form).
 
 Both streams are capped (approximate MAXLEN) so Redis memory stays bounded if a consumer is down.
@@ -25,11 +25,12 @@ Producers never wait on consumers: entries are queued in-process and written in 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
+from wio.resp import RespClient, RespError, pack_command
 
 __all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "STREAM_MAXLEN", "EventSink", "entry_fields"]
 
@@ -54,22 +55,27 @@ def entry_fields(fields: dict) -> dict[str, str]:
 
 
 class EventSink:
-    """Batches stream entries off the request path; drops (and counts) entries when the queue is full."""
+    """Batches stream entries off the request path; drops (and counts) entries when the queue is full.
 
-    def __init__(self, redis: Redis, *, max_queue: int = 100_000, batch: int = 512, interval: float = 0.02):
-        self.redis, self.batch, self.interval = redis, batch, interval
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(max_queue)
+    ``emit`` packs the XADD command at once (JSON, RESP) and queues the bytes; a writer task sends up
+    to ``batch`` of them in one write on the pipelined client (``wio.resp``) every ``interval``.
+    """
+
+    def __init__(self, client: RespClient, *, max_queue: int = 100_000, batch: int = 512, interval: float = 0.02,
+                 timeout: float = 5.0):
+        self.client, self.max_queue, self.batch, self.interval, self.timeout = client, max_queue, batch, interval, timeout
+        self.queue: collections.deque[bytes] = collections.deque()
         self.dropped = 0
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._closing = False
 
     def emit(self, stream: str, fields: dict[str, Any]) -> None:
-        try:
-            self.queue.put_nowait((stream, {"e": json.dumps(fields, default=str)}))
-        except asyncio.QueueFull:
+        if len(self.queue) >= self.max_queue:
             self.dropped += 1
             return
+        self.queue.append(pack_command("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "e",
+                                       json.dumps(fields, default=str)))
         if not self._wake.is_set():
             self._wake.set()
 
@@ -78,11 +84,7 @@ class EventSink:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Let the writer finish its batch and exit, then write what is left.
-
-        Not a bare ``cancel()``: redis-py may turn a cancellation in the middle of a pipeline into a
-        connection error, which ``flush`` (rightly) survives, and the loop would wait forever.
-        """
+        """Let the writer finish its batch and exit, then write what is left."""
         task, self._task = self._task, None
         if task is not None:
             self._closing = True
@@ -91,29 +93,36 @@ class EventSink:
             if not done:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        await self.flush()
+        while self.queue:
+            if not await self.flush():
+                self.dropped += len(self.queue)
+                self.queue.clear()
 
-    async def flush(self) -> None:
-        items = []
-        while not self.queue.empty() and len(items) < self.batch:
-            items.append(self.queue.get_nowait())
+    async def flush(self) -> bool:
+        """Write one batch; False when Redis could not take it (the batch is counted as dropped)."""
+        queue = self.queue
+        items = [queue.popleft() for _ in range(min(len(queue), self.batch))]
         if not items:
-            return
+            return True
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for stream, fields in items:
-                    pipe.xadd(stream, fields, maxlen=STREAM_MAXLEN, approximate=True)
-                await pipe.execute()
-        except Exception as exc:  # noqa: BLE001 - the sink must outlive any one bad batch (Redis down, unencodable value)
+            async with asyncio.timeout(self.timeout):
+                replies = await self.client.pipeline(items)
+        except (RespError, OSError, TimeoutError) as exc:
             self.dropped += len(items)
             log.warning("could not write %d stream entries: %s", len(items), exc)
+            return False
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed:
+            self.dropped += len(failed)
+            log.warning("Redis refused %d of %d stream entries: %s", len(failed), len(items), failed[0])
+        return True
 
     async def _run(self) -> None:
         while not self._closing:
-            if self.queue.empty():
+            if not self.queue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             await self.flush()
-            if self.queue.empty() and not self._closing:
+            if not self.queue and not self._closing:
                 await asyncio.sleep(self.interval)

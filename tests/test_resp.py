@@ -1,4 +1,4 @@
-"""proxy.resp, the lean RESP2 client of the request path, against a real Valkey (its own, so it can be killed)."""
+"""wio.resp, the lean RESP2 client of the request path, against a real Valkey (its own, so it can be killed)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +16,7 @@ from policy.decide import WorkspaceView
 from proxy.authz import Authorizer
 from proxy.errors import S3Error
 from proxy.quota import Quotas
-from proxy.resp import ConnectionFailed, RespClient, RespError, ResponseError
+from wio.resp import ConnectionFailed, RespClient, RespError, ResponseError
 from wio.secrets import SecretBox
 from wio.services import start_valkey
 
@@ -282,3 +282,34 @@ async def test_auth_and_select(tmp_path):
         await bad.close()
     finally:
         service.stop()
+
+
+async def test_pipeline_returns_every_reply_in_order_with_errors_as_values(client):
+    from wio.resp import pack_command
+    key = f"pipe-{os.getpid()}-{time.time_ns()}"
+    replies = await client.pipeline([pack_command("SET", key, "1"), pack_command("INCR", key),
+                                     pack_command("HGET", key, "x"), pack_command("GET", key)])
+    assert replies[:2] == ["OK", 2]
+    assert isinstance(replies[2], ResponseError) and "WRONGTYPE" in str(replies[2])
+    assert replies[3] == "2"
+    assert await client.execute("GET", key) == "2"  # the connection is still in step
+
+
+async def test_event_sink_writes_batches_and_counts_what_redis_refuses(client):
+    from wio.events import EventSink, entry_fields
+    stream = f"sink-{os.getpid()}-{time.time_ns()}"
+    sink = EventSink(client, batch=7, interval=0.001)
+    sink.start()
+    for i in range(50):
+        sink.emit(stream, {"i": i})
+    await sink.stop()
+    assert sink.dropped == 0
+    entries = await client.execute("XRANGE", stream, "-", "+")
+    assert [entry_fields(dict(zip(e[1][::2], e[1][1::2])))["i"] for e in entries] == [str(i) for i in range(50)]
+    await client.execute("SET", stream + "-str", "x")   # XADD to a string key: refused, counted, not raised
+    sink = EventSink(client)
+    sink.emit(stream + "-str", {"i": 0})
+    sink.emit(stream, {"i": 50})
+    await sink.stop()
+    assert sink.dropped == 1
+    assert len(await client.execute("XRANGE", stream, "-", "+")) == 51

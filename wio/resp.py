@@ -84,7 +84,7 @@ class _Protocol(asyncio.Protocol):
         self.pending: deque[asyncio.Future | None] = deque()
         self.replies = 0  # replies read so far (to tell a stalled server from a busy one)
         self._reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
-        self._loop = asyncio.get_running_loop()
+        self._loop = self.loop = asyncio.get_running_loop()
         self.loop_time = self._loop.time
 
     def connection_made(self, transport) -> None:
@@ -246,6 +246,25 @@ class RespClient:
 
     async def execute(self, *args):
         return await self.execute_packed(pack_command(*args))
+
+    async def pipeline(self, commands: list[bytes]) -> list:
+        """Several pre-encoded commands in one write; their replies in order, an error reply as a
+        ``ResponseError`` value (not raised), so one bad command does not hide the others' results."""
+        proto = self._proto
+        if proto is None or not proto.usable():
+            proto = await self._connection()
+        futures = [proto.loop.create_future() for _ in commands]
+        proto.pending.extend(futures)
+        count, sent = proto.replies, proto.loop_time()
+        proto.transport.write(b"".join(commands))
+        try:
+            await futures[-1]      # replies come in order: the last one done means all are
+        except RespError:
+            pass
+        except asyncio.CancelledError:
+            proto.check_stalled(count, sent)
+            raise
+        return [f.exception() or f.result() for f in futures]
 
     async def ping(self) -> str:
         return await self.execute_packed(b"*1\r\n$4\r\nPING\r\n")
