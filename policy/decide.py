@@ -50,28 +50,41 @@ def _share_list(raw: str) -> tuple[tuple[str, str, int, int], ...]:
     return tuple((permission, prefix, expires, share_id) for permission, prefix, expires, share_id in json.loads(raw))
 
 
-def _parse_share_lists(fields: list[str], raw_lists: list[bytes | str | None], now: float) -> list[Grant]:
-    grants: list[Grant] = []
-    for field_name, raw in zip(fields, raw_lists):
-        if not raw:
-            continue
-        via = "" if field_name.startswith("u:") else f"group:{field_name[2:]}/"
-        for permission, prefix, expires, share_id in _share_list(raw):
-            if expires and expires <= now:
-                continue
-            grants.append(Grant(permission, prefix, f"{via}share:{share_id}"))
-    return grants
+@lru_cache(maxsize=16384)
+def _share_grants(via: str, raw: str) -> tuple[tuple[int | None, Grant], ...]:
+    """The grants of one share list as ``(expires, Grant)``, for the field it came from (``via`` is
+    "" for the user's own list, ``group:<name>/`` for a group's). Keyed by the exact text like
+    ``_share_list``; a Grant is immutable, so one object serves every request that reads that text."""
+    return tuple((expires, Grant(permission, prefix, f"{via}share:{share_id}"))
+                 for permission, prefix, expires, share_id in _share_list(raw))
+
+
+_OWNER = Grant("admin", "", "owner")
+_PUBLIC = Grant("read", "", "public")
 
 
 def effective_grants(*, user: str, groups: list[str], ws: WorkspaceView, share_lists: list, now: float,
                      scope: list[dict] | None) -> list[Grant]:
     """All grants the caller holds on ``ws``, already narrowed by the key's scope."""
-    fields = [f"u:{user}"] + [f"g:{g}" for g in groups]
-    grants = _parse_share_lists(fields, share_lists, now)
+    # share_lists[0] is the user's own list (u:<user>), share_lists[i] that of groups[i - 1]
+    grants: list[Grant] = []
+    for index, raw in enumerate(share_lists):
+        if not raw:
+            continue
+        if index == 0:
+            via = ""
+        elif index <= len(groups):
+            via = f"group:{groups[index - 1]}/"
+        else:
+            break
+        for expires, grant in _share_grants(via, raw):
+            if expires and expires <= now:
+                continue
+            grants.append(grant)
     if ws.owner == user:
-        grants.append(Grant("admin", "", "owner"))
+        grants.append(_OWNER)
     if ws.public:
-        grants.append(Grant("read", "", "public"))
+        grants.append(_PUBLIC)
     if scope is None:
         return grants
     narrowed: list[Grant] = []
@@ -97,11 +110,18 @@ def _sufficient(grants: list[Grant], needed: str) -> list[Grant]:
     return [g for g in grants if LEVELS[g.permission] >= level]
 
 
+@lru_cache(maxsize=4096)
+def _allowed(label: str) -> Decision:
+    # a Decision is immutable: one object per grant label serves every request it allows
+    return Decision(True, label)
+
+
 def decide_object(grants: list[Grant], needed: str, key: str) -> Decision:
     """An operation on one key (or on the workspace itself when ``key`` is empty and needed is admin)."""
-    for g in _sufficient(grants, needed):
-        if key.startswith(g.prefix):
-            return Decision(True, g.label)
+    level = LEVELS[needed]
+    for g in grants:  # the first sufficient grant covering the key, in order (as _sufficient)
+        if LEVELS[g.permission] >= level and key.startswith(g.prefix):
+            return _allowed(g.label)
     if not grants:
         return Decision(False, "no grant on this workspace")
     return Decision(False, f"no {needed} grant covers this key")

@@ -45,9 +45,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def check_key(key: str) -> None:
     if len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError")
-    if "." in key and _DOT_SEGMENT.search(key):
+    # a dot segment starts the key or follows a separator: only then is the regex needed
+    if "." in key and (key[0] == "." or "/." in key or "\\." in key) and _DOT_SEGMENT.search(key):
         raise S3Error("InvalidArgument", "Object keys with '.' or '..' path segments are not allowed")
-    if _CONTROL.search(key):
+    # control characters are not printable: a printable key has none
+    if not key.isprintable() and _CONTROL.search(key):
         raise S3Error("InvalidArgument", "Object keys cannot contain control characters")
 
 
@@ -57,19 +59,23 @@ def encode_key(key: str) -> str:
 
 
 def parse_address(raw_path: str, host: str | None, s3_domain: str | None) -> Address:
-    path = raw_path.split("?", 1)[0]
-    if not path.startswith("/"):
+    path = raw_path.partition("?")[0]
+    if path[:1] != "/":
         raise S3Error("InvalidURI", "The request target must be an absolute path")
-    hostname = (host or "").rsplit(":", 1)[0].lower() if host and not host.startswith("[") else ""
-    if s3_domain and hostname.endswith("." + s3_domain.lower()):
-        bucket = hostname[: -len(s3_domain) - 1]
-        raw_key = path[1:]
-        return Address(bucket, decode_key(raw_key) if raw_key else None, True)
+    if s3_domain:
+        hostname = (host or "").rsplit(":", 1)[0].lower() if host and not host.startswith("[") else ""
+        if hostname.endswith("." + s3_domain.lower()):
+            bucket = hostname[: -len(s3_domain) - 1]
+            raw_key = path[1:]
+            return Address(bucket, decode_key(raw_key) if raw_key else None, True)
     rest = path[1:]
     if not rest:
         return Address(None, None, False)
     raw_bucket, sep, raw_key = rest.partition("/")
-    bucket = unquote_to_bytes(raw_bucket).decode("utf-8", "replace")
+    if "%" in raw_bucket or not raw_bucket.isascii():
+        bucket = unquote_to_bytes(raw_bucket).decode("utf-8", "replace")
+    else:  # nothing to decode
+        bucket = raw_bucket
     if not sep or raw_key == "":
         return Address(bucket, None, False)
     return Address(bucket, decode_key(raw_key), False)

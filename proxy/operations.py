@@ -40,6 +40,12 @@ def _op(name: str, has_body: bool = False) -> Operation:
 _SERVICE = {"GET": _op("ListBuckets")}
 _BUCKET_GET = {"location": _op("GetBucketLocation"), "versioning": _op("GetBucketVersioning"),
                "uploads": _op("ListMultipartUploads"), "versions": _op("ListObjectVersions")}
+# the plain object operations, built once (an Operation is immutable)
+_GET_OBJECT = _op("GetObject")
+_HEAD_OBJECT = _op("HeadObject")
+_PUT_OBJECT = _op("PutObject", True)
+_COPY_OBJECT = _op("CopyObject")
+_DELETE_OBJECT = _op("DeleteObject")
 
 
 def _unsupported(sub: str, bucket_level: bool) -> S3Error:
@@ -56,9 +62,10 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             raise S3Error("MethodNotAllowed")
         return op
     if key is None:
-        for sub in BUCKET_CONFIG_SUBRESOURCES:
-            if sub in query:
-                raise _unsupported(sub, True)
+        if type(query) is not dict or not BUCKET_CONFIG_SUBRESOURCES.isdisjoint(query):  # (a dict's lookups are exact)
+            for sub in BUCKET_CONFIG_SUBRESOURCES:
+                if sub in query:
+                    raise _unsupported(sub, True)
         if method == "GET":
             for sub, op in _BUCKET_GET.items():
                 if sub in query:
@@ -80,9 +87,19 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             if headers.get("content-type", "").lower().startswith("multipart/form-data"):
                 return _op("PostObject", True)
         raise S3Error("MethodNotAllowed")
-    for sub in _OBJECT_UNSUPPORTED:
-        if sub in query:
-            raise _unsupported(sub, False)
+    if not query:  # the common case: no subresource at all
+        if method == "GET":
+            return _GET_OBJECT
+        if method == "HEAD":
+            return _HEAD_OBJECT
+        if method == "PUT":
+            return _COPY_OBJECT if "x-amz-copy-source" in headers else _PUT_OBJECT
+        if method == "DELETE":
+            return _DELETE_OBJECT
+    if type(query) is not dict or not _OBJECT_UNSUPPORTED.isdisjoint(query):  # (a dict's lookups are exact)
+        for sub in _OBJECT_UNSUPPORTED:
+            if sub in query:
+                raise _unsupported(sub, False)
     if method == "GET":
         if "uploadId" in query:
             return _op("ListParts")

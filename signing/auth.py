@@ -28,7 +28,7 @@ from functools import lru_cache
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .canonical import HeaderMap, collect_headers, parse_query
+from .canonical import HeaderMap, _form_decode, collect_headers
 from .errors import SigningError
 from .keys import ALGORITHM, credential_scope
 
@@ -67,6 +67,8 @@ _QUERY_PARAMS_REQUIRED = (
     "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
 )
 _PRESIGN_KEYS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
+_PRESIGN_REQUIRED = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
+                     "X-Amz-SignedHeaders", "X-Amz-Expires")
 
 
 @dataclass(frozen=True)
@@ -165,13 +167,33 @@ def parse_authorization_header(value: str) -> tuple[str, str, str, str]:
     return algorithm, fields["Credential"], fields["SignedHeaders"], fields["Signature"]
 
 
-def _split_credential(credential: str, code: str, prefix: str) -> tuple[str, str, str, str, str]:
+def _credential_parts(credential: str) -> tuple[str, str, str, str, str] | None:
+    if len(credential) <= _CACHED_TEXT_MAX:
+        return _cached_credential_parts(credential)
+    return _split_credential_parts(credential)
+
+
+def _split_credential_parts(credential: str) -> tuple[str, str, str, str, str] | None:
     parts = credential.split("/")
     if len(parts) < 5 or not parts[0]:
-        raise SigningError(code, f"{prefix} the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+        return None
     access_key = "/".join(parts[:-4])
     date, region, service, terminator = parts[-4:]
     return access_key, date, region, service, terminator
+
+
+# the same for every request of a key on a day (a pure function of the text, bounded: entries
+# and length, since anyone can send any credential before the key is looked up)
+_cached_credential_parts = lru_cache(maxsize=1024)(_split_credential_parts)
+_CACHED_TEXT_MAX = 512
+
+
+def _split_credential(credential: str, code: str, prefix: str) -> tuple[str, str, str, str, str]:
+    parts = _cached_credential_parts(credential) if len(credential) <= _CACHED_TEXT_MAX \
+        else _split_credential_parts(credential)
+    if parts is None:
+        raise SigningError(code, f"{prefix} the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+    return parts
 
 
 def _check_scope(date: str, region: str, service: str, terminator: str, amz_date: str, *,
@@ -188,19 +210,35 @@ def _check_scope(date: str, region: str, service: str, terminator: str, amz_date
         raise SigningError(code, f"{prefix} incorrect terminal {terminator!r}. This endpoint uses 'aws4_request'.")
 
 
-def _split_signed_headers(raw: str, code: str, prefix: str) -> tuple[str, ...]:
+def _signed_header_names(raw: str) -> tuple[tuple[str, ...], frozenset[str]] | None:
+    """The SignedHeaders list split (lowercase, in the order sent) and as a set; None if malformed."""
+    if len(raw) <= _CACHED_TEXT_MAX:
+        return _cached_signed_header_names(raw)
+    return _split_signed_header_names(raw)
+
+
+def _split_signed_header_names(raw: str) -> tuple[tuple[str, ...], frozenset[str]] | None:
     names = tuple((raw if raw.islower() else raw.lower()).split(";"))
     if "" in names:
-        raise SigningError(code, f"{prefix} SignedHeaders {raw!r} is malformed.")
-    return names
+        return None
+    return names, frozenset(names)
 
 
-def _check_signed_header_coverage(signed: tuple[str, ...], header_map: HeaderMap) -> None:
-    if "host" not in signed:
+# a client sends the same SignedHeaders list request after request
+_cached_signed_header_names = lru_cache(maxsize=1024)(_split_signed_header_names)
+
+
+def _check_signed_header_coverage(signed: tuple[str, ...], header_map: HeaderMap,
+                                  signed_set: frozenset[str] | None = None) -> None:
+    if signed_set is None:
+        signed_set = frozenset(signed)
+    if "host" not in signed_set:
         raise SigningError("AccessDenied", "The host header must be signed.", details={"HeadersNotSigned": "host"})
+    # the headers present but not signed (set difference in C; usually user-agent, accept-encoding,
+    # connection, authorization), of which no x-amz-* one may be
     unsigned = [
-        name for name in header_map
-        if name[:6] == "x-amz-" and name not in signed and name != "x-amz-content-sha256"
+        name for name in header_map.keys() - signed_set
+        if name[:6] == "x-amz-" and name != "x-amz-content-sha256"
     ]
     if unsigned:
         names = ", ".join(sorted(unsigned))
@@ -209,9 +247,10 @@ def _check_signed_header_coverage(signed: tuple[str, ...], header_map: HeaderMap
             f"There were headers present in the request which were not signed: {names}",
             details={"HeadersNotSigned": names},
         )
-    for name in signed:
-        if name not in header_map and name != "expect":
-            raise SigningError("AccessDenied", f"The signed header {name!r} is missing from the request.")
+    if not signed_set <= header_map.keys():
+        for name in signed:  # in the order signed, so the message names the first one
+            if name not in header_map and name != "expect":
+                raise SigningError("AccessDenied", f"The signed header {name!r} is missing from the request.")
 
 
 def _single(header_map: HeaderMap, name: str) -> str | None:
@@ -223,16 +262,20 @@ def _single(header_map: HeaderMap, name: str) -> str | None:
     return values[0]
 
 
-def _auth_query_params(raw_query: str) -> list[tuple[str, str]]:
-    """The decoded query parameters that can carry credentials (the rest are only signed)."""
+def _auth_query_params(raw_query: str) -> tuple[list[tuple[str, str]], bool]:
+    """The decoded query parameters that can carry credentials (the rest are only signed), and
+    whether one of them makes the request a SigV4 presigned one."""
     params = []
+    presigned = False
     for part in raw_query.split("&"):
         if part.startswith(("X-Amz-", "AWSAccessKeyId=", "Signature=")):
             name, _, value = part.partition("=")
             if "%" in value or "+" in value:
-                value = parse_query(part)[0][1]
+                value = _form_decode(value)
             params.append((name, value))
-    return params
+            if not presigned and name in _PRESIGN_KEYS:
+                presigned = True
+    return params, presigned
 
 
 def _valid_payload_hash(value: str) -> bool:
@@ -260,9 +303,10 @@ def parse_request_auth(
     header_map = collect_headers(headers)
     authorization = header_map.get("authorization")
     # decode the query only when it may carry credentials (the common request has none)
-    query = _auth_query_params(raw_query) if raw_query and (
-        "X-Amz-" in raw_query or "AWSAccessKeyId" in raw_query) else []
-    presigned = any(name in _PRESIGN_KEYS for name, _ in query)
+    if raw_query and ("X-Amz-" in raw_query or "AWSAccessKeyId" in raw_query):
+        query, presigned = _auth_query_params(raw_query)
+    else:
+        query, presigned = [], False
     if authorization is None and not presigned:
         names = {name for name, _ in query}
         if "AWSAccessKeyId" in names and "Signature" in names:  # a SigV2 presigned URL
@@ -289,20 +333,29 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
     code, prefix = "AuthorizationHeaderMalformed", "The authorization header is malformed;"
     access_key, date, cred_region, cred_service, terminator = _split_credential(credential, code, prefix)
 
-    amz_date = _single(header_map, "x-amz-date")
-    if amz_date is not None:
+    amz_dates = header_map.get("x-amz-date")
+    if amz_dates:
+        if len(amz_dates) > 1:
+            raise SigningError("InvalidRequest", "The x-amz-date header may only appear once.")
+        amz_date = amz_dates[0]
         request_time = parse_amz_date(amz_date)
     else:
         request_time, amz_date = _from_http_date(_single(header_map, "date"))
     if request_time is None or amz_date is None:
         raise SigningError("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
-    _check_scope(date, cred_region, cred_service, terminator, amz_date, expected_region=region,
-                 expected_service=service, code=code, prefix=prefix)
-    if _HEX64.fullmatch(signature) is None:
+    if not (date == amz_date[:8] and cred_region == region and cred_service == service
+            and terminator == "aws4_request" and len(date) == 8 and date.isdigit()):
+        _check_scope(date, cred_region, cred_service, terminator, amz_date, expected_region=region,
+                     expected_service=service, code=code, prefix=prefix)
+    if len(signature) != 64 or _HEX64.fullmatch(signature) is None:
         raise SigningError(code, f"{prefix} the Signature must be 64 lowercase hexadecimal digits.")
-    signed = _split_signed_headers(signed_raw, code, prefix)
+    split = _cached_signed_header_names(signed_raw) if len(signed_raw) <= _CACHED_TEXT_MAX \
+        else _split_signed_header_names(signed_raw)
+    if split is None:
+        raise SigningError(code, f"{prefix} SignedHeaders {signed_raw!r} is malformed.")
+    signed, signed_set = split
 
-    current = _epoch(now)
+    current = now.timestamp() if now.tzinfo is not None else _epoch(now)
     if abs(current - request_time) > max_skew_seconds:
         server_time = datetime.fromtimestamp(int(current), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         raise SigningError(
@@ -322,7 +375,8 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
             "STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a "
             "lowercase hex SHA-256.",
         )
-    _check_signed_header_coverage(signed, header_map)
+    _check_signed_header_coverage(signed, header_map, signed_set)
+    tokens = header_map.get("x-amz-security-token")
     return ParsedAuth._build({
         "access_key_id": access_key,
         "kind": "header",
@@ -333,7 +387,7 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
         "signed_headers": signed,
         "signature": signature,
         "payload_hash": content_sha256,
-        "session_token": _single(header_map, "x-amz-security-token"),
+        "session_token": _single(header_map, "x-amz-security-token") if tokens else None,
         "expires": None,
         "signed_headers_raw": signed_raw,
         "content_sha256": content_sha256,
@@ -365,9 +419,7 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
             if name in params:
                 raise SigningError(code, f"The {name} query parameter may only appear once.")
             params[name] = value
-    required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
-                "X-Amz-SignedHeaders", "X-Amz-Expires")
-    if any(not params.get(name) for name in required):
+    if not all(map(params.get, _PRESIGN_REQUIRED)):  # each present and not empty
         raise SigningError(code, _QUERY_PARAMS_REQUIRED)
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise SigningError(code, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
@@ -377,8 +429,10 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     request_time = parse_amz_date(amz_date)
     if request_time is None:
         raise SigningError(code, "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
-    _check_scope(date, cred_region, cred_service, terminator, amz_date, expected_region=region,
-                 expected_service=service, code=code, prefix=prefix)
+    if not (date == amz_date[:8] and cred_region == region and cred_service == service
+            and terminator == "aws4_request" and len(date) == 8 and date.isdigit()):
+        _check_scope(date, cred_region, cred_service, terminator, amz_date, expected_region=region,
+                     expected_service=service, code=code, prefix=prefix)
     expires_raw = params["X-Amz-Expires"]
     if not (expires_raw.isascii() and expires_raw.isdigit()):
         raise SigningError(code, "X-Amz-Expires should be a number")
@@ -391,9 +445,13 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     if _HEX64.fullmatch(signature) is None:
         raise SigningError(code, "X-Amz-Signature must be 64 lowercase hexadecimal digits.")
     signed_raw = params["X-Amz-SignedHeaders"]
-    signed = _split_signed_headers(signed_raw, code, "")
+    split = _cached_signed_header_names(signed_raw) if len(signed_raw) <= _CACHED_TEXT_MAX \
+        else _split_signed_header_names(signed_raw)
+    if split is None:
+        raise SigningError(code, f" SignedHeaders {signed_raw!r} is malformed.")
+    signed, signed_set = split
 
-    current = _epoch(now)
+    current = now.timestamp() if now.tzinfo is not None else _epoch(now)
     if current > request_time + expires:
         raise SigningError("AccessDenied", "Request has expired",
                            details={"X-Amz-Expires": expires_raw, "Expires": amz_date})
@@ -406,7 +464,7 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     content_sha256 = _single(header_map, "x-amz-content-sha256")
     if content_sha256 is not None and not _valid_payload_hash(content_sha256):
         raise SigningError("InvalidArgument", "x-amz-content-sha256 is not a valid payload hash.")
-    _check_signed_header_coverage(signed, header_map)
+    _check_signed_header_coverage(signed, header_map, signed_set)
     return ParsedAuth._build({
         "access_key_id": access_key,
         "kind": "presigned",

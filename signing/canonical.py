@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
@@ -53,10 +54,22 @@ def collect_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | Any
     Accepts a list of ``(name, value)`` pairs, a plain dict, or a multidict (whose ``items()``
     yields each repeated header).
     """
-    items = headers.items() if hasattr(headers, "items") else headers
-    out: HeaderMap = {}
+    if type(headers) is list:  # what the proxy passes
+        items = headers
+    else:
+        items = list(headers.items() if hasattr(headers, "items") else headers)
+    # the common case, every name once: one comprehension (a repeated name makes it shorter)
+    out: HeaderMap = {name.lower(): [value] for name, value in items}
+    if len(out) == len(items):
+        return out
+    out = {}
     for name, value in items:
-        out.setdefault(name.lower(), []).append(value)
+        name = name.lower()
+        values = out.get(name)
+        if values is None:
+            out[name] = [value]
+        else:
+            values.append(value)
     return out
 
 
@@ -74,8 +87,9 @@ _CANONICAL_PATH = re.compile(rf"[A-Za-z0-9\-._~/]*(?:{_ESCAPED_RESERVED}[A-Za-z0
 # the same for one query component, where "/" must be escaped
 _COMPONENT = rf"[A-Za-z0-9\-._~]*(?:{_ESCAPED_RESERVED}[A-Za-z0-9\-._~]*)*"
 _CANONICAL_COMPONENT = re.compile(_COMPONENT)
-# a whole query of canonical "name=value" parts ("=" only as the separator)
-_CANONICAL_QUERY = re.compile(rf"(?:{_COMPONENT}(?:={_COMPONENT})?)(?:&(?:{_COMPONENT}(?:={_COMPONENT})?))*")
+# a whole query of canonical components, "=" and "&" (that "=" appears at most once in a
+# "name=value" part is checked while splitting): possessive runs, so no backtracking state
+_CANONICAL_QUERY = re.compile(rf"(?:[A-Za-z0-9\-._~&=]++|{_ESCAPED_RESERVED})*+")
 
 
 def _to_bytes(text: str) -> bytes:
@@ -122,12 +136,29 @@ def remove_dot_segments(path: str) -> str:
     return first + "/".join(output) + last
 
 
-def _form_decode(text: str) -> str:
+def _form_decode_uncached(text: str) -> str:
     if "+" in text:
         text = text.replace("+", " ")
     if "%" not in text:
         return text
     return unquote_to_bytes(_to_bytes(text)).decode("utf-8", "surrogateescape")
+
+
+# Escaped components repeat from request to request (a presigned URL's X-Amz-Credential and
+# X-Amz-SignedHeaders are the same for every request of a key on a day, a listing's prefix ...):
+# the decoding is a pure function of the text, so short ones are remembered.
+_cached_form_decode = lru_cache(maxsize=4096)(_form_decode_uncached)
+_CACHED_DECODE_MAX = 256
+
+
+def _form_decode(text: str) -> str:
+    """Form-decode one query component: ``+`` is a space, %XX escapes are bytes (UTF-8, or
+    surrogate escapes for bytes that are not)."""
+    if "%" not in text and "+" not in text:
+        return text
+    if len(text) <= _CACHED_DECODE_MAX:
+        return _cached_form_decode(text)
+    return _form_decode_uncached(text)
 
 
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
@@ -139,7 +170,10 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
         if not part:
             continue
         name, _, value = part.partition("=")
-        pairs.append((_form_decode(name), _form_decode(value)))
+        if "%" in part or "+" in part:
+            name = _form_decode(name)
+            value = _form_decode(value)
+        pairs.append((name, value))
     return pairs
 
 
@@ -178,10 +212,13 @@ def canonical_query(raw_query: str, *, exclude: str | None = None) -> str:
         for part in raw_query.split("&"):
             if part:
                 name, _, value = part.partition("=")
+                if "=" in value:  # an "=" inside a value is not canonical: the general way below
+                    break
                 if name != exclude:
                     pairs.append((name, value))
-        pairs.sort()
-        return "&".join([f"{name}={value}" for name, value in pairs])
+        else:
+            pairs.sort()
+            return "&".join([f"{name}={value}" for name, value in pairs])
     encoded = []
     for part in raw_query.split("&"):
         if not part:
@@ -210,7 +247,12 @@ def canonical_headers(header_map: HeaderMap, signed_headers: Iterable[str]) -> s
     lines = []
     for name in sorted(signed_headers):
         values = header_map.get(name)
-        lines.append(f"{name}:{canonical_header_value(values) if values else ''}\n")
+        if not values:
+            lines.append(f"{name}:\n")
+        elif len(values) == 1:  # canonical_header_value, inlined for the common single value
+            lines.append(f"{name}:{' '.join(values[0].split())}\n")
+        else:
+            lines.append(f"{name}:{canonical_header_value(values)}\n")
     return "".join(lines)
 
 

@@ -19,12 +19,11 @@ from .canonical import (
     HeaderMap,
     canonical_headers,
     canonical_query,
-    canonical_request,
     canonical_uri,
     collect_headers,
 )
 from .errors import SigningError
-from .keys import derive_signing_key, hmac_sha256_hex, string_to_sign
+from .keys import ALGORITHM, hmac_sha256_hex, signing_key_and_pads
 
 __all__ = ["SigningContext", "verify_signature", "request_canonical_request"]
 
@@ -79,15 +78,12 @@ def request_canonical_request(
     if "expect" in auth.signed_headers and "expect" not in headers:
         # Some HTTP stacks drop "Expect: 100-continue" after answering it; it was signed as sent.
         headers = {**header_map, "expect": ["100-continue"]}
-    query = canonical_query(raw_query, exclude="X-Amz-Signature" if auth.kind == "presigned" else None)
-    return canonical_request(
-        method,
-        canonical_uri(raw_path, normalize=normalize_path, double_encode=double_encode_path),
-        query,
-        canonical_headers(headers, auth.signed_headers),
-        auth.signed_headers_raw,
-        auth.payload_hash,
-    )
+    query = canonical_query(raw_query, exclude="X-Amz-Signature" if auth.kind == "presigned" else None) \
+        if raw_query else ""
+    uri = canonical_uri(raw_path, normalize=normalize_path, double_encode=double_encode_path)
+    # canonical_request(), as one f-string; canonical_headers already ends each line with "\n"
+    return (f"{method}\n{uri}\n{query}\n{canonical_headers(headers, auth.signed_headers)}\n"
+            f"{auth.signed_headers_raw}\n{auth.payload_hash}")
 
 
 def verify_signature(
@@ -112,10 +108,15 @@ def verify_signature(
         auth, method, raw_path, raw_query, header_map,
         normalize_path=normalize_path, double_encode_path=double_encode_path,
     )
-    scope = auth.scope
-    sts = string_to_sign(auth.amz_date, scope, creq)
-    key = derive_signing_key(secret_access_key, auth.scope_date, auth.region, auth.service)
-    expected = hmac_sha256_hex(key, sts.encode("utf-8"))
+    scope = f"{auth.scope_date}/{auth.region}/{auth.service}/aws4_request"  # auth.scope
+    # string_to_sign() and hmac_sha256_hex(), inlined: the key's pads come hashed from the cache
+    sts = f"{ALGORITHM}\n{auth.amz_date}\n{scope}\n{_sha256(creq.encode('utf-8', 'surrogateescape')).hexdigest()}"
+    key, inner, outer = signing_key_and_pads(secret_access_key, auth.scope_date, auth.region, auth.service)
+    inner = inner.copy()
+    inner.update(sts.encode("utf-8"))
+    outer = outer.copy()
+    outer.update(inner.digest())
+    expected = outer.hexdigest()
     if not hmac.compare_digest(expected, auth.signature):
         raise SigningError(
             "SignatureDoesNotMatch",
