@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
+import itertools
+import os
 from datetime import datetime, timezone
 from urllib.parse import unquote
 
@@ -46,6 +47,10 @@ from wio.settings import Settings
 __all__ = ["create_app"]
 
 log = logging.getLogger("wio.proxy")
+# Request ids: a random per-process prefix and a counter (uuid4 costs a getrandom() call a request).
+_request_ids = [os.urandom(4).hex().upper(), itertools.count()]
+os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(slice(None), [os.urandom(4).hex().upper(),
+                                                                                    itertools.count()]))
 _AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                           "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
 
@@ -163,7 +168,7 @@ async def s3_entry(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def s3_error_middleware(request: web.Request, handler):
-    request_id = uuid.uuid4().hex[:16].upper()
+    request_id = f"{_request_ids[0]}{next(_request_ids[1]):08X}"
     request["request_id"] = request_id
     started = time.monotonic()
     error: S3Error | None = None

@@ -118,11 +118,12 @@ class EventSink:
         return True
 
     async def _run(self) -> None:
+        """At most one write every ``interval`` seconds: entries wait there to form a batch."""
         while not self._closing:
             if not self.queue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self.flush()
-            if not self.queue and not self._closing:
-                await asyncio.sleep(self.interval)
+            await asyncio.sleep(self.interval)
+            while self.queue and await self.flush():
+                pass
