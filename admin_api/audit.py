@@ -44,6 +44,7 @@ AUDIT_STORE = web.AppKey("audit_store", object)
 AUDIT_GROUP = "wio-audit-store"
 BATCH = 500
 BLOCK_MS = 1000
+PAUSE_SECONDS = 0.5     # after a short batch: let entries gather (one insert of many rows, not many of few)
 CLAIM_IDLE_MS = 60_000
 CLAIM_EVERY_SECONDS = 30.0
 MAX_LIMIT = 1000
@@ -59,11 +60,25 @@ class AuditConsumer:
 
     def __init__(self, redis: Redis, store: AuditStore, name: str | None = None, *, stream: str = AUDIT_STREAM,
                  group: str = AUDIT_GROUP, claim_idle_ms: int = CLAIM_IDLE_MS,
-                 claim_every: float = CLAIM_EVERY_SECONDS):
+                 claim_every: float = CLAIM_EVERY_SECONDS, pause: float = PAUSE_SECONDS):
         self.redis, self.store, self.stream, self.group = redis, store, stream, group
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
-        self.claim_idle_ms, self.claim_every = claim_idle_ms, claim_every
+        self.claim_idle_ms, self.claim_every, self.pause = claim_idle_ms, claim_every, pause
         self._last_claim = time.monotonic()
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.create_task(self.run(), name="wio-audit-consumer")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop the loop. A flag as well as a cancel: redis-py can turn a cancellation in the middle of
+        a command into a connection error, which the loop survives (it retries) and would go on."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def ensure_group(self) -> None:
         try:
@@ -103,7 +118,7 @@ class AuditConsumer:
 
     async def run(self) -> None:
         backlog, ready, failures = True, False, 0
-        while True:
+        while not self._stopping:
             try:
                 if not ready:
                     await self.store.setup()
@@ -118,6 +133,8 @@ class AuditConsumer:
                 if entries:
                     await self.store_batch(entries)
                 failures = 0
+                if len(entries) < BATCH and not backlog:
+                    await asyncio.sleep(self.pause)
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -134,6 +151,8 @@ class AuditConsumer:
                 failures = await self._failed(None, failures)
 
     async def _failed(self, exc: Exception | None, failures: int) -> int:
+        if self._stopping:
+            return failures
         AUDIT_STORE_ERRORS.labels(self.store.name).inc()
         if exc is not None:
             log.warning("audit trail: %s (retrying)", exc)
@@ -152,10 +171,10 @@ async def audit_trail(app: web.Application):
     # Its own connection: bytes (decoded leniently above) and a blocking read that holds a connection.
     redis = Redis.from_url(settings.redis_url, decode_responses=False, socket_connect_timeout=2,
                            socket_timeout=BLOCK_MS / 1000 + 10, health_check_interval=10)
-    task = asyncio.create_task(AuditConsumer(redis, store).run(), name="wio-audit-consumer")
+    consumer = AuditConsumer(redis, store)
+    consumer.start()
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await consumer.stop()
     await redis.aclose()
 
 
