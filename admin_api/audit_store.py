@@ -116,6 +116,9 @@ class AuditStore(Protocol):
     async def query(self, q: AuditQuery) -> list[dict]: ...
 
 
+_INSERT = pg_insert(audit_log).on_conflict_do_nothing(index_elements=["stream_id"])
+
+
 class PostgresAuditStore:
     name = "postgresql"
 
@@ -130,8 +133,9 @@ class PostgresAuditStore:
             return
         async with self.sessions() as session:
             async with session.begin():
-                await session.execute(pg_insert(audit_log).values(rows)
-                                      .on_conflict_do_nothing(index_elements=["stream_id"]))
+                # executemany form: one cached statement sent in multi-row batches ("insertmanyvalues"),
+                # not a fresh 15 x N-parameter statement compiled for every batch.
+                await session.execute(_INSERT, rows)
 
     async def query(self, q: AuditQuery) -> list[dict]:
         stmt = select(audit_log)

@@ -13,6 +13,7 @@ import multiprocessing.connection
 import signal
 import ssl
 import sys
+import time
 from typing import Callable
 
 from aiohttp import web
@@ -36,14 +37,71 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class BufferedLogHandler(logging.StreamHandler):
+    """Lines gathered and written together: when ``max_bytes`` are waiting, when a line is older than
+    ``max_delay`` seconds at the next record, and whenever ``flush()`` is called (a timer in the
+    server does every ``max_delay``; logging.shutdown at exit). For the access log: one line per
+    request, and one write per line was a system call per request (nginx's ``access_log ... buffer=``)."""
+
+    def __init__(self, stream=None, *, max_bytes: int = 64 << 10, max_delay: float = 0.5):
+        super().__init__(stream)
+        self.max_bytes, self.max_delay = max_bytes, max_delay
+        self._lines: list[str] = []
+        self._size = 0
+        self._since = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler: report, never raise
+            self.handleError(record)
+            return
+        if not self._lines:
+            self._since = time.monotonic()
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= self.max_bytes or time.monotonic() - self._since >= self.max_delay:
+            self.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._lines:
+                lines, self._lines, self._size = self._lines, [], 0
+                try:
+                    self.stream.write("".join(lines))
+                except Exception:  # noqa: BLE001 - a broken stream must not break requests
+                    pass
+            super().flush()
+        finally:
+            self.release()
+
+
 def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
     # The access log is on the hot path: skip per-record thread/process lookups nobody reads.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    formatter = _JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    access = logging.getLogger("wio.access")
+    buffered = BufferedLogHandler(sys.stderr)
+    buffered.setFormatter(formatter)
+    access.handlers[:] = [buffered]
+    access.propagate = False
+
+
+def flush_logs() -> None:
+    for handler in logging.getLogger("wio.access").handlers:
+        handler.flush()
+
+
+async def _flush_logs_every(seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        flush_logs()
 
 
 def ssl_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
@@ -138,9 +196,12 @@ async def _serve_one(kind: str, settings: Settings, host: str, port: int, reuse_
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         logging.getLogger("wio").info("%s listening on %s:%s", kind, host, port)
+        flusher = loop.create_task(_flush_logs_every(0.5))
         await stop.wait()
+        flusher.cancel()
     finally:
         await runner.cleanup()
+        flush_logs()
 
 
 def _run_worker(kind: str, settings: Settings, host: str, port: int, reuse_port: bool, cert, key,
