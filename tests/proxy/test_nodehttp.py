@@ -1,0 +1,196 @@
+"""proxy.nodehttp, the node client, against real TCP peers that answer the way HTTP/1.1 servers may:
+chunked bodies, bodies ended by closing, keep-alive connections closed while idle, stalls, garbage.
+(SeaweedFS itself is exercised through the proxy by every other test.)"""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+from yarl import URL
+
+from proxy.nodehttp import (NodeDisconnected, NodeError, NodePool, NodeTimeout, NodeUnreachable, can_splice,
+                            splice_body)
+
+
+class Peer:
+    """A TCP server answering each request (head read up to the blank line) with scripted bytes."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)     # each: bytes to send, or a callable(writer) coroutine
+        self.requests: list[bytes] = []
+        self.connections = 0
+
+    async def __aenter__(self) -> "Peer":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = URL(f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/b/k")
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append(head + body)
+                answer = self.answers.pop(0)
+                if callable(answer):
+                    await answer(writer)
+                    continue
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+HEADERS = {"host": "node"}
+
+
+async def test_content_length_body_and_keep_alive_reuse():
+    async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"e\"\r\n\r\nhello",
+                     b"HTTP/1.1 204 No Content\r\n\r\n"]) as peer:
+        pool = NodePool()
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert resp.status == 200 and resp.headers["etag"] == '"e"' and await resp.read() == b"hello"
+        resp.release()
+        resp = await pool.request("DELETE", peer.url, HEADERS)
+        assert resp.status == 204 and await resp.read() == b""
+        resp.release()
+        assert peer.connections == 1
+        assert peer.requests[0].startswith(b"GET /b/k HTTP/1.1\r\nhost: node\r\n")
+        pool.close()
+
+
+async def test_chunked_body_with_extensions_and_trailers():
+    body = b"4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: yes\r\n\r\n"
+    async with Peer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]) as peer:
+        pool = NodePool()
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert resp.content_length is None
+        assert [c async for c in resp.iter_chunks(3)] == [b"wik", b"i", b"ped", b"ia"]
+        resp.release()
+        resp = await pool.request("GET", peer.url, HEADERS)     # the same connection, still in step
+        assert await resp.read() == b"ok"
+        resp.release()
+        assert peer.connections == 1
+        pool.close()
+
+
+async def test_body_until_close_and_connection_close_are_not_reused():
+    async def close_delimited(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()
+    async with Peer([close_delimited]) as peer:
+        pool = NodePool()
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert await resp.read() == b"all of it"
+        resp.release()
+        pool.close()
+
+
+async def test_stale_keep_alive_connection_is_retried_once_for_replayable_requests():
+    async def answer_then_close(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()                     # the node drops the idle keep-alive connection
+    async with Peer([answer_then_close, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]) as peer:
+        pool = NodePool()
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert await resp.read() == b"a"
+        resp.release()
+        await asyncio.sleep(0.2)
+        resp = await pool.request("PUT", peer.url, {**HEADERS, "content-length": "3"}, b"abc")
+        assert await resp.read() == b"b"
+        resp.release()
+        assert peer.connections == 2 and peer.requests[-1].endswith(b"\r\n\r\nabc")
+        pool.close()
+
+
+async def test_short_body_and_garbage_raise_node_errors():
+    async def short(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+        writer.close()
+    async with Peer([short, b"NOT HTTP AT ALL\r\n\r\n"]) as peer:
+        pool = NodePool()
+        resp = await pool.request("GET", peer.url, HEADERS)
+        with pytest.raises(NodeDisconnected):
+            await resp.read()
+        resp.release()
+        with pytest.raises(NodeError, match="malformed status line"):
+            await pool.request("GET", peer.url, HEADERS)
+        pool.close()
+
+
+async def test_unreachable_and_stalled_nodes():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pool = NodePool(read_timeout=0.3)
+    with pytest.raises(NodeUnreachable):
+        await pool.request("GET", URL(f"http://127.0.0.1:{port}/b/k"), HEADERS)
+
+    async def stall(writer):
+        await asyncio.sleep(5)
+    async with Peer([stall]) as peer:
+        with pytest.raises(NodeTimeout):
+            await asyncio.wait_for(pool.request("GET", peer.url, HEADERS), 4)
+    pool.close()
+
+
+async def test_streamed_body_is_sent_in_order_and_a_failing_body_aborts():
+    async def chunks(fail: bool):
+        yield b"a" * 100_000
+        yield b"b" * 100_000
+        if fail:
+            raise RuntimeError("the client body failed verification")
+        yield b"c"
+    async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 2) as peer:
+        pool = NodePool()
+        resp = await pool.request("PUT", peer.url, {**HEADERS, "content-length": "200001"}, chunks(False))
+        assert resp.status == 200
+        resp.release()
+        assert peer.requests[0].endswith(b"a" * 100_000 + b"b" * 100_000 + b"c")
+        with pytest.raises(RuntimeError):
+            await pool.request("PUT", peer.url, {**HEADERS, "content-length": "200001"}, chunks(True))
+        await asyncio.sleep(0.1)
+        assert len(peer.requests) == 1      # the node never got the whole declared body
+        pool.close()
+
+
+async def test_splice_moves_a_body_between_sockets_byte_for_byte():
+    payload = os.urandom(3 << 20)
+    async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload]) as peer:
+        pool = NodePool()
+        received = bytearray()
+        done = asyncio.Event()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data):
+                received.extend(data)
+                if len(received) >= len(payload):
+                    done.set()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Sink, "127.0.0.1", 0)
+        client_transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1",
+                                                           server.sockets[0].getsockname()[1])
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert resp.socket_fd() is not None and can_splice(client_transport)
+        assert await splice_body(resp, client_transport, 10) == len(payload)
+        await asyncio.wait_for(done.wait(), 10)
+        assert bytes(received) == payload
+        resp.release()
+        client_transport.close()
+        server.close()
+        pool.close()
