@@ -20,7 +20,7 @@ from proxy.authz import NodeView
 from proxy.errors import S3Error
 from proxy.metrics import backend_failed, observe_backend
 from proxy.nodehttp import NodeError, NodePool, NodeResponse, NodeTimeout
-from signing import sign_request
+from signing import amz_date, sign_canonical
 
 __all__ = ["Upstream", "canonical_query", "EMPTY_SHA256", "UNSIGNED"]
 
@@ -47,9 +47,9 @@ class Upstream:
         raw_query = canonical_query(params)
         base = _endpoint(node.endpoint)
         headers = {**headers, "host": base.raw_authority}
-        headers.update(sign_request(method, path, raw_query, headers, payload_hash=payload_hash,
-                                    access_key=node.access_key, secret_key=node.secret_key, region=node.region,
-                                    now=datetime.now(timezone.utc)))
+        headers.update(sign_canonical(method, path, raw_query, headers, payload_hash=payload_hash,
+                                      access_key=node.access_key, secret_key=node.secret_key, region=node.region,
+                                      amz_date=amz_date(datetime.now(timezone.utc))))
         url = URL(str(base.origin()) + path + ("?" + raw_query if raw_query else ""), encoded=True)
         return url, headers
 

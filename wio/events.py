@@ -39,6 +39,7 @@ AUDIT_STREAM = "wio:audit"
 STREAM_MAXLEN = 1_000_000
 
 log = logging.getLogger("wio.events")
+_XADD_PREFIX: dict[str, bytes] = {}   # stream -> the XADD command up to its last argument, RESP-encoded
 
 
 def entry_fields(fields: dict) -> dict[str, str]:
@@ -74,8 +75,12 @@ class EventSink:
         if len(self.queue) >= self.max_queue:
             self.dropped += 1
             return
-        self.queue.append(pack_command("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "e",
-                                       json.dumps(fields, default=str)))
+        prefix = _XADD_PREFIX.get(stream)
+        if prefix is None:
+            # the command with an empty last argument, less that argument's "$0\r\n\r\n"
+            prefix = _XADD_PREFIX[stream] = pack_command("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "e", "")[:-6]
+        data = json.dumps(fields, default=str).encode()
+        self.queue.append(b"%b$%d\r\n%b\r\n" % (prefix, len(data), data))
         if not self._wake.is_set():
             self._wake.set()
 
