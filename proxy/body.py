@@ -29,11 +29,17 @@ async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     started = loop.time()
     received = 0
+    content = request.content
     while True:
-        try:
-            data = await asyncio.wait_for(request.content.readany(), BODY_IDLE_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise S3Error("RequestTimeout") from None
+        # Buffered data needs no wait (and no timer); otherwise wait with a deadline that covers
+        # only this read, never the consumer's time between chunks (e.g. a node slow to accept).
+        data = content.read_nowait()
+        if not data and not content.at_eof():
+            try:
+                async with asyncio.timeout(BODY_IDLE_TIMEOUT):
+                    data = await content.readany()
+            except TimeoutError:
+                raise S3Error("RequestTimeout") from None
         if not data:
             return
         received += len(data)
