@@ -129,6 +129,9 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+_MET, _MISSED = "#55a868", "#c44e52"
+
+
 def charts(results: dict, out_dir: Path) -> str:
     """PNG charts next to results.json; a message instead when matplotlib is missing."""
     try:
@@ -168,16 +171,18 @@ def charts(results: dict, out_dir: Path) -> str:
             "p50_ms", "median latency (ms)", "4 KiB objects, concurrency 1, median latency", "latency.png")
     ratio_targets = [t for t in results.get("targets") or [] if t["goal"].endswith(" x")]
     if ratio_targets:
-        fig, ax = plt.subplots(figsize=(8, 0.45 * len(ratio_targets) + 1.5))
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(ratio_targets) + 1.5))
         labels = [t["target"].replace(", wio/direct", "") for t in ratio_targets]
         values = [t["value"] or 0 for t in ratio_targets]
         goals = [float(t["goal"].split()[1]) for t in ratio_targets]
-        ax.barh(labels, values, color=[colours["wio"] if t["met"] else "#999999" for t in ratio_targets])
+        ax.barh(labels, values, color=[_MET if t["met"] else _MISSED for t in ratio_targets])
         ax.scatter(goals, labels, marker="|", s=300, color="black", label="target", zorder=3)
+        ax.barh([labels[0]], [0], color=_MET, label="met")        # legend entries only
+        ax.barh([labels[0]], [0], color=_MISSED, label="missed")
         ax.axvline(1.0, color="#4c72b0", linewidth=0.8)
         ax.set_xlabel("wio / direct")
         ax.set_title(f"wio against the targets\n{stamp}", fontsize=10)
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         fig.tight_layout()
         fig.savefig(out_dir / "targets.png", dpi=110)
         plt.close(fig)
