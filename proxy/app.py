@@ -166,6 +166,12 @@ async def s3_entry(request: web.Request) -> web.StreamResponse:
     return await handler(call)
 
 
+def _error_response(request: web.Request, exc: S3Error, request_id: str) -> web.Response:
+    body = error_xml(exc.code, exc.message, exc.resource or request.path, request_id) \
+        if request.method != "HEAD" else b""
+    return web.Response(status=exc.status, body=body, headers={"Content-Type": "application/xml", **exc.headers})
+
+
 @web.middleware
 async def s3_error_middleware(request: web.Request, handler):
     request_id = f"{_request_ids[0]}{next(_request_ids[1]):08X}"
@@ -174,12 +180,6 @@ async def s3_error_middleware(request: web.Request, handler):
     error: S3Error | None = None
     try:
         response = await handler(request)
-    except S3Error as exc:
-        error = exc
-        resource = exc.resource or request.path
-        body = error_xml(exc.code, exc.message, resource, request_id) if request.method != "HEAD" else b""
-        response = web.Response(status=exc.status, body=body,
-                                headers={"Content-Type": "application/xml", **exc.headers})
     except web.HTTPException:
         raise
     except NodeError as exc:
@@ -189,18 +189,16 @@ async def s3_error_middleware(request: web.Request, handler):
         if request.transport is None or request.transport.is_closing():
             raise
         error = S3Error("ServiceUnavailable", "The storage node failed during the request")
-        response = web.Response(status=503, headers={"Content-Type": "application/xml"},
-                                body=error_xml(error.code, error.message, request.path, request_id)
-                                if request.method != "HEAD" else b"")
     except (ConnectionResetError, aiohttp.ClientConnectionError) as exc:
         log.info("connection failed request_id=%s: %s", request_id, exc)
         raise
+    except S3Error as exc:
+        error = exc
     except Exception:  # noqa: BLE001 - the one place anything becomes an S3 error
         log.exception("internal error request_id=%s", request_id)
-        body = error_xml("InternalError", "We encountered an internal error; please try again", request.path,
-                         request_id) if request.method != "HEAD" else b""
-        response = web.Response(status=500, body=body, headers={"Content-Type": "application/xml"})
         error = S3Error("InternalError")
+    if error is not None:
+        response = _error_response(request, error, request_id)
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
     account(request, request.app[SINK], response.status, error, started)

@@ -56,6 +56,12 @@ class NodeDisconnected(NodeError):
     """The connection ended before the response (or its body) was complete."""
 
 
+def _resolve(waiter: asyncio.Future | None) -> None:
+    """Wake whoever waits on ``waiter`` (if anyone still does); returns None, the slot's new value."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 class _Connection(asyncio.Protocol):
     __slots__ = ("transport", "chunks", "size", "eof", "exc", "reading_paused", "writing_paused", "waiter",
                  "drain_waiter", "last_activity", "idle_since", "reused", "timed_out", "tls", "loop")
@@ -106,18 +112,10 @@ class _Connection(asyncio.Protocol):
 
     # ---- helpers
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.waiter = _resolve(self.waiter)
 
     def _wake_drain(self) -> None:
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.drain_waiter = _resolve(self.drain_waiter)
 
     @property
     def closed(self) -> bool:
@@ -364,7 +362,7 @@ class _EndpointPool:
         while self.idle:
             conn = self.idle.pop()
             if conn.closed or now - conn.idle_since > IDLE_SECONDS or conn.chunks:
-                conn.transport.abort() if conn.transport is not None else None
+                self.discard(conn)
                 continue
             self.active.add(conn)
             return conn

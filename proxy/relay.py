@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import AsyncIterator
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -66,9 +65,10 @@ async def raise_for_backend(resp: NodeResponse) -> None:
 async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
     """Send a node's response on to the client.
 
-    Small bodies are read whole and go out with the head in one write; large Content-Length bodies
-    move socket to socket with os.splice when both connections are plain TCP; anything else streams.
-    A node dying mid-body cuts the client connection: never a short 200.
+    Small bodies are read whole and go out with the head in one write (a node failing before then
+    becomes an S3 error); large Content-Length bodies move socket to socket with os.splice when both
+    connections are plain TCP; anything else streams. A node dying mid-body cuts the client
+    connection: never a short 200.
     """
     request = call.request
     try:
@@ -77,7 +77,7 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
         headers = CIMultiDict((k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP)
         length = resp.content_length
         if request.method != "HEAD" and length is not None and length <= SMALL_RESPONSE:
-            body = await _read_or_abort(request, resp)
+            body = await resp.read()
             call.extra["bytes_out"] = len(body)
             headers.popall("Content-Length", None)
             out = web.Response(status=resp.status, body=body, headers=headers)
@@ -87,45 +87,24 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
         out = web.StreamResponse(status=resp.status, headers=headers)
         await out.prepare(request)
         if request.method != "HEAD" and resp.status not in (204, 304):
-            if length is not None and resp.socket_fd() is not None and can_splice(request.transport):
-                call.extra["bytes_out"] = await _splice(request, resp, call.request.app[UPSTREAM].read_timeout)
-            else:
-                call.extra["bytes_out"] = await pump(request, out, resp.iter_chunks(STREAM_CHUNK))
+            try:
+                if length is not None and resp.socket_fd() is not None and can_splice(request.transport):
+                    sent = await splice_body(resp, request.transport, request.app[UPSTREAM].read_timeout)
+                else:
+                    sent = 0
+                    async for chunk in resp.iter_chunks(STREAM_CHUNK):
+                        await out.write(chunk)
+                        sent += len(chunk)
+            except (NodeError, TimeoutError):
+                # Never finish a short 200: abort so the client sees a broken transfer, not a truncated object.
+                if request.transport is not None:
+                    request.transport.abort()
+                raise
+            call.extra["bytes_out"] = sent
         await out.write_eof()
         return out
     finally:
         resp.release()
-
-
-async def _read_or_abort(request: web.Request, resp: NodeResponse) -> bytes:
-    try:
-        return await resp.read()
-    except NodeError:
-        if request.transport is not None:
-            request.transport.abort()
-        raise
-
-
-async def _splice(request: web.Request, resp: NodeResponse, timeout: float) -> int:
-    try:
-        return await splice_body(resp, request.transport, timeout)
-    except NodeError:
-        request.transport.abort()    # never a short 200
-        raise
-
-
-async def pump(request: web.Request, out: web.StreamResponse, chunks: AsyncIterator[bytes]) -> int:
-    sent = 0
-    try:
-        async for chunk in chunks:
-            await out.write(chunk)
-            sent += len(chunk)
-    except (NodeError, TimeoutError):
-        # Never finish a short 200: abort so the client sees a broken transfer, not a truncated object.
-        if request.transport is not None:
-            request.transport.abort()
-        raise
-    return sent
 
 
 async def rewritten(call: Call, resp: NodeResponse, **kwargs) -> web.Response:

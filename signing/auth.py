@@ -349,8 +349,7 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
                      expected_service=service, code=code, prefix=prefix)
     if len(signature) != 64 or _HEX64.fullmatch(signature) is None:
         raise SigningError(code, f"{prefix} the Signature must be 64 lowercase hexadecimal digits.")
-    split = _cached_signed_header_names(signed_raw) if len(signed_raw) <= _CACHED_TEXT_MAX \
-        else _split_signed_header_names(signed_raw)
+    split = _signed_header_names(signed_raw)
     if split is None:
         raise SigningError(code, f"{prefix} SignedHeaders {signed_raw!r} is malformed.")
     signed, signed_set = split
@@ -445,8 +444,7 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     if _HEX64.fullmatch(signature) is None:
         raise SigningError(code, "X-Amz-Signature must be 64 lowercase hexadecimal digits.")
     signed_raw = params["X-Amz-SignedHeaders"]
-    split = _cached_signed_header_names(signed_raw) if len(signed_raw) <= _CACHED_TEXT_MAX \
-        else _split_signed_header_names(signed_raw)
+    split = _signed_header_names(signed_raw)
     if split is None:
         raise SigningError(code, f" SignedHeaders {signed_raw!r} is malformed.")
     signed, signed_set = split

@@ -77,8 +77,8 @@ class EventSink:
             return
         prefix = _XADD_PREFIX.get(stream)
         if prefix is None:
-            # the command with an empty last argument, less that argument's "$0\r\n\r\n"
-            prefix = _XADD_PREFIX[stream] = pack_command("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "e", "")[:-6]
+            empty_last = pack_command("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "e", "")
+            prefix = _XADD_PREFIX[stream] = empty_last[:-len(b"$0\r\n\r\n")]
         data = json.dumps(fields, default=str).encode()
         self.queue.append(b"%b$%d\r\n%b\r\n" % (prefix, len(data), data))
         if not self._wake.is_set():

@@ -232,31 +232,17 @@ class RespClient:
 
     # ---- calls
 
-    async def execute_packed(self, command: bytes):
-        """Send one pre-encoded command and return its reply."""
+    async def _round_trip(self, payload: bytes, wanted: int, dropped: int = 0) -> list[asyncio.Future]:
+        """Write ``payload`` in one go and wait for its replies: the first ``dropped`` are discarded
+        (MULTI's +OK/+QUEUED), the next ``wanted`` come back as done futures, in order."""
         proto = self._proto
         if proto is None or not proto.usable():
             proto = await self._connection()
-        replies, sent = proto.replies, proto.loop_time()
-        try:
-            return await proto.request(command)
-        except asyncio.CancelledError:
-            proto.check_stalled(replies, sent)
-            raise
-
-    async def execute(self, *args):
-        return await self.execute_packed(pack_command(*args))
-
-    async def pipeline(self, commands: list[bytes]) -> list:
-        """Several pre-encoded commands in one write; their replies in order, an error reply as a
-        ``ResponseError`` value (not raised), so one bad command does not hide the others' results."""
-        proto = self._proto
-        if proto is None or not proto.usable():
-            proto = await self._connection()
-        futures = [proto.loop.create_future() for _ in commands]
+        futures = [proto.loop.create_future() for _ in range(wanted)]
+        proto.pending.extend([None] * dropped)
         proto.pending.extend(futures)
         count, sent = proto.replies, proto.loop_time()
-        proto.transport.write(b"".join(commands))
+        proto.transport.write(payload)
         try:
             await futures[-1]      # replies come in order: the last one done means all are
         except RespError:
@@ -264,7 +250,20 @@ class RespClient:
         except asyncio.CancelledError:
             proto.check_stalled(count, sent)
             raise
-        return [f.exception() or f.result() for f in futures]
+        return futures
+
+    async def execute_packed(self, command: bytes):
+        """Send one pre-encoded command and return its reply (an error reply raises)."""
+        (reply,) = await self._round_trip(command, 1)
+        return reply.result()
+
+    async def execute(self, *args):
+        return await self.execute_packed(pack_command(*args))
+
+    async def pipeline(self, commands: list[bytes]) -> list:
+        """Several pre-encoded commands in one write; their replies in order, an error reply as a
+        ``ResponseError`` value (not raised), so one bad command does not hide the others' results."""
+        return [f.exception() or f.result() for f in await self._round_trip(b"".join(commands), len(commands))]
 
     async def ping(self) -> str:
         return await self.execute_packed(b"*1\r\n$4\r\nPING\r\n")
@@ -272,17 +271,9 @@ class RespClient:
     async def transaction(self, *commands: tuple) -> list:
         """MULTI, the commands, EXEC in one write; returns EXEC's list of replies (an error reply to
         any of the commands raises)."""
-        proto = self._proto
-        if proto is None or not proto.usable():
-            proto = await self._connection()
         packed = [b"*1\r\n$5\r\nMULTI\r\n", *(pack_command(*c) for c in commands), b"*1\r\n$4\r\nEXEC\r\n"]
-        proto.pending.extend([None] * (len(commands) + 1))  # +OK, +QUEUED... (EXEC tells errors)
-        count, sent = proto.replies, proto.loop_time()
-        try:
-            replies = await proto.request(b"".join(packed))
-        except asyncio.CancelledError:
-            proto.check_stalled(count, sent)
-            raise
+        (exec_reply,) = await self._round_trip(b"".join(packed), 1, dropped=len(commands) + 1)
+        replies = exec_reply.result()
         for reply in replies:
             if type(reply) is ResponseError:
                 raise reply
