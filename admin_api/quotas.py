@@ -12,7 +12,7 @@ from admin_api.context import REDIS, caller, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.users import require_admin
 from admin_api.workspaces import load_workspace, node_client, require_on_workspace
-from policy.models import Root, User, Workspace
+from policy.models import Root, User
 from policy.nodes import NodeError
 
 __all__ = ["routes", "MAX_QUOTA"]

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (BOX, HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
+from admin_api.context import (BOX, HTTP, caller, field, insert_unique, iso, json_body, mutation,
                                parse_time, read_session)
 from admin_api.errors import ApiError
 from policy.decide import LEVELS, decide_object

@@ -22,7 +22,7 @@ class BackendUnavailable(Exception):
 class SearchBackend(ABC):
     name: str
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # noqa: B027 - an optional hook: most backends need nothing
         """Create what the backend needs (index, mapping); the indexer calls it at start-up."""
 
     @abstractmethod

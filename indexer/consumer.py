@@ -154,7 +154,7 @@ class EventConsumer:
                 newest[ident] = event
         results = await asyncio.gather(*(self._resolve(e) for e in newest.values()))
         docs, removals = [], []
-        for ident, (ok, item) in zip(newest, results):
+        for ident, (ok, item) in zip(newest, results, strict=True):
             if not ok:
                 self.stats.failed += 1
                 continue  # stays pending: retried by the claim cycle

@@ -119,7 +119,7 @@ class Crawler:
         stale = [item for item in page if stored.get(item.key) != Fingerprint(item.size, item.etag)]
         heads = await asyncio.gather(*(self._head(route, item.key) for item in stale))
         docs, removals = [], []
-        for item, head in zip(stale, heads):
+        for item, head in zip(stale, heads, strict=True):
             if head is None:  # deleted between the listing and the HEAD
                 removals.append(Removal(route.workspace, item.key, version))
             else:

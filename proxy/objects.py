@@ -233,7 +233,7 @@ async def delete_objects(call: Call) -> web.Response:
             errors.append((key, err.findtext(f"{{{S3_NS}}}Code") or "InternalError",
                            err.findtext(f"{{{S3_NS}}}Message") or ""))
         freed_bytes = freed_objects = 0
-        for key, size in zip(allowed, sizes):
+        for key, size in zip(allowed, sizes, strict=True):
             if key in gone:
                 deleted.append(key)
                 if size is not None:

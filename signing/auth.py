@@ -192,7 +192,8 @@ def _split_credential(credential: str, code: str, prefix: str) -> tuple[str, str
     parts = _cached_credential_parts(credential) if len(credential) <= _CACHED_TEXT_MAX \
         else _split_credential_parts(credential)
     if parts is None:
-        raise SigningError(code, f"{prefix} the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+        raise SigningError(code, f"{prefix} the Credential is mal-formed; "
+                                 "expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
     return parts
 
 

@@ -6,8 +6,8 @@ Every test makes its own users and workspaces (unique names), so tests share one
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
+import sys
 from dataclasses import dataclass
 
 import boto3
@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from wio.client import ApiClient
 from wio.devstack import DevStack, launch_components
+from wio.executables import find_executable
 from wio.services import free_port
 from wio.settings import Settings, derive_master_key, normalize_database_url
 
@@ -27,6 +28,13 @@ _counter = itertools.count()
 
 def unique(prefix: str) -> str:
     return f"{prefix}{next(_counter)}-{secrets.token_hex(3)}"
+
+
+def tool(name: str) -> str:
+    """A client program the dev extra installs (rclone, s3cmd): missing is a failure, never a skip."""
+    path = find_executable(name)
+    assert path, f"{name} is not installed beside {sys.executable} nor on PATH (pip install -e '.[dev]')"
+    return path
 
 
 def wio_settings(pg_service, redis_service, s3_node, **overrides) -> Settings:

@@ -9,7 +9,6 @@ import hashlib
 import http.client
 import io
 import os
-import ssl
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from botocore.config import Config
 from minio import Minio
 
 from signing import ChunkSigner, sign_request_with_context
-from tests.conftest import s3_client
+from tests.conftest import tool
 from wio.devstack import DevStack, launch_components, make_tls_pair
 from wio.services import free_port
 
@@ -125,9 +124,9 @@ def test_rclone(endpoint, person, workspace, tmp_path):
            "RCLONE_CONFIG_WIO_SECRET_ACCESS_KEY": person.key["secret_access_key"],
            "RCLONE_CONFIG_WIO_ENDPOINT": url, "RCLONE_CONFIG_WIO_REGION": "us-east-1"}
     extra = ["--ca-cert", cert] if cert else []
-    subprocess.run(["rclone", *extra, "copyto", str(src), f"wio:{workspace}/rc/rc.bin"], env=env, check=True,
+    subprocess.run([tool("rclone"), *extra, "copyto", str(src), f"wio:{workspace}/rc/rc.bin"], env=env, check=True,
                    capture_output=True, timeout=120)
-    subprocess.run(["rclone", *extra, "copyto", f"wio:{workspace}/rc/rc.bin", str(tmp_path / "back")], env=env,
+    subprocess.run([tool("rclone"), *extra, "copyto", f"wio:{workspace}/rc/rc.bin", str(tmp_path / "back")], env=env,
                    check=True, capture_output=True, timeout=120)
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
 
@@ -137,7 +136,7 @@ def test_s3cmd(endpoint, person, workspace, tmp_path):
     host = urlsplit(url).netloc
     src = tmp_path / "s3cmd.bin"
     src.write_bytes(os.urandom(2 * MiB + 3))
-    base = ["s3cmd", "--config=/dev/null", f"--access_key={person.key['access_key_id']}",
+    base = [tool("s3cmd"), "--config=/dev/null", f"--access_key={person.key['access_key_id']}",
             f"--secret_key={person.key['secret_access_key']}", f"--host={host}", f"--host-bucket={host}",
             "--region=us-east-1"]
     base += [f"--ca-certs={cert}", "--ssl"] if cert else ["--no-ssl"]

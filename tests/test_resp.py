@@ -305,7 +305,7 @@ async def test_event_sink_writes_batches_and_counts_what_redis_refuses(client):
     await sink.stop()
     assert sink.dropped == 0
     entries = await client.execute("XRANGE", stream, "-", "+")
-    assert [entry_fields(dict(zip(e[1][::2], e[1][1::2])))["i"] for e in entries] == [str(i) for i in range(50)]
+    assert [entry_fields(dict(zip(e[1][::2], e[1][1::2], strict=True)))["i"] for e in entries] == [str(i) for i in range(50)]
     await client.execute("SET", stream + "-str", "x")   # XADD to a string key: refused, counted, not raised
     sink = EventSink(client)
     sink.emit(stream + "-str", {"i": 0})

@@ -9,7 +9,7 @@ import sys
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import make_person, s3_client, unique
+from tests.conftest import s3_client, unique
 from wio.client import ApiClientError
 
 

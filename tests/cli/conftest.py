@@ -99,10 +99,3 @@ def s3_for(wio: Wio, stack, *extra: str):
     """A boto3 client on the proxy with a fresh key made by ``wio key create``."""
     return s3_client(stack.s3_url, wio.json("key", "create", *extra))
 
-
-def skip_unless_route(api, method: str, path: str, body=None) -> None:
-    """Skip when the API has no such route yet (a 404/405 'NotFound' rather than a resource error)."""
-    status, data = api.request(method, path, body)
-    code = (data or {}).get("error", {}).get("code") if isinstance(data, dict) else None
-    if status in (404, 405) and code in ("NotFound", "MethodNotAllowed"):
-        pytest.skip(f"the API has no {method} {path} yet")

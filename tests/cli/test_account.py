@@ -106,7 +106,7 @@ def _all_commands(group: click.Group, path=()):
 
 
 def test_help_everywhere_with_examples(wio):
-    for path, command in _all_commands(cli):
+    for path, _command in _all_commands(cli):
         result = wio(*path, "--help")
         assert "Usage: wio " + " ".join(path) in result.stdout
         if len(path) == 1 and path[0] not in ("serve",):  # every top-level command shows examples

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-from tests.conftest import s3_client
+from tests.conftest import s3_client, tool
 
 
 def parse_exports(text: str) -> dict[str, str | None]:
@@ -114,7 +112,6 @@ def test_aws_profile(wio, user, ws, tmp_path):
     assert "up.txt" in listing.stdout, listing.stderr
 
 
-@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed")
 def test_rclone_remote(wio, user, ws, tmp_path):
     conf = tmp_path / "rclone.conf"
     out = wio("rclone-remote", "wiotest", env={"RCLONE_CONFIG": str(conf)}).stdout
@@ -125,7 +122,7 @@ def test_rclone_remote(wio, user, ws, tmp_path):
     src = tmp_path / "data.bin"
     src.write_bytes(os.urandom(100_000))
     env = {**os.environ, "RCLONE_CONFIG": str(conf)}
-    run = lambda *a: subprocess.run(["rclone", *a], env=env, capture_output=True, timeout=120)  # noqa: E731
+    run = lambda *a: subprocess.run([tool("rclone"), *a], env=env, capture_output=True, timeout=120)  # noqa: E731
     done = run("copyto", str(src), f"wiotest:{ws}/dir/data.bin")
     assert done.returncode == 0, done.stderr.decode()
     assert run("lsf", f"wiotest:{ws}/dir").stdout.decode().split() == ["data.bin"]

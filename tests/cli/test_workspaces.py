@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.cli.conftest import s3_for, skip_unless_route
+from tests.cli.conftest import s3_for
 from tests.conftest import make_person, unique
 
 
@@ -89,8 +89,7 @@ def test_share_with_user_and_group_then_revoke(wio, user, ws, stack):
     assert "no user named" in wio.fail("share", "add", ws, "--user", unique("ghost"))
 
 
-def test_quota_and_usage(wio, user, ws, stack, admin_api):
-    skip_unless_route(admin_api, "GET", f"/workspaces/{ws}/usage")
+def test_quota_and_usage(wio, user, ws, stack):
     out = wio("quota", "set", ws, "--max-bytes", "1KiB", "--max-objects", "2").stdout
     assert "1.0 KiB, 2 objects" in out
     shown = wio.json("quota", "show", f"{user.name}/{ws}")

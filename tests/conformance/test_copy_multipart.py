@@ -135,7 +135,7 @@ def _mpu(s3, bucket, key, parts):
     uid = upload["UploadId"]
     etags = [s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n, Body=body)["ETag"]
              for n, body in parts]
-    return uid, [{"PartNumber": n, "ETag": e} for (n, _), e in zip(parts, etags)]
+    return uid, [{"PartNumber": n, "ETag": e} for (n, _), e in zip(parts, etags, strict=True)]
 
 
 def test_multipart_complete(target, bucket, observe):

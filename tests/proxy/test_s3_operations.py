@@ -10,7 +10,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import s3_client, unique
+from tests.conftest import unique
 
 MiB = 1024 * 1024
 

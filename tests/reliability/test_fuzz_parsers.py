@@ -22,7 +22,7 @@ from proxy.listing import rewrite_result
 from proxy.operations import classify
 from signing import ChunkedDecoder, SigningError, encode_chunk, encode_last_chunk, parse_authorization_header
 from signing import parse_request_auth
-from signing.chunked import ChunkEnd, ChunkHeader, EndOfBody, Trailer
+from signing.chunked import ChunkHeader, EndOfBody, Trailer
 
 FUZZ = settings(max_examples=int(os.environ.get("WIO_FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

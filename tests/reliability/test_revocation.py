@@ -55,7 +55,7 @@ def fresh_get(port: int, key: dict, bucket: str, obj: str) -> tuple[int, bytes]:
 def shared_ws(stack):
     owner = make_person(stack, "revowner")
     ws = unique("revws")
-    owner.api.call("POST", f"/workspaces", {"name": ws})
+    owner.api.call("POST", "/workspaces", {"name": ws})
     owner.s3.put_object(Bucket=ws, Key="doc", Body=b"confidential")
     return owner, ws
 

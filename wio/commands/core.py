@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -245,7 +246,7 @@ class busy:
         self.detail = detail
 
     def __enter__(self) -> "busy":
-        stream = click.get_text_stream("stderr")
+        stream = sys.stderr
         if stream.isatty():
             self._thread = threading.Thread(target=self._spin, args=(stream,), daemon=True)
             self._thread.start()
@@ -264,7 +265,7 @@ class busy:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-            stream = click.get_text_stream("stderr")
+            stream = sys.stderr
             stream.write("\r\033[K")
             stream.flush()
 

@@ -39,7 +39,7 @@ def print_table(rows: Iterable[dict], columns: Sequence[Column]) -> None:
     cells = [[h.upper() for h, _ in columns]] + [[_cell(r, g) for _, g in columns] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for line in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip())
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:

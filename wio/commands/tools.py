@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -19,6 +18,7 @@ from wio.commands.access import create_key, key_options
 from wio.commands.core import CliState, WioCommand, WioGroup, common_options, echo_err, pass_state
 from wio.commands.output import emit, print_json
 from wio.config import write_private_file
+from wio.executables import find_executable
 
 __all__ = ["register_commands", "upsert_ini_section"]
 
@@ -130,7 +130,7 @@ def mc_alias(state: CliState, name: str, region: str, key_name: str | None, expi
       eval "$(wio mc alias tmp --expires 1h --scope climate-runs:read)"
     """
     _check_section_name(name, "alias")
-    mc_path = shutil.which("mc") or shutil.which("mcli")
+    mc_path = find_executable("mc", "mcli")
     if run and mc_path is None:
         raise click.ClickException("mc is not installed (not on PATH); run without --run and paste the command")
     creds = obtain_credentials(state, access_key_id=access_key_id, secret_access_key=secret_access_key,
@@ -235,7 +235,7 @@ def rclone_config_path(explicit: Path | None) -> Path:
     """RCLONE_CONFIG / --config, else what `rclone config file` says, else rclone's default place."""
     if explicit is not None:
         return explicit.expanduser()
-    rclone = shutil.which("rclone")
+    rclone = find_executable("rclone")
     if rclone:
         try:
             out = subprocess.run([rclone, "config", "file"], capture_output=True, text=True, timeout=30).stdout
