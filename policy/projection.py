@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -42,11 +43,11 @@ async def lock_model(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MODEL_LOCK})
 
 
-def _epoch(dt) -> int:
+def _epoch(dt: datetime | None) -> int:
     return int(dt.timestamp()) if dt is not None else 0
 
 
-def _quota(entity) -> dict[str, str]:
+def _quota(entity: User | Root | Workspace) -> dict[str, str]:
     return {"qb": "" if entity.max_bytes is None else str(entity.max_bytes),
             "qo": "" if entity.max_objects is None else str(entity.max_objects)}
 
@@ -87,7 +88,7 @@ class Projection:
                 pipe.delete(key)
             for key, mapping in self.hashes.items():
                 if mapping:
-                    pipe.hset(key, mapping=mapping)
+                    pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant
             for key, members in self.sets.items():
                 if members:
                     pipe.sadd(key, *members)
@@ -111,13 +112,15 @@ async def _project_users(session: AsyncSession, proj: Projection, users: list[Us
     ids = [u.id for u in users]
     groups = await _user_groups(session, ids)
     direct: dict[int, set[str]] = defaultdict(set)
+    user_id: int | None
     for user_id, ws_name in await session.execute(
             select(Workspace.owner_id, Workspace.name).where(Workspace.owner_id.in_(ids))):
         direct[user_id].add(ws_name)
     for user_id, ws_name in await session.execute(
             select(Share.user_id, Workspace.name).join(Workspace, Workspace.id == Share.workspace_id)
             .where(Share.user_id.in_(ids))):
-        direct[user_id].add(ws_name)
+        if user_id is not None:  # always: IN never matches NULL, but the column is nullable
+            direct[user_id].add(ws_name)
     for u in users:
         proj.put_hash(f"wio:u:{u.username}", {
             "disabled": "1" if u.disabled else "0",
@@ -149,10 +152,9 @@ async def _project_workspaces(session: AsyncSession, proj: Projection, workspace
     if not workspaces:
         return
     by_id = {w.id: w for w in workspaces}
-    grants: dict[int, dict[str, list]] = {w.id: defaultdict(list) for w in workspaces}
+    grants: dict[int, dict[str, list[list[str | int]]]] = {w.id: defaultdict(list) for w in workspaces}
     for share in (await session.scalars(select(Share).where(Share.workspace_id.in_(list(by_id))))).unique():
-        grantee = f"u:{share.user.username}" if share.user is not None else f"g:{share.group.name}"
-        grants[share.workspace_id][grantee].append(
+        grants[share.workspace_id][share.grantee].append(
             [share.permission, share.prefix, _epoch(share.expires_at), share.id])
     for w in workspaces:
         proj.put_hash(f"wio:w:{w.name}", {
