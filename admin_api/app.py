@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from admin_api import audit, explain, groups, infra, keys, openapi, quotas, search, users, workspaces
+from admin_api import audit, explain, groups, infra, keys, openapi, quotas, search, sso, users, workspaces
 from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
@@ -101,8 +101,9 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[api_metrics_middleware, error_middleware], client_max_size=1 << 20)
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
-    app.cleanup_ctx.extend([_database, _redis, _http, _projection_keeper, audit.audit_trail, search.search_backend])
-    for module in (users, keys, workspaces, infra, groups, quotas, audit, explain, search, openapi):
+    app.cleanup_ctx.extend([_database, _redis, _http, sso.oidc_client, _projection_keeper, audit.audit_trail,
+                            search.search_backend])
+    for module in (users, sso, keys, workspaces, infra, groups, quotas, audit, explain, search, openapi):
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_response)

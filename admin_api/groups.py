@@ -10,10 +10,10 @@ from admin_api.context import caller, field, insert_unique, iso, json_body, muta
 from admin_api.errors import ApiError
 from policy.models import Group, GroupMember, Share, User, Workspace
 
-__all__ = ["routes"]
+__all__ = ["routes", "GROUP_NAME_RE"]
 
 routes = web.RouteTableDef()
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+GROUP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 async def _members(session, group: Group) -> list[str]:
@@ -33,7 +33,7 @@ async def _group_for_change(session, user: User, name: str) -> Group:
 @routes.post("/api/v1/groups")
 async def create_group(request: web.Request) -> web.Response:
     name = field(await json_body(request), "name", str)
-    if not _NAME_RE.match(name):
+    if not GROUP_NAME_RE.match(name):
         raise ApiError(400, "InvalidName", "group names are 1-63 lowercase letters, digits, '.', '_' and '-'")
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
@@ -65,8 +65,11 @@ async def add_member(request: web.Request) -> web.Response:
         member = await session.scalar(select(User).where(User.username == username))
         if member is None:
             raise ApiError(404, "NoSuchUser", f"no user named '{username}'")
-        if await session.get(GroupMember, (group.id, member.id)) is None:
+        row = await session.get(GroupMember, (group.id, member.id))
+        if row is None:
             session.add(GroupMember(group_id=group.id, user_id=member.id))
+        else:
+            row.source = "wio"  # added by hand: a provider sync must no longer remove it
         change.users.add(username)
         await session.flush()
         members = await _members(session, group)

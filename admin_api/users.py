@@ -10,7 +10,7 @@ from admin_api.errors import ApiError
 from admin_api.security import hash_password, issue_token, verify_password
 from policy.models import User
 
-__all__ = ["routes", "user_json", "require_admin", "create_user"]
+__all__ = ["routes", "user_json", "require_admin", "create_user", "login_response"]
 
 routes = web.RouteTableDef()
 
@@ -42,8 +42,20 @@ async def create_user(session, change, username: str, password: str, email: str 
     return user
 
 
+def login_response(settings, username: str) -> dict:
+    """The answer to a successful login (password or single sign-on): wio's own token."""
+    return {"access_token": issue_token(settings.jwt_secret, username, settings.jwt_ttl_seconds),
+            "token_type": "bearer", "expires_in": settings.jwt_ttl_seconds}
+
+
+def _require_password_login(request: web.Request) -> None:
+    if not request.app[SETTINGS].password_login:
+        raise ApiError(403, "PasswordLoginDisabled", "this server logs users in through single sign-on only")
+
+
 @routes.post("/api/v1/auth/register")
 async def register(request: web.Request) -> web.Response:
+    _require_password_login(request)
     body = await json_body(request)
     username, password = field(body, "username", str), field(body, "password", str)
     email = field(body, "email", str, default=None)
@@ -55,6 +67,7 @@ async def register(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/auth/login")
 async def login(request: web.Request) -> web.Response:
+    _require_password_login(request)
     body = await json_body(request)
     username, password = field(body, "username", str), field(body, "password", str)
     async with read_session(request.app) as session:
@@ -63,10 +76,7 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(401, "InvalidCredentials", "wrong username or password")
     if user.disabled:
         raise ApiError(403, "AccountDisabled", "this account is disabled")
-    settings = request.app[SETTINGS]
-    return web.json_response({"access_token": issue_token(settings.jwt_secret, user.username,
-                                                          settings.jwt_ttl_seconds),
-                              "token_type": "bearer", "expires_in": settings.jwt_ttl_seconds})
+    return web.json_response(login_response(request.app[SETTINGS], user.username))
 
 
 @routes.get("/api/v1/me")

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String,
-                        Text, func)
+                        Text, UniqueConstraint, func)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -26,15 +26,20 @@ def _now_column() -> Mapped[datetime]:
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc_identity"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     email: Mapped[str | None] = mapped_column(String(254))
-    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    # None for users created through single sign-on: they have no wio password.
+    password_hash: Mapped[str | None] = mapped_column(Text)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     max_bytes: Mapped[int | None] = mapped_column(BigInteger)
     max_objects: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now_column()
+    # The OpenID provider identity this user was created for (unique together; see admin_api/oidc.py).
+    oidc_issuer: Mapped[str | None] = mapped_column(Text)
+    oidc_subject: Mapped[str | None] = mapped_column(Text)
 
 
 class Group(Base):
@@ -48,8 +53,11 @@ class Group(Base):
 
 class GroupMember(Base):
     __tablename__ = "group_members"
+    __table_args__ = (CheckConstraint("source in ('wio', 'oidc')", name="group_member_source"),)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    # "wio" (added through the API) or "oidc" (from the provider's groups claim; a sync touches only these).
+    source: Mapped[str] = mapped_column(String(8), nullable=False, default="wio", server_default="wio")
 
 
 class AccessKey(Base):

@@ -1,6 +1,8 @@
 """An STS-compatible endpoint, so the SDKs' standard credential providers work against wio.
 
-- ``AssumeRoleWithWebIdentity``: the web identity token is a wio login token (JWT); no signature.
+- ``AssumeRoleWithWebIdentity``: the web identity token is a wio login token (JWT), or, with single
+  sign-on configured, an ID token from the OpenID provider, which the admin API verifies and exchanges
+  for a wio login token (``POST /api/v1/auth/oidc/token``; the proxy holds no provider configuration).
 - ``AssumeRole``: signed (SigV4, service ``sts``) with a long-lived wio key; the temporary key
   inherits that key's scope.
 Both return temporary credentials (access key, secret, session token, expiry) issued through the
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -43,18 +46,37 @@ def _duration(form: dict[str, str]) -> int:
     return value
 
 
+async def _api_post(request: web.Request, path: str, body: dict[str, Any], token: str | None,
+                    expected: int) -> dict[str, Any]:
+    """A call to the admin API; its refusals become AccessDenied, anything else ServiceUnavailable."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with request.app[API_HTTP].post(request.app[SETTINGS].api_url.rstrip("/") + path, json=body,
+                                          headers=headers) as resp:
+        data: dict[str, Any] = await resp.json(content_type=None)
+        if resp.status != expected:
+            message = (data or {}).get("error", {}).get("message", "could not issue credentials")
+            raise S3Error("AccessDenied" if resp.status in (400, 401, 403) else "ServiceUnavailable", message)
+        return data
+
+
 async def _issue(request: web.Request, token: str, name: str, duration: int, scope) -> dict:
-    settings = request.app[SETTINGS]
     body = {"name": name[:128], "expires_in_seconds": duration}
     if scope is not None:
         body["scope"] = scope
-    async with request.app[API_HTTP].post(settings.api_url.rstrip("/") + "/api/v1/keys", json=body,
-                                          headers={"Authorization": f"Bearer {token}"}) as resp:
-        data = await resp.json(content_type=None)
-        if resp.status != 201:
-            message = (data or {}).get("error", {}).get("message", "could not issue credentials")
-            raise S3Error("AccessDenied" if resp.status in (401, 403) else "ServiceUnavailable", message)
-        return data
+    return await _api_post(request, "/api/v1/keys", body, token, 201)
+
+
+async def _web_identity(request: web.Request, token: str) -> tuple[str, str, str]:
+    """(wio login token, username, subject) for a web identity token: a wio token, else a provider ID token."""
+    settings = request.app[SETTINGS]
+    try:
+        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
+        return token, claims["sub"], claims["sub"]
+    except jwt.PyJWTError:
+        if not settings.oidc_issuer:
+            raise S3Error("AccessDenied", "The web identity token is not a valid wio login token") from None
+    answer = await _api_post(request, "/api/v1/auth/oidc/token", {"id_token": token}, None, 200)
+    return answer["access_token"], answer["username"], answer["subject"]
 
 
 def _credentials_xml(action: str, creds: dict, extra: str) -> web.Response:
@@ -84,15 +106,10 @@ async def sts_entry(request: web.Request) -> web.StreamResponse:
     request["operation"] = action or "STS"
     settings = request.app[SETTINGS]
     if action == "AssumeRoleWithWebIdentity":
-        token = form.get("WebIdentityToken", "")
-        try:
-            claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"],
-                                options={"require": ["sub", "exp"]})
-        except jwt.PyJWTError:
-            raise S3Error("AccessDenied", "The web identity token is not a valid wio login token") from None
-        request["user"] = claims["sub"]
-        creds = await _issue(request, token, form.get("RoleSessionName", "web-identity"), _duration(form), None)
-        extra = f"<SubjectFromWebIdentityToken>{escape(claims['sub'])}</SubjectFromWebIdentityToken>"
+        login_token, request["user"], subject = await _web_identity(request, form.get("WebIdentityToken", ""))
+        creds = await _issue(request, login_token, form.get("RoleSessionName", "web-identity"), _duration(form),
+                             None)
+        extra = f"<SubjectFromWebIdentityToken>{escape(subject)}</SubjectFromWebIdentityToken>"
         return _credentials_xml(action, creds, extra)
     if action == "AssumeRole":
         # STS signs the form body itself (no x-amz-content-sha256 header): present its hash as that header.

@@ -53,6 +53,22 @@ def _jwt_secret(env: Mapping[str, str]) -> str:
     return secret
 
 
+def _oidc(env: Mapping[str, str]) -> dict:
+    issuer = (env.get("WIO_OIDC_ISSUER") or "").rstrip("/") or None
+    if issuer is not None:
+        if not issuer.startswith(("https://", "http://")):
+            raise SettingsError(f"WIO_OIDC_ISSUER must be an https:// (or, on loopback, http://) URL, got {issuer!r}")
+        _required(env, "WIO_OIDC_CLIENT_ID")
+    password_login = _bool(env, "WIO_PASSWORD_LOGIN", True)
+    if not password_login and issuer is None:
+        raise SettingsError("WIO_PASSWORD_LOGIN=false needs single sign-on (WIO_OIDC_ISSUER): nobody could log in")
+    return {"oidc_issuer": issuer, "oidc_client_id": env.get("WIO_OIDC_CLIENT_ID") or None,
+            "oidc_client_secret": env.get("WIO_OIDC_CLIENT_SECRET") or None,
+            "oidc_username_claim": env.get("WIO_OIDC_USERNAME_CLAIM") or "preferred_username",
+            "oidc_groups_claim": env.get("WIO_OIDC_GROUPS_CLAIM") or "groups",
+            "password_login": password_login}
+
+
 def derive_master_key(secret: str) -> bytes:
     """32 bytes for AES-256-GCM from ``WIO_MASTER_KEY`` (base64 of 32 bytes, or any passphrase)."""
     try:
@@ -88,6 +104,13 @@ class Settings:
     bootstrap_node_access_key: str | None = None
     bootstrap_node_secret_key: str | None = field(default=None, repr=False)
     bootstrap_node_region: str = "us-east-1"
+    # Single sign-on (OpenID Connect); see docs/design/sso.md. No issuer: SSO is off.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_username_claim: str = "preferred_username"
+    oidc_groups_claim: str = "groups"
+    password_login: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -114,6 +137,7 @@ class Settings:
             bootstrap_node_access_key=env.get("WIO_BOOTSTRAP_NODE_ACCESS_KEY") or None,
             bootstrap_node_secret_key=env.get("WIO_BOOTSTRAP_NODE_SECRET_KEY") or None,
             bootstrap_node_region=env.get("WIO_BOOTSTRAP_NODE_REGION") or "us-east-1",
+            **_oidc(env),
         )
 
     def with_(self, **changes) -> "Settings":
@@ -130,12 +154,16 @@ class Settings:
             "WIO_ALLOW_PRIVATE_NODES": "true" if self.allow_private_nodes else "false",
             "WIO_LOG_JSON": "true" if self.log_json else "false",
             "WIO_BOOTSTRAP_NODE_REGION": self.bootstrap_node_region,
+            "WIO_OIDC_USERNAME_CLAIM": self.oidc_username_claim, "WIO_OIDC_GROUPS_CLAIM": self.oidc_groups_claim,
+            "WIO_PASSWORD_LOGIN": "true" if self.password_login else "false",
         }
         optional = {"WIO_S3_DOMAIN": self.s3_domain, "WIO_ELASTICSEARCH_URL": self.elasticsearch_url,
                     "WIO_ADMIN_PASSWORD": self.admin_password,
                     "WIO_BOOTSTRAP_NODE_ENDPOINT": self.bootstrap_node_endpoint,
                     "WIO_BOOTSTRAP_NODE_ACCESS_KEY": self.bootstrap_node_access_key,
-                    "WIO_BOOTSTRAP_NODE_SECRET_KEY": self.bootstrap_node_secret_key}
+                    "WIO_BOOTSTRAP_NODE_SECRET_KEY": self.bootstrap_node_secret_key,
+                    "WIO_OIDC_ISSUER": self.oidc_issuer, "WIO_OIDC_CLIENT_ID": self.oidc_client_id,
+                    "WIO_OIDC_CLIENT_SECRET": self.oidc_client_secret}
         env.update({k: v for k, v in optional.items() if v})
         return env
 

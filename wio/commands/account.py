@@ -9,6 +9,7 @@ import click
 from wio.commands.core import CliState, WioCommand, WioGroup, common_options, pass_state
 from wio.commands.output import emit, print_fields, print_table
 from wio.config import ConfigError, normalize_url
+from wio.sso import SsoLoginError, sso_login
 
 __all__ = ["register_commands"]
 
@@ -27,8 +28,13 @@ def _password(password: str | None, from_stdin: bool, *, confirm: bool) -> str:
 
 
 def _store_login(state: CliState, username: str, password: str, s3: str | None) -> dict:
-    api_url = state.api_url
     answer = state.anonymous().call("POST", "/auth/login", {"username": username, "password": password})
+    return _save_login(state, username, answer, s3)
+
+
+def _save_login(state: CliState, username: str, answer: dict, s3: str | None) -> dict:
+    """Keep a login token the API answered in this profile."""
+    api_url = state.api_url
     config = state.config
     first = not config.profiles
     profile = state.profile
@@ -65,9 +71,13 @@ def _with_password_options(f):
 @click.command(cls=WioCommand)
 @click.argument("username", required=False)
 @_with_password_options
+@click.option("--sso", is_flag=True,
+              help="Log in through the server's identity provider (single sign-on) instead of a password.")
+@click.option("--no-browser", is_flag=True, help="With --sso: print the login URL, don't open a browser.")
 @common_options
 @pass_state
-def login(state: CliState, username: str | None, password: str | None, password_stdin: bool, s3: str | None):
+def login(state: CliState, username: str | None, password: str | None, password_stdin: bool, s3: str | None,
+          sso: bool, no_browser: bool):
     """Log in and keep the token in this profile (file mode 0600).
 
     \b
@@ -75,11 +85,21 @@ def login(state: CliState, username: str | None, password: str | None, password_
       wio login alice
       wio login alice --api https://wio.example.org --s3 https://s3.example.org
       echo "$PASSWORD" | wio login alice --password-stdin --profile lab2
+      wio login --sso     (device code where the provider offers it, else your browser)
     """
     if s3:
         normalize_url(s3, "the S3 endpoint")  # fail before asking for a password
-    username = username or click.prompt("Username")
-    info = _store_login(state, username, _password(password, password_stdin, confirm=False), s3)
+    if sso:
+        if username or password is not None or password_stdin:
+            raise click.UsageError("--sso takes no username or password: the identity provider asks for them")
+        try:
+            answer = sso_login(state.anonymous(), lambda line: click.echo(line, err=True), open_browser=not no_browser)
+        except SsoLoginError as exc:
+            raise click.ClickException(str(exc)) from None
+        info = _save_login(state, answer["username"], answer, s3)
+    else:
+        username = username or click.prompt("Username")
+        info = _store_login(state, username, _password(password, password_stdin, confirm=False), s3)
     emit(state, info, lambda i: click.echo(
         f"Logged in to {i['api']} as {i['username']} (profile '{i['profile']}'); S3 endpoint {i['s3']}."))
 
