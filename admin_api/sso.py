@@ -3,9 +3,10 @@
 Flows (all end in ``sign_in``, which answers with wio's own login token, as ``/auth/login`` does):
 
 - authorization code + PKCE, for the console and the CLI's loopback redirect:
-  ``GET|POST /auth/oidc/login`` stores (state -> PKCE verifier, nonce, redirect URI) in Redis for ten
-  minutes and sends the browser to the provider; ``GET /auth/oidc/callback?code&state`` takes the
-  state once (GETDEL), redeems the code with the verifier and checks the ID token's nonce.
+  ``GET|POST /auth/oidc/login`` stores (state -> PKCE verifier, nonce, redirect URI, login secret) in
+  Redis for ten minutes and sends the browser to the provider; ``/auth/oidc/callback`` (GET from the
+  browser, POST from the CLI with the login secret) takes the state once (GETDEL), redeems the code
+  with the verifier and checks the ID token's nonce.
 - device authorization (RFC 8628), for the CLI on a machine without a browser:
   ``POST /auth/oidc/device`` then ``POST /auth/oidc/device/token`` until the user has approved.
 - an ID token presented directly (``POST /auth/oidc/token``): the proxy's STS
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -98,7 +100,7 @@ def _redirect_uri(request: web.Request, requested: str | None) -> str:
     return requested
 
 
-async def _authorization_url(request: web.Request, requested_redirect: str | None) -> str:
+async def _authorization_url(request: web.Request, requested_redirect: str | None, login_secret: str | None) -> str:
     client = _client(request)
     redirect_uri = _redirect_uri(request, requested_redirect)
     with _provider_errors():
@@ -106,7 +108,8 @@ async def _authorization_url(request: web.Request, requested_redirect: str | Non
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     await request.app[REDIS].set(f"wio:oidc:state:{state}", json.dumps(
-        {"verifier": verifier, "nonce": nonce, "redirect_uri": redirect_uri}), ex=STATE_SECONDS)
+        {"verifier": verifier, "nonce": nonce, "redirect_uri": redirect_uri, "login_secret": login_secret}),
+        ex=STATE_SECONDS)
     return str(URL(discovery.authorization_endpoint).update_query(
         response_type="code", client_id=client.client_id, redirect_uri=redirect_uri, scope=SCOPE, state=state,
         nonce=nonce, code_challenge=challenge, code_challenge_method="S256"))
@@ -114,31 +117,51 @@ async def _authorization_url(request: web.Request, requested_redirect: str | Non
 
 @routes.get("/api/v1/auth/oidc/login")
 async def login_redirect(request: web.Request) -> web.Response:
-    """The browser's entry: a redirect to the provider."""
-    raise web.HTTPFound(await _authorization_url(request, request.query.get("redirect_uri")))
+    """The browser's entry: a redirect to the provider, which comes back to /auth/oidc/callback."""
+    raise web.HTTPFound(await _authorization_url(request, None, None))
 
 
 @routes.post("/api/v1/auth/oidc/login")
 async def login_start(request: web.Request) -> web.Response:
-    """The same for programs (the CLI): the provider URL as JSON."""
+    """The entry for programs (the CLI's loopback redirect): the provider URL and a login secret.
+
+    The code comes back to the program's loopback port, where another local process could catch it;
+    redeeming it also needs the login secret, which only the program that started the login holds.
+    """
     redirect_uri = field(await json_body(request), "redirect_uri", str, default=None)
-    return web.json_response({"authorization_url": await _authorization_url(request, redirect_uri)})
+    login_secret = secrets.token_urlsafe(32)
+    return web.json_response({"authorization_url": await _authorization_url(request, redirect_uri, login_secret),
+                              "login_secret": login_secret})
 
 
 @routes.get("/api/v1/auth/oidc/callback")
 async def callback(request: web.Request) -> web.Response:
     """Where the provider sends the browser back: redeem the code, verify the ID token, answer a wio token."""
-    client = _client(request)
     if "error" in request.query:
         raise ApiError(401, "InvalidIdentity", f"the identity provider refused: {request.query['error']} "
                                                f"{request.query.get('error_description', '')}".strip())
-    code, state = request.query.get("code"), request.query.get("state")
+    return await _redeem(request, request.query.get("code"), request.query.get("state"), None)
+
+
+@routes.post("/api/v1/auth/oidc/callback")
+async def program_callback(request: web.Request) -> web.Response:
+    """The same for a login started with POST /auth/oidc/login: {code, state, login_secret}."""
+    body = await json_body(request)
+    return await _redeem(request, field(body, "code", str), field(body, "state", str),
+                         field(body, "login_secret", str))
+
+
+async def _redeem(request: web.Request, code: str | None, state: str | None, login_secret: str | None) -> web.Response:
+    client = _client(request)
     if not code or not state:
         raise ApiError(400, "MissingField", "the callback needs 'code' and 'state'")
     raw = await request.app[REDIS].getdel(f"wio:oidc:state:{state}")
     if raw is None:
         raise ApiError(401, "InvalidState", "unknown or already used login state; start the login again")
     pending = json.loads(raw)
+    if pending["login_secret"] is not None and not hmac.compare_digest(
+            pending["login_secret"].encode(), (login_secret or "").encode()):
+        raise ApiError(401, "InvalidState", "this login was started by another program (login secret)")
     with _provider_errors():
         tokens = await client.token({"grant_type": "authorization_code", "code": code,
                                      "redirect_uri": pending["redirect_uri"], "code_verifier": pending["verifier"]})

@@ -75,7 +75,8 @@ class _CallbackHandler(BaseHTTPRequestHandler):
 def _loopback_login(api: ApiClient, say: Callable[[str], None], open_browser: bool) -> dict:
     with _Receiver() as server:
         redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
-        url = api.call("POST", "/auth/oidc/login", {"redirect_uri": redirect_uri})["authorization_url"]
+        started = api.call("POST", "/auth/oidc/login", {"redirect_uri": redirect_uri})
+        url = started["authorization_url"]
         say(f"To log in, open {url}")
         if open_browser:
             webbrowser.open(url)
@@ -87,7 +88,8 @@ def _loopback_login(api: ApiClient, say: Callable[[str], None], open_browser: bo
         raise SsoLoginError(f"no answer from the browser within {LOOPBACK_TIMEOUT_SECONDS} s")
     if "error" in result:
         raise SsoLoginError(f"the identity provider refused: {result['error']} {result.get('error_description', '')}")
-    return api.call("GET", "/auth/oidc/callback", params={"code": result.get("code"), "state": result.get("state")})
+    return api.call("POST", "/auth/oidc/callback", {"code": result.get("code"), "state": result.get("state"),
+                                                    "login_secret": started["login_secret"]})
 
 
 def sso_login(api: ApiClient, say: Callable[[str], None], *, open_browser: bool = True) -> dict:
