@@ -7,8 +7,9 @@ is accepted:
 - the discovery document must name the configured issuer exactly (Discovery 1.0 §4.3);
 - signatures: asymmetric algorithms the provider announces, never ``none`` nor HS* (an HMAC keyed
   with the client secret would let anyone holding that secret mint identities);
-- keys: the provider's JWKS, cached; a ``kid`` not in the cache refetches the set once (rotation),
-  and a ``kid`` still unknown after that is refused;
+- keys: the provider's JWKS, cached for five minutes; a ``kid`` not in the cache refetches the set
+  once (rotation; PyJWT rate-limits refetches), and a ``kid`` still unknown after that is refused; a
+  token without ``kid`` is accepted only while the provider publishes a single signing key;
 - claims: ``iss`` equal to the issuer, ``aud`` containing the client id (and ``azp`` equal to it when
   there are several audiences), ``exp``/``iat`` present and not expired (30 s leeway for clock skew),
   and, for the authorization-code flow, ``nonce`` equal to the one this login stored.
@@ -65,7 +66,7 @@ class OidcClient:
         async with self._lock:
             if self._discovery is None:
                 self._discovery = await self._discover()
-                self._jwks = jwt.PyJWKClient(self._discovery.jwks_uri, cache_jwk_set=True, lifespan=3600, timeout=10)
+                self._jwks = jwt.PyJWKClient(self._discovery.jwks_uri, cache_jwk_set=True, lifespan=300, timeout=10)
             return self._discovery
 
     async def _discover(self) -> Discovery:
@@ -115,18 +116,28 @@ class OidcClient:
         endpoint = (await self.discovery()).device_authorization_endpoint
         return None if endpoint is None else await self._json("POST", endpoint, {"scope": scope})
 
+    def _signing_key(self, kid: str | None) -> jwt.PyJWK:
+        """The key for ``kid``; a token may omit it only while the provider publishes one key (Core 1.0 §10.1)."""
+        assert self._jwks is not None
+        if kid is not None:
+            return self._jwks.get_signing_key(kid)
+        keys = self._jwks.get_signing_keys()
+        if len(keys) != 1:
+            raise jwt.PyJWKClientError("the ID token names no key (kid) and the provider publishes several")
+        return keys[0]
+
     async def verify_id_token(self, token: str, *, nonce: str | None) -> dict[str, Any]:
         """The verified claims of an ID token from this provider for this client (see the module docstring)."""
         discovery = await self.discovery()
-        assert self._jwks is not None
         try:
-            alg = jwt.get_unverified_header(token).get("alg")
+            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise OidcError("invalid_token", "the ID token is not a JWT") from None
+        alg = header.get("alg")
         if alg not in discovery.algorithms:
             raise OidcError("invalid_token", f"ID tokens signed with {alg!r} are not accepted")
         try:
-            key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+            key = await asyncio.to_thread(self._signing_key, header.get("kid"))
         except jwt.PyJWKClientConnectionError:
             raise ProviderUnavailable("the provider's key set (JWKS) is unreachable") from None
         except jwt.PyJWTError:
