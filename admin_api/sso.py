@@ -85,7 +85,8 @@ async def sso_config(request: web.Request) -> web.Response:
 
 def _redirect_uri(request: web.Request, requested: str | None) -> str:
     """The API's own callback, or a loopback one (RFC 8252 §7.3, the CLI); anything else could leak the code."""
-    own = request.app[SETTINGS].api_url.rstrip("/") + CALLBACK_PATH
+    settings = request.app[SETTINGS]
+    own = settings.oidc_redirect_uri or settings.api_url.rstrip("/") + CALLBACK_PATH
     if requested is None or requested == own:
         return own
     try:

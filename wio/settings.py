@@ -57,7 +57,7 @@ def _oidc(env: Mapping[str, str]) -> dict:
     issuer = (env.get("WIO_OIDC_ISSUER") or "").rstrip("/") or None
     if issuer is not None:
         if not issuer.startswith(("https://", "http://")):
-            raise SettingsError(f"WIO_OIDC_ISSUER must be an https:// (or, on loopback, http://) URL, got {issuer!r}")
+            raise SettingsError(f"WIO_OIDC_ISSUER must be an https:// URL (http:// for trials), got {issuer!r}")
         _required(env, "WIO_OIDC_CLIENT_ID")
     password_login = _bool(env, "WIO_PASSWORD_LOGIN", True)
     if not password_login and issuer is None:
@@ -66,6 +66,7 @@ def _oidc(env: Mapping[str, str]) -> dict:
             "oidc_client_secret": env.get("WIO_OIDC_CLIENT_SECRET") or None,
             "oidc_username_claim": env.get("WIO_OIDC_USERNAME_CLAIM") or "preferred_username",
             "oidc_groups_claim": env.get("WIO_OIDC_GROUPS_CLAIM") or "groups",
+            "oidc_redirect_uri": env.get("WIO_OIDC_REDIRECT_URI") or None,
             "password_login": password_login}
 
 
@@ -110,6 +111,8 @@ class Settings:
     oidc_client_secret: str | None = field(default=None, repr=False)
     oidc_username_claim: str = "preferred_username"
     oidc_groups_claim: str = "groups"
+    # The callback URL registered at the provider, as browsers reach the API (default: api_url's).
+    oidc_redirect_uri: str | None = None
     password_login: bool = True
 
     @classmethod
@@ -163,7 +166,7 @@ class Settings:
                     "WIO_BOOTSTRAP_NODE_ACCESS_KEY": self.bootstrap_node_access_key,
                     "WIO_BOOTSTRAP_NODE_SECRET_KEY": self.bootstrap_node_secret_key,
                     "WIO_OIDC_ISSUER": self.oidc_issuer, "WIO_OIDC_CLIENT_ID": self.oidc_client_id,
-                    "WIO_OIDC_CLIENT_SECRET": self.oidc_client_secret}
+                    "WIO_OIDC_CLIENT_SECRET": self.oidc_client_secret, "WIO_OIDC_REDIRECT_URI": self.oidc_redirect_uri}
         env.update({k: v for k, v in optional.items() if v})
         return env
 

@@ -254,7 +254,8 @@ BASE_ENV = {"WIO_DATABASE_URL": "postgresql://x@127.0.0.1/x", "WIO_REDIS_URL": "
 
 def test_settings_read_the_oidc_variables():
     settings = Settings.from_env(BASE_ENV | {"WIO_OIDC_ISSUER": "https://id.example.org/realms/lab/",
-                                             "WIO_OIDC_CLIENT_ID": "wio", "WIO_PASSWORD_LOGIN": "false"})
+                                             "WIO_OIDC_CLIENT_ID": "wio", "WIO_PASSWORD_LOGIN": "false",
+                                             "WIO_OIDC_REDIRECT_URI": "https://wio.example.org/api/v1/auth/oidc/callback"})
     assert settings.oidc_issuer == "https://id.example.org/realms/lab"
     assert (settings.oidc_username_claim, settings.oidc_groups_claim) == ("preferred_username", "groups")
     assert settings.password_login is False and settings.oidc_client_secret is None
