@@ -176,6 +176,8 @@ async def device_start(request: web.Request) -> web.Response:
         started = await _client(request).device_authorization(SCOPE)
     if started is None:
         raise ApiError(409, "DeviceFlowUnavailable", "the identity provider does not offer the device grant")
+    if not all(isinstance(started.get(k), str) for k in ("device_code", "user_code", "verification_uri")):
+        raise ApiError(503, "ProviderUnavailable", "the identity provider's device authorization answer is incomplete")
     keep = ("device_code", "user_code", "verification_uri", "verification_uri_complete", "expires_in", "interval")
     return web.json_response({k: started[k] for k in keep if k in started})
 
