@@ -104,7 +104,7 @@ async def list_objects(call: Call) -> web.Response:
     docs/design/listings.md. The node is asked for raw names; ``encoding-type`` is applied here.
     """
     ws, box = call.target.ws, call.request.app[BOX]
-    view = ListingView(workspace=call.bucket, physical_prefix=ws.prefix, owner=ws.owner, box=box,
+    view = ListingView(operation=call.op.name, workspace=call.bucket, physical_prefix=ws.prefix, owner=ws.owner, box=box,
                        listing=call.listing or ListingFilter())
     params: list[tuple[str, str]] = [("prefix", ws.prefix)]
     seen: set[str] = set()

@@ -119,14 +119,17 @@ _NEXT_ID_MARKERS = {"NextVersionIdMarker": "version-id-marker", "NextUploadIdMar
 _ECHOES = {"Prefix": "prefix", "Delimiter": "delimiter", "Marker": "marker", "StartAfter": "start-after",
            "KeyMarker": "key-marker", "VersionIdMarker": "version-id-marker", "UploadIdMarker": "upload-id-marker",
            "ContinuationToken": "continuation-token"}
-# What S3 percent-encodes under encoding-type=url (the union over the four listings' documentation):
-# entry names, the prefix, delimiter and key markers, never ids or tokens.
+# What S3 percent-encodes under encoding-type=url: entry names (Key, a CommonPrefix's Prefix), the
+# delimiter and key markers, never ids or tokens; the echoed Prefix too, except in ListObjects V1
+# (as AWS does, and botocore decodes: its handlers list the elements per operation).
 _URL_ENCODED = {"Key", "Prefix", "Delimiter", "Marker", "NextMarker", "StartAfter", "KeyMarker", "NextKeyMarker"}
+_NOT_URL_ENCODED = {"ListObjects": {"Prefix"}}
 
 
 @dataclass(slots=True)
 class ListingView:
     """What a caller asked for and may see, for ``rewrite_listing``."""
+    operation: str                               # ListObjects, ListObjectsV2, ListObjectVersions, ListMultipartUploads
     workspace: str
     physical_prefix: str
     owner: str                                   # shown as every entry's Owner / Initiator
@@ -140,7 +143,9 @@ class ListingView:
         return self.echo.get("prefix", "")
 
     def encode(self, tag: str, value: str) -> str:
-        return quote(value, safe="/~") if self.url_encoded and tag in _URL_ENCODED else value
+        if not self.url_encoded or tag not in _URL_ENCODED or tag in _NOT_URL_ENCODED.get(self.operation, ()):
+            return value
+        return quote(value, safe="/~")
 
     def relative(self, physical: str | None, common: bool) -> str | None:
         """The workspace-relative name of an entry the caller may see, else None."""
@@ -214,12 +219,14 @@ def rewrite_listing(body: bytes, view: ListingView, *, matches_nothing: bool = F
                           seal_marker(view.box, view.workspace, _NEXT_KEY_MARKERS[tag], child.text))
     _sort_entries(root, names)
     key_count = len(names)
+    echoed = set()
     for child in list(root):
         tag = _local(child.tag)
         if tag in ("Name", "Bucket"):
             child.text = view.workspace
         elif tag in _ECHOES:
             child.text = view.encode(tag, view.echo.get(_ECHOES[tag], ""))
+            echoed.add(tag)
         elif tag in _NEXT_ID_MARKERS and child.text and not marker_in_clear:
             child.text = seal_marker(view.box, view.workspace, _NEXT_ID_MARKERS[tag], child.text)
         elif tag == "NextContinuationToken" and child.text:
@@ -233,6 +240,8 @@ def rewrite_listing(body: bytes, view: ListingView, *, matches_nothing: bool = F
         if matches_nothing and (tag in _NEXT_KEY_MARKERS or tag in _NEXT_ID_MARKERS or
                                 tag == "NextContinuationToken"):
             root.remove(child)
+    if "continuation-token" in view.echo and "ContinuationToken" not in echoed:  # given empty, so not forwarded
+        ET.SubElement(root, _NS + "ContinuationToken").text = view.echo["continuation-token"]
     if view.url_encoded:
         ET.SubElement(root, _NS + "EncodingType").text = "url"
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
