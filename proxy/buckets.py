@@ -104,8 +104,8 @@ async def list_objects(call: Call) -> web.Response:
     docs/design/listings.md. The node is asked for raw names; ``encoding-type`` is applied here.
     """
     ws, box = call.target.ws, call.request.app[BOX]
-    view = ListingView(operation=call.op.name, workspace=call.bucket, physical_prefix=ws.prefix, owner=ws.owner, box=box,
-                       listing=call.listing or ListingFilter())
+    view = ListingView(operation=call.op.name, workspace=call.bucket, physical_prefix=ws.prefix, owner=ws.owner,
+                       box=box, listing=call.listing or ListingFilter())
     params: list[tuple[str, str]] = [("prefix", ws.prefix)]
     seen: set[str] = set()
     for k, v in call.params:
@@ -130,6 +130,8 @@ async def list_objects(call: Call) -> web.Response:
             v = open_marker(box, call.bucket, k, v)
             if v is None:
                 raise S3Error("InvalidArgument", "The continuation token is not valid")
+        elif k in ("max-keys", "max-uploads") and v.isdigit() and int(v) > 1000:
+            v = "1000"   # S3 pages hold at most 1000 entries; some nodes (SeaweedFS) honour more
         elif k in _POSITION_PARAMS:
             opened = open_marker(box, call.bucket, k, v)
             v = opened if opened is not None else (ws.prefix + v if _POSITION_PARAMS[k] else v)

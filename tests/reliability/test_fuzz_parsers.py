@@ -223,7 +223,8 @@ def _view(listing: ListingFilter | None, url_encoded: bool = False, prefix: str 
        st.sampled_from(["", "<Contents><Size>1</Size></Contents>", "<CommonPrefixes></CommonPrefixes>",
                         "<Location>x</Location>", "<Upload><Key>root/alice/ws1/u</Key></Upload>",
                         "<NextMarker>root/alice/ws1/b/hidden</NextMarker>", "<NextMarker>root/alice/ws2/x</NextMarker>",
-                        "<NextKeyMarker>root/alice/ws1/a/b</NextKeyMarker><NextVersionIdMarker>v1</NextVersionIdMarker>"]),
+                        "<NextKeyMarker>root/alice/ws1/a/b</NextKeyMarker>"
+                        "<NextVersionIdMarker>v1</NextVersionIdMarker>"]),
        st.sampled_from([None, ListingFilter(("",)), ListingFilter(("a/",)), ListingFilter(())]),
        st.booleans(), st.booleans(), st.sampled_from(["", "a", "b/"]))
 def test_rewrite_listing_never_shows_a_name_outside_the_workspace_prefix_or_grants(keys, prefixes, extra, listing,
