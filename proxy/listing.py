@@ -147,17 +147,12 @@ class ListingView:
             return value
         return quote(value, safe="/~")
 
-    def relative(self, physical: str | None, common: bool) -> str | None:
-        """The workspace-relative name of an entry the caller may see, else None."""
-        if physical is None:
-            return None
-        if not physical.startswith(self.physical_prefix + self.prefix):
-            log.warning("listing of %s: dropped a node entry outside the workspace and prefix: %r",
-                        self.workspace, physical)
-            return None
+    def contains(self, physical: str) -> bool:
+        return physical.startswith(self.physical_prefix + self.prefix)
+
+    def shows(self, physical: str, common: bool) -> bool:
         name = physical[len(self.physical_prefix):]
-        shown = self.listing.shows_common_prefix(name) if common else self.listing.shows_key(name)
-        return name if shown else None
+        return self.listing.shows_common_prefix(name) if common else self.listing.shows_key(name)
 
 
 def _sort_entries(root: ET.Element, names: dict[int, bytes]) -> None:
@@ -181,23 +176,31 @@ def rewrite_listing(body: bytes, view: ListingView, *, matches_nothing: bool = F
     root = parse_xml(body, "backend response")
     shown: set[str] = set()
     upload_keys: dict[str | None, str | None] = {}
+    strays: list[str] = []
     for child in list(root):
         tag = _local(child.tag)
         common = tag == "CommonPrefixes"
         if not common and tag not in _ENTRY_TAGS:
             continue
         name_elem = child.find(_NS + ("Prefix" if common else "Key"))
+        physical = None if name_elem is None else name_elem.text or ""
         if tag == "Upload":
-            upload_keys[child.findtext(_NS + "UploadId")] = None if name_elem is None else name_elem.text
-        name = None if matches_nothing or name_elem is None else view.relative(name_elem.text, common)
-        if name is None:
+            upload_keys[child.findtext(_NS + "UploadId")] = physical
+        keep = physical is not None and not matches_nothing
+        if keep and not view.contains(physical):
+            strays.append(physical)
+            keep = False
+        if not (keep and view.shows(physical, common)):
             root.remove(child)
             continue
-        shown.add(name)
-        name_elem.text = name
+        name_elem.text = physical[len(view.physical_prefix):]
+        shown.add(name_elem.text)
         for who in (*child.iter(_NS + "Owner"), *child.iter(_NS + "Initiator")):
             for part in who:
                 part.text = view.owner
+    if strays:  # the node answered for something else than it was asked (a filer normalising paths)
+        log.warning("listing of %s: dropped %d node entries outside the workspace and prefix, first %r",
+                    view.workspace, len(strays), strays[0])
     next_upload = root.find(_NS + "NextUploadIdMarker")
     if next_upload is not None and root.find(_NS + "NextKeyMarker") is None and upload_keys.get(next_upload.text):
         # SeaweedFS gives only the upload id; S3 (and clients paginating) need the key it belongs to

@@ -270,6 +270,15 @@ def test_sealed_markers_are_bound_to_workspace_and_parameter():
     assert open_marker(SecretBox(b"\x03" * 32), "ws1", "marker", sealed) is None
 
 
+def test_entries_outside_the_requested_prefix_are_dropped_and_logged(caplog):
+    """What SeaweedFS answers for a physical prefix 'ws//': the workspace's root and a directory above it."""
+    body = _listing_xml([PREFIX + "mine.txt", "root/alice/ws2/x"], ["root/bob/"], "")
+    with caplog.at_level("WARNING", logger="wio.proxy"):
+        out = rewrite_listing(body, _view(None, prefix="/"))
+    assert b"<Contents" not in out and b"<CommonPrefixes" not in out and b"<KeyCount>0<" in out
+    assert "dropped 3 node entries outside the workspace and prefix" in caplog.text
+
+
 @FUZZ
 @given(st.binary(max_size=300))
 @example(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>")
