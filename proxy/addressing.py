@@ -37,7 +37,9 @@ def decode_key(raw: str) -> str:
 
 
 # A key must never address outside its workspace's prefix on a backend that cleans paths: refuse dot
-# segments, with '/' or '\\' as separators, and control characters.
+# segments, with '/' or '\\' as separators, and control characters. Empty segments too (a leading '/'
+# or '//'): a filer node (SeaweedFS) stores 'a//b' as 'a/b' and '/x' as 'x', so such a key would alias
+# another one; MinIO refuses them. wio cannot tell one node from another, so it refuses them on all.
 _DOT_SEGMENT = re.compile(r"(?:^|[/\\])\.\.?(?:[/\\]|$)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -48,6 +50,9 @@ def check_key(key: str) -> None:
     # a dot segment starts the key or follows a separator: only then is the regex needed
     if "." in key and (key[0] == "." or "/." in key or "\\." in key) and _DOT_SEGMENT.search(key):
         raise S3Error("InvalidArgument", "Object keys with '.' or '..' path segments are not allowed")
+    if key[:1] == "/" or "//" in key:
+        raise S3Error("InvalidArgument", "Object keys cannot start with '/' or contain '//' (empty path segments): "
+                                         "the storage node would store them under another key")
     # control characters are not printable: a printable key has none
     if not key.isprintable() and _CONTROL.search(key):
         raise S3Error("InvalidArgument", "Object keys cannot contain control characters")

@@ -8,11 +8,12 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from policy.decide import ListingFilter
 from proxy.body import read_verified
 from proxy.call import Call
 from proxy.errors import S3Error
-from proxy.listing import S3_NS, parse_xml, rewrite_result
-from proxy.relay import iso_time, rewritten, xml_response
+from proxy.listing import S3_NS, ListingView, open_marker, prefix_matches_nothing, rewrite_listing
+from proxy.relay import backend_error, iso_time, xml_response
 from proxy.resources import API_HTTP, BOX, SETTINGS, UPSTREAM
 from signing import make_body_verifier
 
@@ -89,57 +90,58 @@ async def get_bucket_versioning(call: Call) -> web.Response:
     return xml_response(f'<VersioningConfiguration xmlns="{S3_NS}"/>')
 
 
-def _seal_token(call: Call, token: str) -> str:
-    return call.request.app[BOX].seal(f"{call.bucket}\n{token}")
-
-
-def _open_token(call: Call, token: str) -> str:
-    try:
-        ws, _, inner = call.request.app[BOX].open(token).partition("\n")
-    except Exception:  # noqa: BLE001 - any token we cannot open is simply invalid
-        raise S3Error("InvalidArgument", "The continuation token is not valid") from None
-    if ws != call.bucket:
-        raise S3Error("InvalidArgument", "The continuation token belongs to another bucket")
-    return inner
-
-
-# Listing parameters that name keys: they are moved under the workspace's physical prefix.
-_KEY_PARAMS = frozenset({"prefix", "marker", "start-after", "key-marker"})
+# Listing parameters naming a position in the listing: a marker wio sealed opens to its physical
+# value; anything else is the client's own workspace-relative key (True) or a node id (False).
+_POSITION_PARAMS = {"marker": True, "start-after": True, "key-marker": True, "version-id-marker": False,
+                    "upload-id-marker": False}
+_ECHOED_PARAMS = frozenset({"prefix", "delimiter", "continuation-token", *_POSITION_PARAMS})
 
 
 async def list_objects(call: Call) -> web.Response:
     """ListObjects, ListObjectsV2, ListObjectVersions, ListMultipartUploads under the workspace prefix.
 
-    Continuation tokens are sealed (AES-GCM, bound to the workspace), so the node's tokens, which
-    may contain physical keys, never reach the client and cannot be forged to list elsewhere.
+    The rules (containment, filtering, sealed markers, encoding) are in proxy/listing.py and
+    docs/design/listings.md. The node is asked for raw names; ``encoding-type`` is applied here.
     """
-    ws = call.target.ws
-    params: list[tuple[str, str]] = []
-    client_token = None
+    ws, box = call.target.ws, call.request.app[BOX]
+    view = ListingView(operation=call.op.name, workspace=call.bucket, physical_prefix=ws.prefix, owner=ws.owner,
+                       box=box, listing=call.listing or ListingFilter())
+    params: list[tuple[str, str]] = [("prefix", ws.prefix)]
+    seen: set[str] = set()
     for k, v in call.params:
+        if k in seen:  # one value each: what was authorized, filtered and forwarded must agree
+            raise S3Error("InvalidArgument", f"The query parameter '{k}' is given more than once")
+        seen.add(k)
         if k == "x-id":
             continue
-        if k in _KEY_PARAMS:
-            v = ws.prefix + v
-        elif k == "continuation-token":
-            client_token, v = v, _open_token(call, v)
+        if k == "encoding-type":
+            if v != "url":
+                raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+            view.url_encoded = True
+            continue
+        if k in _ECHOED_PARAMS:
+            view.echo[k] = v
+        if k == "prefix":
+            params[0] = (k, ws.prefix + v)
+            continue
+        if k == "continuation-token":
+            if not v:  # an empty token is no token (S3 echoes it and lists from the start)
+                continue
+            v = open_marker(box, call.bucket, k, v)
+            if v is None:
+                raise S3Error("InvalidArgument", "The continuation token is not valid")
+        elif k in ("max-keys", "max-uploads") and v.isdigit() and int(v) > 1000:
+            v = "1000"   # S3 pages hold at most 1000 entries; some nodes (SeaweedFS) honour more
+        elif k in _POSITION_PARAMS:
+            opened = open_marker(box, call.bucket, k, v)
+            v = opened if opened is not None else (ws.prefix + v if _POSITION_PARAMS[k] else v)
         params.append((k, v))
-    if not any(k == "prefix" for k, _ in params):
-        params.append(("prefix", ws.prefix))
     resp = await call.request.app[UPSTREAM].send(call.target.node, "GET", ws.bucket, None, params, {})
-    url_encoded = call.param("encoding-type") == "url"
-    if call.op.name != "ListObjectsV2" or resp.status >= 400:
-        return await rewritten(call, resp, url_encoded=url_encoded, listing=call.listing)
     try:
+        if resp.status >= 400:
+            raise await backend_error(resp)
         raw = await resp.read()
     finally:
         resp.release()
-    tokens = {}
-    next_token = parse_xml(raw, "backend response").findtext(f"{{{S3_NS}}}NextContinuationToken")
-    if next_token:
-        tokens["NextContinuationToken"] = _seal_token(call, next_token)
-    if client_token:
-        tokens["ContinuationToken"] = client_token
-    body = rewrite_result(raw, workspace=call.bucket, physical_prefix=ws.prefix, url_encoded=url_encoded,
-                          listing=call.listing, tokens=tokens)
+    body = rewrite_listing(raw, view, matches_nothing=prefix_matches_nothing(view.prefix))
     return web.Response(body=body, headers={"Content-Type": "application/xml"})

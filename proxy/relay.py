@@ -107,7 +107,7 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
         resp.release()
 
 
-async def rewritten(call: Call, resp: NodeResponse, **kwargs) -> web.Response:
+async def rewritten(call: Call, resp: NodeResponse) -> web.Response:
     """A small XML result from the node, rewritten into the workspace view."""
     try:
         if resp.status >= 400:
@@ -118,5 +118,5 @@ async def rewritten(call: Call, resp: NodeResponse, **kwargs) -> web.Response:
     headers = {k: v for k, v in resp.headers.items()
                if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "content-type")}
     if body.strip():
-        body = rewrite_result(body, workspace=call.bucket, physical_prefix=call.target.ws.prefix, **kwargs)
+        body = rewrite_result(body, workspace=call.bucket, physical_prefix=call.target.ws.prefix)
     return web.Response(body=body, status=resp.status, headers={**headers, **XML_HEADERS})

@@ -18,11 +18,12 @@ from policy.decide import ListingFilter
 from proxy.addressing import parse_address, decode_key
 from proxy.app import parse_copy_source
 from proxy.errors import S3Error
-from proxy.listing import rewrite_result
+from proxy.listing import ListingView, open_marker, rewrite_listing, rewrite_result
 from proxy.operations import classify
 from signing import ChunkedDecoder, SigningError, encode_chunk, encode_last_chunk, parse_authorization_header
 from signing import parse_request_auth
 from signing.chunked import ChunkHeader, EndOfBody, Trailer
+from wio.secrets import SecretBox
 
 FUZZ = settings(max_examples=int(os.environ.get("WIO_FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -209,30 +210,73 @@ def _listing_xml(keys, prefixes, extra: str) -> bytes:
             f"</ListBucketResult>").encode()
 
 
+BOX = SecretBox(b"\x02" * 32)
+
+
+def _view(listing: ListingFilter | None, url_encoded: bool = False, prefix: str = "") -> ListingView:
+    return ListingView(operation="ListObjects", workspace="ws1", physical_prefix=PREFIX, owner="alice", box=BOX,
+                       echo={"prefix": prefix}, listing=listing or ListingFilter(), url_encoded=url_encoded)
+
+
 @FUZZ
 @given(st.lists(xml_keys, max_size=5), st.lists(xml_keys, max_size=3),
        st.sampled_from(["", "<Contents><Size>1</Size></Contents>", "<CommonPrefixes></CommonPrefixes>",
-                        "<Location>x</Location>", "<Upload><Key>root/alice/ws1/u</Key></Upload>"]),
+                        "<Location>x</Location>", "<Upload><Key>root/alice/ws1/u</Key></Upload>",
+                        "<NextMarker>root/alice/ws1/b/hidden</NextMarker>", "<NextMarker>root/alice/ws2/x</NextMarker>",
+                        "<NextKeyMarker>root/alice/ws1/a/b</NextKeyMarker>"
+                        "<NextVersionIdMarker>v1</NextVersionIdMarker>"]),
        st.sampled_from([None, ListingFilter(("",)), ListingFilter(("a/",)), ListingFilter(())]),
-       st.booleans(), st.booleans())
-def test_rewrite_result_never_shows_a_key_outside_the_workspace_or_grants(keys, prefixes, extra, listing, inside,
-                                                                          url_encoded):
+       st.booleans(), st.booleans(), st.sampled_from(["", "a", "b/"]))
+def test_rewrite_listing_never_shows_a_name_outside_the_workspace_prefix_or_grants(keys, prefixes, extra, listing,
+                                                                                  inside, url_encoded, prefix):
+    """Entries outside {physical prefix}{requested prefix} or the grants are dropped; every Next*Marker
+    names a shown entry or is sealed (and then opens to the node's value)."""
     import xml.etree.ElementTree as ET
+    from urllib.parse import unquote_plus
     phys = [PREFIX + k if inside else k for k in keys]
     body = _listing_xml(phys, [PREFIX + p for p in prefixes], extra)
     try:
-        out = rewrite_result(body, workspace="ws1", physical_prefix=PREFIX, url_encoded=url_encoded,
-                             listing=listing)
+        out = rewrite_listing(body, _view(listing, url_encoded, prefix))
     except S3Error as exc:
-        assert exc.code in ("InternalError", "MalformedXML")
+        assert exc.code == "MalformedXML"
         return
     root = ET.fromstring(out)
     ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
     assert root.findtext(f"{ns}Name") == "ws1"
     assert b"root/alice" not in out
-    for key in root.iter(f"{ns}Key"):
-        if listing is not None and key.text:
-            assert listing.shows_key(key.text)
+    decode = unquote_plus if url_encoded else str
+    shown = [decode(e.text) for e in root.iter() if e.tag in (f"{ns}Key", f"{ns}Prefix") and e.text and
+             e not in (root.find(f"{ns}Prefix"),)]
+    for name in shown:
+        assert name.startswith(prefix) and (listing is None or listing.shows_key(name) or
+                                            listing.shows_common_prefix(name))
+    for tag, param in (("NextMarker", "marker"), ("NextKeyMarker", "key-marker"),
+                       ("NextVersionIdMarker", "version-id-marker")):
+        value = root.findtext(f"{ns}{tag}")
+        if value and tag != "NextVersionIdMarker":
+            assert decode(value) in shown or open_marker(BOX, "ws1", param, value) is not None
+        if value and tag == "NextVersionIdMarker" and decode(root.findtext(f"{ns}NextKeyMarker")) not in shown:
+            assert open_marker(BOX, "ws1", param, value) == "v1"
+
+
+def test_sealed_markers_are_bound_to_workspace_and_parameter():
+    token = rewrite_listing(_listing_xml([], [], "<NextMarker>root/alice/ws1/secret</NextMarker>"), _view(None))
+    import xml.etree.ElementTree as ET
+    sealed = ET.fromstring(token).findtext("{http://s3.amazonaws.com/doc/2006-03-01/}NextMarker")
+    assert "secret" not in sealed and open_marker(BOX, "ws1", "marker", sealed) == "root/alice/ws1/secret"
+    assert open_marker(BOX, "ws2", "marker", sealed) is None
+    assert open_marker(BOX, "ws1", "key-marker", sealed) is None
+    assert open_marker(BOX, "ws1", "marker", sealed[:-2]) is None
+    assert open_marker(SecretBox(b"\x03" * 32), "ws1", "marker", sealed) is None
+
+
+def test_entries_outside_the_requested_prefix_are_dropped_and_logged(caplog):
+    """What SeaweedFS answers for a physical prefix 'ws//': the workspace's root and a directory above it."""
+    body = _listing_xml([PREFIX + "mine.txt", "root/alice/ws2/x"], ["root/bob/"], "")
+    with caplog.at_level("WARNING", logger="wio.proxy"):
+        out = rewrite_listing(body, _view(None, prefix="/"))
+    assert b"<Contents" not in out and b"<CommonPrefixes" not in out and b"<KeyCount>0<" in out
+    assert "dropped 3 node entries outside the workspace and prefix" in caplog.text
 
 
 @FUZZ
@@ -240,10 +284,12 @@ def test_rewrite_result_never_shows_a_key_outside_the_workspace_or_grants(keys, 
 @example(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>")
 @example(b"<?xml version='1.0'?><!-- -->")
 def test_rewrite_result_on_garbage_answers_an_s3_error(body):
-    try:
-        rewrite_result(body, workspace="ws1", physical_prefix=PREFIX, listing=ListingFilter(("a/",)))
-    except S3Error:
-        pass
+    for rewrite in (lambda: rewrite_listing(body, _view(ListingFilter(("a/",)))),
+                    lambda: rewrite_result(body, workspace="ws1", physical_prefix=PREFIX)):
+        try:
+            rewrite()
+        except S3Error:
+            pass
 
 
 # Regression (found by the property above, fixed in e1b76c7): an entry without <Key> (or a
@@ -258,8 +304,5 @@ _KEYLESS = [
 
 @pytest.mark.parametrize("extra, listing, url_encoded", _KEYLESS)
 def test_rewrite_result_entry_without_key(extra, listing, url_encoded):
-    try:
-        rewrite_result(_listing_xml([], [], extra), workspace="ws1", physical_prefix=PREFIX, url_encoded=url_encoded,
-                       listing=listing)
-    except S3Error:
-        pass
+    out = rewrite_listing(_listing_xml([], [], extra), _view(listing, url_encoded))
+    assert b"<Contents" not in out and b"<CommonPrefixes" not in out
