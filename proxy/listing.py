@@ -164,7 +164,7 @@ def _sort_entries(root: ET.Element, names: dict[int, bytes]) -> None:
         groups.setdefault("Version" if tag == "DeleteMarker" else tag, []).append(i)
     for slots in groups.values():
         entries = [root[i] for i in sorted(slots, key=names.__getitem__)]
-        for i, entry in zip(slots, entries):
+        for i, entry in zip(slots, entries, strict=True):
             root[i] = entry
 
 
