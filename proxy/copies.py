@@ -45,6 +45,10 @@ def _copy_headers(call: Call) -> dict[str, str]:
     return headers
 
 
+def _version_params(call: Call) -> list[tuple[str, str]]:
+    return [("versionId", call.source_version)] if call.source_version else []
+
+
 def _source_path(call: Call) -> str:
     src = call.source
     path = "/" + src.ws.bucket + "/" + quote((src.ws.prefix + call.source_key).encode(), safe="/~")
@@ -67,19 +71,21 @@ def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
 
 
 async def _measure_source(call: Call) -> tuple[int, str]:
-    """The source's size and ETag; the copy is then pinned to that ETag."""
-    found = await head_object(call, call.source, call.source_key)
+    """The source's size and ETag, with the caller's x-amz-copy-source-if-* conditions checked on it.
+
+    The copy is then pinned to that ETag alone: the conditions held for exactly the version measured.
+    """
+    conditions = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
+                  if k.lower() in _SOURCE_CONDITIONS}
+    found = await head_object(call, call.source, call.source_key, _version_params(call), conditions)
     if found is None:
         raise S3Error("NoSuchKey", "The copy source does not exist")
-    wanted = call.request.headers.get("x-amz-copy-source-if-match")
-    if wanted is not None and wanted.strip() != "*" and wanted.strip().strip('"') != found[1].strip('"'):
-        raise S3Error("PreconditionFailed")
     return found
 
 
 async def _server_side_copy(call: Call, etag: str):
     """Both workspaces on one node: the node copies, the proxy only rewrites the source."""
-    headers = _copy_headers(call)
+    headers = {k: v for k, v in _copy_headers(call).items() if k not in _SOURCE_CONDITIONS}
     headers["x-amz-copy-source"] = _source_path(call)
     headers["x-amz-copy-source-if-match"] = etag
     return await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket, call.physical_key,
@@ -88,15 +94,12 @@ async def _server_side_copy(call: Call, etag: str):
 
 async def _stream_from_source(call: Call, etag: str, size: int, byte_range: tuple[int, int] | None):
     """GET the source object (exactly ``size`` bytes of version ``etag``); the caller releases the response."""
-    headers = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
-               if k.lower() in _SOURCE_CONDITIONS}
-    headers["if-match"] = etag
+    headers = {"if-match": etag}
     if byte_range is not None:
         headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    params = [("versionId", call.source_version)] if call.source_version else []
     src = call.source
     resp = await call.request.app[UPSTREAM].send(src.node, "GET", src.ws.bucket, src.ws.prefix + call.source_key,
-                                                 params, headers)
+                                                 _version_params(call), headers)
     if resp.status >= 300:
         try:
             error = await backend_error(resp)

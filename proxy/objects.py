@@ -33,12 +33,19 @@ def object_params(call: Call) -> list[tuple[str, str]]:
     return [(k, v) for k, v in call.params if k != "x-id"]
 
 
-async def head_object(call: Call, target: Target, key: str) -> tuple[int, str] | None:
-    """Size and ETag of ``key`` in ``target`` on its node, or None when there is no such object."""
-    resp = await call.request.app[UPSTREAM].send(target.node, "HEAD", target.ws.bucket, target.ws.prefix + key, [], {})
+async def head_object(call: Call, target: Target, key: str, params: list[tuple[str, str]] | None = None,
+                      conditions: dict[str, str] | None = None) -> tuple[int, str] | None:
+    """Size and ETag of ``key`` in ``target`` on its node, or None when there is no such object.
+
+    ``conditions`` (If-Match, If-Modified-Since …) that do not hold raise ``PreconditionFailed``.
+    """
+    resp = await call.request.app[UPSTREAM].send(target.node, "HEAD", target.ws.bucket, target.ws.prefix + key,
+                                                 params or [], conditions or {})
     resp.release()
     if resp.status == 404:
         return None
+    if resp.status in (304, 412):
+        raise S3Error("PreconditionFailed")
     if resp.status >= 400:
         raise S3Error("ServiceUnavailable", "The storage node could not be asked for the object's size")
     return int(resp.headers.get("Content-Length", "0")), resp.headers.get("ETag", "")
