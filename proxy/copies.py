@@ -58,10 +58,12 @@ def _source_path(call: Call) -> str:
 
 
 def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
-    raw = call.request.headers.get("x-amz-copy-source-range")
-    if raw is None:
+    values = call.request.headers.getall("x-amz-copy-source-range", [])
+    if not values:
         return None
-    match = _RANGE_RE.match(raw.strip())
+    if len(values) > 1:   # one value is measured for the quota: the node must not be shown another
+        raise S3Error("InvalidArgument", "x-amz-copy-source-range is given more than once")
+    match = _RANGE_RE.match(values[0].strip())
     if not match:
         raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
     first, last = int(match.group(1)), int(match.group(2))

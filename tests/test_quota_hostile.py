@@ -6,12 +6,18 @@ node really holds, and a quota must still refuse the next byte over it.
 """
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote, urlsplit
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.conftest import unique
+from tools.hostile import Target, _req, send_raw
 
 MiB = 1024 * 1024
 
@@ -128,4 +134,28 @@ def test_a_copy_source_swapped_for_a_bigger_object_is_not_copied_at_the_old_size
         for i in range(40):
             pool.submit(swap, i)
             pool.submit(copy, i)
+    assert_exact(person, workspace)
+
+
+def test_a_repeated_copy_source_range_cannot_copy_more_than_it_reserved(stack, person, workspace):
+    s3 = person.s3
+    person.api.call("PUT", f"/workspaces/{workspace}/quota", {"max_bytes": 3 * MiB})
+    s3.put_object(Bucket=workspace, Key="src", Body=b"s" * (2 * MiB))
+    upload = s3.create_multipart_upload(Bucket=workspace, Key="m")["UploadId"]
+    # Signed like any header (SigV4 joins repeated values): one range to be measured, another to be copied.
+    path = f"/{workspace}/m?partNumber=1&uploadId={quote(upload, safe='')}"
+    request = AWSRequest(method="PUT", url=stack.s3_url + path, data=b"",
+                         headers={"x-amz-copy-source": f"/{workspace}/src",
+                                  "x-amz-content-sha256": hashlib.sha256(b"").hexdigest()})
+    for byte_range in ("bytes=0-0", f"bytes=0-{2 * MiB - 1}"):
+        request.headers.add_header("x-amz-copy-source-range", byte_range)
+    SigV4Auth(Credentials(person.key["access_key_id"], person.key["secret_access_key"]), "s3",
+              "us-east-1").add_auth(request)
+    url = urlsplit(stack.s3_url)
+    (status, _, body), = send_raw(Target(url.hostname, url.port), _req(
+        "PUT", path, [("Host", url.netloc), *request.headers.items(), ("Content-Length", "0")]))
+    assert (status, b"<Code>InvalidArgument</Code>" in body) == (400, True)
+    assert usage(person, workspace)["pending_bytes"] == 0
+    assert s3.list_parts(Bucket=workspace, Key="m", UploadId=upload).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=workspace, Key="m", UploadId=upload)
     assert_exact(person, workspace)
