@@ -128,12 +128,12 @@ def test_a_copy_source_swapped_for_a_bigger_object_is_not_copied_at_the_old_size
         try:
             s3.copy_object(Bucket=workspace, Key=f"dst-{i}", CopySource={"Bucket": workspace, "Key": "src"})
         except ClientError as exc:
-            assert error_code(exc) == "PreconditionFailed"
+            assert exc.response["Error"]["Code"] == "PreconditionFailed"
 
     with ThreadPoolExecutor(8) as pool:
-        for i in range(40):
-            pool.submit(swap, i)
-            pool.submit(copy, i)
+        done = [pool.submit(step, i) for i in range(40) for step in (swap, copy)]
+    for future in done:
+        future.result()
     assert_exact(person, workspace)
 
 
@@ -159,3 +159,24 @@ def test_a_repeated_copy_source_range_cannot_copy_more_than_it_reserved(stack, p
     assert s3.list_parts(Bucket=workspace, Key="m", UploadId=upload).get("Parts", []) == []
     s3.abort_multipart_upload(Bucket=workspace, Key="m", UploadId=upload)
     assert_exact(person, workspace)
+
+
+def test_an_upload_completed_and_aborted_concurrently_is_counted_once(person, workspace):
+    s3 = person.s3
+    for round_ in range(3):
+        upload = s3.create_multipart_upload(Bucket=workspace, Key="m")["UploadId"]
+        etag = s3.upload_part(Bucket=workspace, Key="m", UploadId=upload, PartNumber=1, Body=b"p" * MiB)["ETag"]
+
+        def finish(i: int) -> None:
+            try:
+                if i % 2:
+                    s3.abort_multipart_upload(Bucket=workspace, Key="m", UploadId=upload)
+                else:
+                    s3.complete_multipart_upload(Bucket=workspace, Key="m", UploadId=upload,
+                                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] in ("NoSuchUpload", "OperationAborted")
+
+        with ThreadPoolExecutor(6) as pool:
+            list(pool.map(finish, range(6)))
+        assert_exact(person, workspace)
