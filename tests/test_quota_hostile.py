@@ -55,10 +55,10 @@ def test_a_key_repeated_in_delete_objects_is_freed_once(person, workspace):
 def test_concurrent_deletes_of_one_key_free_it_once(person, workspace):
     s3 = person.s3
     s3.put_object(Bucket=workspace, Key="keep", Body=b"k" * 5000)
-    for round_ in range(5):
+    for round_ in range(8):
         s3.put_object(Bucket=workspace, Key="victim", Body=b"v" * 1000)
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda _: s3.delete_object(Bucket=workspace, Key="victim"), range(8)))
+        with ThreadPoolExecutor(12) as pool:
+            list(pool.map(lambda _: s3.delete_object(Bucket=workspace, Key="victim"), range(12)))
         assert_exact(person, workspace)
 
 
