@@ -2,8 +2,8 @@
 -- Usage lives in wio:use:{w|u|r}:{name} hashes: bytes, objects (committed) and pbytes, pobjects (reserved,
 -- i.e. writes in flight and multipart parts not yet completed). Limits come from the projection:
 -- wio:w:{ws} (qb, qo), wio:u:{owner} (qb, qo), wio:r:{root} (qb, qo); "" or missing means unlimited.
--- A multipart upload is wio:mpu:{upload_id}: fields ws and key (what it was created for) and one field
--- per part number holding that part's reserved size.
+-- A multipart upload is wio:mpu:{upload_id}: fields ws, owner, root and key (what it was started for) and
+-- one field per part number holding that part's reserved size.
 --
 -- ARGV[1] = action; ARGV[2..4] = workspace, owner, root
 -- (Negations are written "0 - x": Lua's unary minus makes -0, which HINCRBY refuses.)
@@ -16,7 +16,7 @@
 --          an earlier upload of the same part number. An upload that is gone (completed or aborted
 --          meanwhile) or belongs to another workspace or key keeps nothing: the bytes are given back.
 -- start:   ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = ttl seconds. Binds a new upload to workspace and key.
--- owns:    ARGV[5] = upload id, ARGV[6] = key -> 1 when the upload was started for this workspace and key
+-- owns:    ARGV[5] = upload id, ARGV[6] = key -> 1 when the upload was started for this workspace (owner, root) and key
 -- finish:  ARGV[5] = upload id, ARGV[6] = key. Forgets the upload and gives its parts back -> bytes given
 local action, ws, owner, root = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local usage = {'wio:use:w:' .. ws, 'wio:use:u:' .. owner, 'wio:use:r:' .. root}
@@ -29,14 +29,16 @@ local function change(field, delta)
   end
 end
 
+-- An upload belongs to the workspace, owner and root it was started under (a workspace deleted and
+-- re-created by someone else is another workspace) and to its key.
 local function owns(upload, key)
-  local owner_of = redis.call('HMGET', upload, 'ws', 'key')
-  return owner_of[1] == ws and owner_of[2] == key
+  local bound = redis.call('HMGET', upload, 'ws', 'owner', 'root', 'key')
+  return bound[1] == ws and bound[2] == owner and bound[3] == root and bound[4] == key
 end
 
 if action == 'start' then
   local upload = 'wio:mpu:' .. ARGV[5]
-  redis.call('HSET', upload, 'ws', ws, 'key', ARGV[6])
+  redis.call('HSET', upload, 'ws', ws, 'owner', owner, 'root', root, 'key', ARGV[6])
   redis.call('EXPIRE', upload, tonumber(ARGV[7]))
   return 1
 end
@@ -62,7 +64,7 @@ if action == 'finish' then
   end
   local fields, total = redis.call('HGETALL', upload), 0
   for i = 1, #fields, 2 do
-    if fields[i] ~= 'ws' and fields[i] ~= 'key' then total = total + tonumber(fields[i + 1]) end
+    if tonumber(fields[i]) then total = total + tonumber(fields[i + 1]) end
   end
   redis.call('DEL', upload)
   change('pbytes', 0 - total)

@@ -223,9 +223,10 @@ async def test_quota_multipart_bookkeeping(client):
     await client.execute("DEL", "wio:mpu:up1", "wio:use:w:resp-ws")
     await quotas.upload_started(ws, "k", "up1")
     await quotas.check_upload(ws, "k", "up1")
-    for other_ws, key, upload in ((ws, "other-key", "up1"), (ws, "k", "up2"),
-                                  (WorkspaceView("resp-ws2", "n", "b", "q/", "resp-owner", False, "resp-root"), "k",
-                                   "up1")):
+    renamed = WorkspaceView("resp-ws2", "n", "b", "q/", "resp-owner", False, "resp-root")
+    recreated = WorkspaceView("resp-ws", "n", "b", "p2/", "someone-else", False, "resp-root")  # same name, new owner
+    for other_ws, key, upload in ((ws, "other-key", "up1"), (ws, "k", "up2"), (renamed, "k", "up1"),
+                                  (recreated, "k", "up1")):
         with pytest.raises(S3Error) as err:
             await quotas.check_upload(other_ws, key, upload)
         assert err.value.code == "NoSuchUpload"
