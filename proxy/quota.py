@@ -109,22 +109,28 @@ class Quotas:
                 raise S3Error("OperationAborted", "Another write to this key is in progress; please retry")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
-        renewing = asyncio.create_task(self._keep_locked(token, names))
+        renewal: list = [None, None]   # the pending timer, the last renewal task (kept referenced)
+        self._renew_later(token, names, renewal)
         try:
             yield
         finally:
-            renewing.cancel()
+            renewal[0].cancel()
             with contextlib.suppress(S3Error):   # an unreleased lock expires by itself
                 await asyncio.shield(self._lock("release", token, names))
 
     async def _lock(self, action: str, token: str, names: list[str]) -> int:
         return await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names])
 
-    async def _keep_locked(self, token: str, names: list[str]) -> None:
-        while True:
-            await asyncio.sleep(LOCK_TTL_MS / 3000)
-            with contextlib.suppress(S3Error):
-                await self._lock("renew", token, names)
+    def _renew_later(self, token: str, names: list[str], renewal: list) -> None:
+        """Renew the locks every third of their TTL while held: a timer, so that short holds start no task."""
+        def renew() -> None:
+            renewal[1] = asyncio.ensure_future(self._renew(token, names))
+            self._renew_later(token, names, renewal)
+        renewal[0] = asyncio.get_running_loop().call_later(LOCK_TTL_MS / 3000, renew)
+
+    async def _renew(self, token: str, names: list[str]) -> None:
+        with contextlib.suppress(S3Error):   # a renewal that fails is retried by the next one
+            await self._lock("renew", token, names)
 
     # ---- multipart uploads: bound to their workspace and key; parts stay reserved until complete/abort
 

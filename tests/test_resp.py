@@ -263,6 +263,20 @@ async def test_key_locks_are_exclusive_all_or_none_and_released(client, monkeypa
     assert await client.execute("EXISTS", "wio:lk:lock-ws/a", "wio:lk:lock-ws/b", "wio:lk:lock-ws/c") == 0
 
 
+async def test_a_held_key_lock_is_renewed_and_an_abandoned_one_expires(client, monkeypatch):
+    import proxy.quota
+    monkeypatch.setattr(proxy.quota, "LOCK_TTL_MS", 300)
+    quotas = Quotas(client)
+    ws = WorkspaceView("renew-ws", "n", "b", "p/", "o", False, "r")
+    async with quotas.exclusive(ws, ["slow"]):
+        await asyncio.sleep(1.0)   # three TTLs: still held only because it was renewed
+        assert 0 < await client.execute("PTTL", "wio:lk:renew-ws/slow") <= 300
+    assert await client.execute("EXISTS", "wio:lk:renew-ws/slow") == 0
+    await client.execute("SET", "wio:lk:renew-ws/gone", "a-crashed-holder", "PX", 300)
+    async with quotas.exclusive(ws, ["gone"]):   # waits out the dead holder's TTL, then takes it
+        assert await client.execute("GET", "wio:lk:renew-ws/gone") != "a-crashed-holder"
+
+
 def test_under_uvloop(valkey):
     async def go():
         c = RespClient(valkey["service"].url)
