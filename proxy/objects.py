@@ -16,6 +16,7 @@ from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
 from proxy.listing import S3_NS, parse_xml, rewrite_result
+from proxy.quota import object_identity
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 from signing import make_body_verifier
@@ -258,12 +259,12 @@ async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, s
         errors.append((key, err.findtext(f"{{{S3_NS}}}Code") or "InternalError",
                        err.findtext(f"{{{S3_NS}}}Message") or ""))
     deleted: list[str] = []
-    freed_bytes = freed_objects = 0
+    freed: dict[str, int] = {}   # by object: names the node takes for one object free it once
     for key, size in zip(allowed, sizes):
         if key in gone:
             deleted.append(key)
             if size is not None:
-                freed_bytes, freed_objects = freed_bytes + size, freed_objects + 1
-    await call.request.app[QUOTAS].adjust(call.target.ws, -freed_bytes, -freed_objects)
+                freed[object_identity(key)] = size
+    await call.request.app[QUOTAS].adjust(call.target.ws, -sum(freed.values()), -len(freed))
     call.extra["deleted_keys"] = deleted
     return deleted

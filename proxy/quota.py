@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,22 @@ from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
 from wio.resp import RespClient, RespError
 
-__all__ = ["Quotas", "Reservation"]
+__all__ = ["Quotas", "Reservation", "object_identity"]
 
 MPU_TTL_SECONDS = 14 * 24 * 3600
 LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this long; live holders renew it
 LOCK_WAIT = 10.0              # how long a write waits for another write of the same key to finish
 log = logging.getLogger("wio.proxy")
 _SCRIPTS = Path(policy.__file__).parent
+_SLASHES = re.compile(r"/{2,}")
+
+
+def object_identity(key: str) -> str:
+    """The object ``key`` names on a node that normalises paths (SeaweedFS does): runs of '/' collapsed,
+    no leading '/'. Locks and freed space go by it, so "d/k", "d//k" and "/d/k" are one object to wio."""
+    if "//" not in key and not key.startswith("/"):
+        return key
+    return _SLASHES.sub("/", key).lstrip("/")
 
 
 @dataclass(slots=True)
@@ -101,7 +111,7 @@ class Quotas:
     async def exclusive(self, ws: WorkspaceView, keys: Iterable[str]) -> AsyncIterator[None]:
         """Hold the locks of ``keys`` in ``ws`` (all or none, so two holders never wait on each other)."""
         token = secrets.token_hex(12)
-        names = [f"wio:lk:{ws.name}/{key}" for key in keys]
+        names = list(dict.fromkeys(f"wio:lk:{ws.name}/{object_identity(key)}" for key in keys))
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + LOCK_WAIT, 0.005
         while not await self._lock("acquire", token, names):

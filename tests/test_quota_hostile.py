@@ -180,3 +180,24 @@ def test_an_upload_completed_and_aborted_concurrently_is_counted_once(person, wo
         with ThreadPoolExecutor(6) as pool:
             list(pool.map(finish, range(6)))
         assert_exact(person, workspace)
+
+
+def test_keys_a_node_treats_as_one_object_are_freed_once(person, workspace):
+    """SeaweedFS (like any node that normalises paths) stores "d/k", "d//k" and "/d/k" as one object."""
+    s3 = person.s3
+    s3.put_object(Bucket=workspace, Key="keep", Body=b"k" * 5000)
+    s3.put_object(Bucket=workspace, Key="d/k", Body=b"v" * 1000)
+    s3.delete_objects(Bucket=workspace, Delete={"Objects": [{"Key": "d/k"}, {"Key": "d//k"}, {"Key": "/d/k"}]})
+    assert_exact(person, workspace)
+    s3.put_object(Bucket=workspace, Key="d/k", Body=b"v" * 1000)
+
+    def hammer(i: int) -> None:   # the same object under three names, written and deleted at once
+        name = ("d/k", "d//k", "/d/k")[i % 3]
+        if i % 2:
+            s3.delete_object(Bucket=workspace, Key=name)
+        else:
+            s3.put_object(Bucket=workspace, Key=name, Body=b"v" * (1000 * (i % 5 + 1)))
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(hammer, range(60)))
+    assert_exact(person, workspace)
