@@ -18,6 +18,7 @@ from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_object, head_size, object_params, part_number
+from proxy.quota import seen_through
 from proxy.relay import STREAM_CHUNK, backend_error, iso_time, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 
@@ -135,6 +136,7 @@ async def _streamed_put(call: Call, etag: str, size: int, extra_params: list[tup
         source.release()
 
 
+@seen_through
 async def copy_object(call: Call) -> web.StreamResponse:
     source_size, etag = await _measure_source(call)
     quotas = call.request.app[QUOTAS]
@@ -159,6 +161,7 @@ async def copy_object(call: Call) -> web.StreamResponse:
                         f"<LastModified>{iso_time(time.time())}</LastModified></CopyObjectResult>")
 
 
+@seen_through
 async def upload_part_copy(call: Call) -> web.StreamResponse:
     part = part_number(call)
     quotas = call.request.app[QUOTAS]

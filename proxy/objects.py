@@ -16,7 +16,7 @@ from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
 from proxy.listing import S3_NS, parse_xml, rewrite_result
-from proxy.quota import object_identity
+from proxy.quota import object_identity, seen_through
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 from signing import make_body_verifier
@@ -101,6 +101,7 @@ async def forward_object(call: Call) -> web.StreamResponse:
     return await relay(call, resp)
 
 
+@seen_through
 async def put_object(call: Call) -> web.StreamResponse:
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PUT)
@@ -117,6 +118,7 @@ async def put_object(call: Call) -> web.StreamResponse:
     return await relay(call, resp)
 
 
+@seen_through
 async def delete_object(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
     async with quotas.exclusive(call.target.ws, [call.key]):
@@ -137,6 +139,7 @@ def part_number(call: Call) -> int:
     return part
 
 
+@seen_through
 async def upload_part(call: Call) -> web.StreamResponse:
     part = part_number(call)
     quotas = call.request.app[QUOTAS]
@@ -151,6 +154,7 @@ async def upload_part(call: Call) -> web.StreamResponse:
     return await relay(call, resp)
 
 
+@seen_through
 async def abort_upload(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
     await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
@@ -160,6 +164,7 @@ async def abort_upload(call: Call) -> web.StreamResponse:
     return await relay(call, resp)
 
 
+@seen_through
 async def complete_upload(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
     await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
@@ -200,6 +205,7 @@ async def create_upload(call: Call) -> web.StreamResponse:
     return out
 
 
+@seen_through
 async def delete_objects(call: Call) -> web.Response:
     """DeleteObjects: every key authorized on its own; denied keys are reported per key in the result."""
     verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))

@@ -24,6 +24,7 @@ from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_size
 from proxy.operations import Operation
+from proxy.quota import seen_through
 from proxy.relay import backend_error
 from proxy.resources import AUTHZ, QUOTAS, SETTINGS, UPSTREAM
 from signing import SigningError, parse_post_policy, verify_post_policy
@@ -81,6 +82,7 @@ async def _spooled_chunks(spool) -> AsyncIterator[bytes]:
         yield chunk
 
 
+@seen_through
 async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     request["operation"], request["bucket"] = "PostObject", bucket

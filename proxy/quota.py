@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable
+from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import policy
 from policy.decide import WorkspaceView
@@ -29,7 +30,7 @@ from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
 from wio.resp import RespClient, RespError
 
-__all__ = ["Quotas", "Reservation", "object_identity"]
+__all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
 
 MPU_TTL_SECONDS = 14 * 24 * 3600
 LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this long; live holders renew it
@@ -37,6 +38,7 @@ LOCK_WAIT = 10.0              # how long a write waits for another write of the 
 log = logging.getLogger("wio.proxy")
 _SCRIPTS = Path(policy.__file__).parent
 _SLASHES = re.compile(r"/{2,}")
+T = TypeVar("T")
 
 
 def object_identity(key: str) -> str:
@@ -45,6 +47,30 @@ def object_identity(key: str) -> str:
     if "//" not in key and not key.startswith("/"):
         return key
     return _SLASHES.sub("/", key).lstrip("/")
+
+
+def seen_through(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run a write handler to its end even when its client hangs up.
+
+    aiohttp cancels the handler of a client that went away. Cancelled after the node had the whole
+    body, a write would be stored and never counted (or a reservation taken and never given back).
+    So the handler runs as its own task that the cancellation does not reach: a body cut short still
+    aborts the upstream write (its stream fails), a complete one is settled as the node answered.
+    """
+    @functools.wraps(handler)
+    async def run(*args) -> T:
+        task = asyncio.ensure_future(handler(*args))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_outcome_unwanted)
+            raise
+    return run
+
+
+def _outcome_unwanted(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()   # retrieved: nobody is left to answer, and that is not an error
 
 
 @dataclass(slots=True)

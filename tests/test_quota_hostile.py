@@ -7,6 +7,9 @@ node really holds, and a quota must still refuse the next byte over it.
 from __future__ import annotations
 
 import hashlib
+import socket
+import struct
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
@@ -200,4 +203,21 @@ def test_keys_a_node_treats_as_one_object_are_freed_once(person, workspace):
 
     with ThreadPoolExecutor(12) as pool:
         list(pool.map(hammer, range(60)))
+    assert_exact(person, workspace)
+
+
+def test_hanging_up_right_after_the_body_does_not_store_uncounted_bytes(stack, person, workspace):
+    """The whole body reaches the node, then the client disconnects before the answer: still counted."""
+    url = urlsplit(stack.s3_url)
+    target = Target(url.hostname, url.port, person.key["access_key_id"], person.key["secret_access_key"])
+    for i in range(40):
+        body = b"h" * (64 * 1024 if i % 2 else 2 * MiB)   # read whole, or streamed to the node
+        path = f"/{workspace}/hangup-{i}"
+        signed = target.sign("PUT", path, {"Content-Length": str(len(body))}, body)
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            sock.sendall(_req("PUT", path, signed, body, close=False))
+            time.sleep(i % 10 * 0.003)   # hang up at different moments around the end of the body
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # reset, don't wait
+    time.sleep(2)   # let the proxy and the node finish what was sent
+    assert stored(person, workspace)[1] > 0   # some hang-ups came after the node had the whole body
     assert_exact(person, workspace)
