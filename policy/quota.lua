@@ -2,20 +2,76 @@
 -- Usage lives in wio:use:{w|u|r}:{name} hashes: bytes, objects (committed) and pbytes, pobjects (reserved,
 -- i.e. writes in flight and multipart parts not yet completed). Limits come from the projection:
 -- wio:w:{ws} (qb, qo), wio:u:{owner} (qb, qo), wio:r:{root} (qb, qo); "" or missing means unlimited.
+-- A multipart upload is wio:mpu:{upload_id}: fields ws, owner, root and key (what it was started for) and
+-- one field per part number holding that part's reserved size.
 --
--- ARGV[1] = action: "reserve" | "settle" | "release" | "adjust"
--- ARGV[2..4] = workspace, owner, root
+-- ARGV[1] = action; ARGV[2..4] = workspace, owner, root
 -- (Negations are written "0 - x": Lua's unary minus makes -0, which HINCRBY refuses.)
 -- reserve: ARGV[5] = bytes, ARGV[6] = objects to reserve  -> {1} or {0, scope, limit_kind}
 -- settle:  ARGV[5], ARGV[6] = reserved bytes/objects; ARGV[7], ARGV[8] = committed delta bytes/objects
 -- release: ARGV[5], ARGV[6] = reserved bytes/objects to give back
 -- adjust:  ARGV[5], ARGV[6] = delta bytes/objects applied to committed usage directly (deletes)
+-- part:    ARGV[5] = the part's reserved bytes, ARGV[6] = upload id, ARGV[7] = key, ARGV[8] = part number,
+--          ARGV[9] = ttl seconds. The part stays reserved under its upload, replacing (and giving back)
+--          an earlier upload of the same part number. An upload that is gone (completed or aborted
+--          meanwhile) or belongs to another workspace or key keeps nothing: the bytes are given back.
+-- start:   ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = ttl seconds. Binds a new upload to workspace and key.
+-- owns:    ARGV[5] = upload id, ARGV[6] = key -> 1 when the upload was started for this workspace (owner, root) and key
+-- finish:  ARGV[5] = upload id, ARGV[6] = key. Forgets the upload and gives its parts back -> bytes given
 local action, ws, owner, root = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local usage = {'wio:use:w:' .. ws, 'wio:use:u:' .. owner, 'wio:use:r:' .. root}
 local limits = {'wio:w:' .. ws, 'wio:u:' .. owner, 'wio:r:' .. root}
 local scopes = {'workspace', 'user', 'root'}
-local b, o = tonumber(ARGV[5]), tonumber(ARGV[6])
 
+local function change(field, delta)
+  if delta ~= 0 then
+    for i = 1, 3 do redis.call('HINCRBY', usage[i], field, delta) end
+  end
+end
+
+-- An upload belongs to the workspace, owner and root it was started under (a workspace deleted and
+-- re-created by someone else is another workspace) and to its key.
+local function owns(upload, key)
+  local bound = redis.call('HMGET', upload, 'ws', 'owner', 'root', 'key')
+  return bound[1] == ws and bound[2] == owner and bound[3] == root and bound[4] == key
+end
+
+if action == 'start' then
+  local upload = 'wio:mpu:' .. ARGV[5]
+  redis.call('HSET', upload, 'ws', ws, 'owner', owner, 'root', root, 'key', ARGV[6])
+  redis.call('EXPIRE', upload, tonumber(ARGV[7]))
+  return 1
+end
+if action == 'owns' then
+  return owns('wio:mpu:' .. ARGV[5], ARGV[6]) and 1 or 0
+end
+if action == 'part' then
+  local size, upload, part = tonumber(ARGV[5]), 'wio:mpu:' .. ARGV[6], ARGV[8]
+  if not owns(upload, ARGV[7]) then
+    change('pbytes', 0 - size)
+    return {0}
+  end
+  local old = tonumber(redis.call('HGET', upload, part)) or 0
+  redis.call('HSET', upload, part, size)
+  redis.call('EXPIRE', upload, tonumber(ARGV[9]))
+  change('pbytes', 0 - old)
+  return {1}
+end
+if action == 'finish' then
+  local upload = 'wio:mpu:' .. ARGV[5]
+  if not owns(upload, ARGV[6]) then
+    return 0
+  end
+  local fields, total = redis.call('HGETALL', upload), 0
+  for i = 1, #fields, 2 do
+    if tonumber(fields[i]) then total = total + tonumber(fields[i + 1]) end
+  end
+  redis.call('DEL', upload)
+  change('pbytes', 0 - total)
+  return total
+end
+
+local b, o = tonumber(ARGV[5]), tonumber(ARGV[6])
 if action == 'reserve' then
   for i = 1, 3 do
     local lim = redis.call('HMGET', limits[i], 'qb', 'qo')
@@ -28,23 +84,19 @@ if action == 'reserve' then
       return {0, scopes[i], 'objects'}
     end
   end
-  for i = 1, 3 do
-    redis.call('HINCRBY', usage[i], 'pbytes', b)
-    redis.call('HINCRBY', usage[i], 'pobjects', o)
-  end
+  change('pbytes', b)
+  change('pobjects', o)
   return {1}
 end
-for i = 1, 3 do
-  if action == 'settle' or action == 'release' then
-    redis.call('HINCRBY', usage[i], 'pbytes', 0 - b)
-    redis.call('HINCRBY', usage[i], 'pobjects', 0 - o)
-  end
-  if action == 'settle' then
-    redis.call('HINCRBY', usage[i], 'bytes', tonumber(ARGV[7]))
-    redis.call('HINCRBY', usage[i], 'objects', tonumber(ARGV[8]))
-  elseif action == 'adjust' then
-    redis.call('HINCRBY', usage[i], 'bytes', b)
-    redis.call('HINCRBY', usage[i], 'objects', o)
-  end
+if action == 'settle' or action == 'release' then
+  change('pbytes', 0 - b)
+  change('pobjects', 0 - o)
+end
+if action == 'settle' then
+  change('bytes', tonumber(ARGV[7]))
+  change('objects', tonumber(ARGV[8]))
+elseif action == 'adjust' then
+  change('bytes', b)
+  change('objects', o)
 end
 return {1}

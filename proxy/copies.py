@@ -1,7 +1,9 @@
 """CopyObject and UploadPartCopy: read on the source, write on the destination, across workspaces.
 
 When both workspaces live on the same node the node copies server-side; otherwise the proxy streams
-the source from one node into the other (never buffering the object).
+the source from one node into the other (never buffering the object). The destination's quota is
+reserved for the source's size, so the copy is made conditional on the source's ETag as it was
+measured: a source replaced in between (say by a bigger object) fails the copy, never slips past the quota.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from aiohttp import web
 from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.listing import S3_NS
-from proxy.objects import head_size, object_params, part_number
+from proxy.objects import head_object, head_size, object_params, part_number
+from proxy.quota import seen_through
 from proxy.relay import STREAM_CHUNK, backend_error, iso_time, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 
@@ -43,6 +46,10 @@ def _copy_headers(call: Call) -> dict[str, str]:
     return headers
 
 
+def _version_params(call: Call) -> list[tuple[str, str]]:
+    return [("versionId", call.source_version)] if call.source_version else []
+
+
 def _source_path(call: Call) -> str:
     src = call.source
     path = "/" + src.ws.bucket + "/" + quote((src.ws.prefix + call.source_key).encode(), safe="/~")
@@ -52,10 +59,12 @@ def _source_path(call: Call) -> str:
 
 
 def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
-    raw = call.request.headers.get("x-amz-copy-source-range")
-    if raw is None:
+    values = call.request.headers.getall("x-amz-copy-source-range", [])
+    if not values:
         return None
-    match = _RANGE_RE.match(raw.strip())
+    if len(values) > 1:   # one value is measured for the quota: the node must not be shown another
+        raise S3Error("InvalidArgument", "x-amz-copy-source-range is given more than once")
+    match = _RANGE_RE.match(values[0].strip())
     if not match:
         raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
     first, last = int(match.group(1)), int(match.group(2))
@@ -64,24 +73,36 @@ def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
     return first, last
 
 
-async def _server_side_copy(call: Call):
+async def _measure_source(call: Call) -> tuple[int, str]:
+    """The source's size and ETag, with the caller's x-amz-copy-source-if-* conditions checked on it.
+
+    The copy is then pinned to that ETag alone: the conditions held for exactly the version measured.
+    """
+    conditions = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
+                  if k.lower() in _SOURCE_CONDITIONS}
+    found = await head_object(call, call.source, call.source_key, _version_params(call), conditions)
+    if found is None:
+        raise S3Error("NoSuchKey", "The copy source does not exist")
+    return found
+
+
+async def _server_side_copy(call: Call, etag: str):
     """Both workspaces on one node: the node copies, the proxy only rewrites the source."""
-    headers = _copy_headers(call)
+    headers = {k: v for k, v in _copy_headers(call).items() if k not in _SOURCE_CONDITIONS}
     headers["x-amz-copy-source"] = _source_path(call)
+    headers["x-amz-copy-source-if-match"] = etag
     return await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket, call.physical_key,
                                                  object_params(call), headers)
 
 
-async def _stream_from_source(call: Call, byte_range: tuple[int, int] | None):
-    """GET the source object from its node; returns the response (the caller releases it)."""
-    headers = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
-               if k.lower() in _SOURCE_CONDITIONS}
+async def _stream_from_source(call: Call, etag: str, size: int, byte_range: tuple[int, int] | None):
+    """GET the source object (exactly ``size`` bytes of version ``etag``); the caller releases the response."""
+    headers = {"if-match": etag}
     if byte_range is not None:
         headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    params = [("versionId", call.source_version)] if call.source_version else []
     src = call.source
     resp = await call.request.app[UPSTREAM].send(src.node, "GET", src.ws.bucket, src.ws.prefix + call.source_key,
-                                                 params, headers)
+                                                 _version_params(call), headers)
     if resp.status >= 300:
         try:
             error = await backend_error(resp)
@@ -89,12 +110,16 @@ async def _stream_from_source(call: Call, byte_range: tuple[int, int] | None):
             resp.release()
         raise S3Error("PreconditionFailed" if resp.status in (304, 412) else error.code, status=412
                       if resp.status in (304, 412) else error.status)
+    if resp.content_length != size:
+        resp.release()
+        raise S3Error("PreconditionFailed", "The copy source changed while it was copied")
     return resp
 
 
-async def _streamed_put(call: Call, extra_params: list[tuple[str, str]], byte_range, replace_metadata: bool):
+async def _streamed_put(call: Call, etag: str, size: int, extra_params: list[tuple[str, str]], byte_range,
+                        replace_metadata: bool):
     """Cross-node copy: stream the source into the destination; returns the destination's response."""
-    source = await _stream_from_source(call, byte_range)
+    source = await _stream_from_source(call, etag, size, byte_range)
     try:
         if replace_metadata:
             headers = {k: v for k, v in forwarded_headers(call).items() if not k.startswith("x-amz-copy-source")}
@@ -102,7 +127,7 @@ async def _streamed_put(call: Call, extra_params: list[tuple[str, str]], byte_ra
             headers = {k: v for k, v in source.headers.items()
                        if k.lower() in _COPIED_HEADERS or k.lower().startswith("x-amz-meta-")}
         headers = {k.lower(): v for k, v in headers.items()}
-        headers["content-length"] = source.headers["Content-Length"]
+        headers["content-length"] = str(size)
         dst = call.target
         return await call.request.app[UPSTREAM].send(
             dst.node, "PUT", dst.ws.bucket, call.physical_key, extra_params, headers,
@@ -111,27 +136,22 @@ async def _streamed_put(call: Call, extra_params: list[tuple[str, str]], byte_ra
         source.release()
 
 
+@seen_through
 async def copy_object(call: Call) -> web.StreamResponse:
-    source_size = await head_size(call, call.source, call.source_key)
-    if source_size is None:
-        raise S3Error("NoSuchKey", "The copy source does not exist")
-    old = await head_size(call, call.target, call.key)
+    source_size, etag = await _measure_source(call)
     quotas = call.request.app[QUOTAS]
-    new_object = 0 if old is not None else 1
-    res = await quotas.reserve(call.target.ws, source_size, new_object)
-    try:
+    async with quotas.exclusive(call.target.ws, [call.key]):
+        old = await head_size(call, call.target, call.key)
+        new_object = 0 if old is not None else 1
+        res = await quotas.reserve(call.target.ws, source_size, new_object)
         if _same_node(call):
-            resp = await _server_side_copy(call)
+            resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
         else:
             replace = call.request.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
-            resp = await _streamed_put(call, [], None, replace)
-    except BaseException:
-        await quotas.release(res)
-        raise
-    if resp.status >= 300:
-        await quotas.release(res)
-        return await rewritten(call, resp)
-    await quotas.settle(res, source_size - (old or 0), new_object)
+            resp = await quotas.within(res, lambda: _streamed_put(call, etag, source_size, [], None, replace))
+        if resp.status >= 300:
+            return await rewritten(call, resp)
+        await quotas.settle(res, source_size - (old or 0), new_object)
     call.extra["bytes_in"] = source_size
     if _same_node(call):
         return await rewritten(call, resp)
@@ -141,29 +161,24 @@ async def copy_object(call: Call) -> web.StreamResponse:
                         f"<LastModified>{iso_time(time.time())}</LastModified></CopyObjectResult>")
 
 
+@seen_through
 async def upload_part_copy(call: Call) -> web.StreamResponse:
     part = part_number(call)
-    source_size = await head_size(call, call.source, call.source_key)
-    if source_size is None:
-        raise S3Error("NoSuchKey", "The copy source does not exist")
+    quotas = call.request.app[QUOTAS]
+    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
+    source_size, etag = await _measure_source(call)
     byte_range = _copy_range(call, source_size)
     size = byte_range[1] - byte_range[0] + 1 if byte_range else source_size
-    quotas = call.request.app[QUOTAS]
     res = await quotas.reserve(call.target.ws, size, 0)
-    try:
-        if _same_node(call):
-            resp = await _server_side_copy(call)
-        else:
-            params = [("partNumber", str(part)), ("uploadId", call.param("uploadId"))]
-            resp = await _streamed_put(call, params, byte_range, True)
-    except BaseException:
-        await quotas.release(res)
-        raise
+    if _same_node(call):
+        resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
+    else:
+        params = [("partNumber", str(part)), ("uploadId", call.param("uploadId"))]
+        resp = await quotas.within(res, lambda: _streamed_put(call, etag, size, params, byte_range, True))
     if resp.status >= 300:
-        await quotas.release(res)
         return await rewritten(call, resp)
     res.done = True
-    await quotas.part_uploaded(call.target.ws, call.param("uploadId"), part, size)
+    await quotas.part_uploaded(call.target.ws, call.key, call.param("uploadId"), part, size)
     if _same_node(call):
         return await rewritten(call, resp)
     etag = resp.headers.get("ETag", "")

@@ -50,6 +50,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "NoSuchTagSet": (404, "There is no tag set"),
     "NotImplemented": (501, "A header or operation you provided is not implemented"),
     "NotModified": (304, "Not Modified"),
+    "OperationAborted": (409, "A conflicting operation is in progress on this resource; please retry"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold"),
     "QuotaExceeded": (403, "The workspace or user quota would be exceeded by this write"),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the server's time is too large"),

@@ -16,13 +16,13 @@ from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
 from proxy.listing import S3_NS, parse_xml, rewrite_result
-from proxy.quota import Reservation
+from proxy.quota import object_identity, seen_through
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 from signing import make_body_verifier
 
 __all__ = ["forward_object", "put_object", "delete_object", "upload_part", "abort_upload", "complete_upload",
-           "create_upload", "delete_objects", "head_size", "object_params", "part_number"]
+           "create_upload", "delete_objects", "head_object", "head_size", "object_params", "part_number"]
 
 SMALL_BODY = 1 << 20          # bodies up to this size are verified whole before the upstream request starts
 MAX_PUT = 5 << 30             # S3's single-PUT limit
@@ -34,15 +34,28 @@ def object_params(call: Call) -> list[tuple[str, str]]:
     return [(k, v) for k, v in call.params if k != "x-id"]
 
 
-async def head_size(call: Call, target: Target, key: str) -> int | None:
-    """Size of ``key`` in ``target`` on its node, or None when there is no such object."""
-    resp = await call.request.app[UPSTREAM].send(target.node, "HEAD", target.ws.bucket, target.ws.prefix + key, [], {})
+async def head_object(call: Call, target: Target, key: str, params: list[tuple[str, str]] | None = None,
+                      conditions: dict[str, str] | None = None) -> tuple[int, str] | None:
+    """Size and ETag of ``key`` in ``target`` on its node, or None when there is no such object.
+
+    ``conditions`` (If-Match, If-Modified-Since …) that do not hold raise ``PreconditionFailed``.
+    """
+    resp = await call.request.app[UPSTREAM].send(target.node, "HEAD", target.ws.bucket, target.ws.prefix + key,
+                                                 params or [], conditions or {})
     resp.release()
     if resp.status == 404:
         return None
+    if resp.status in (304, 412):
+        raise S3Error("PreconditionFailed")
     if resp.status >= 400:
         raise S3Error("ServiceUnavailable", "The storage node could not be asked for the object's size")
-    return int(resp.headers.get("Content-Length", "0"))
+    return int(resp.headers.get("Content-Length", "0")), resp.headers.get("ETag", "")
+
+
+async def head_size(call: Call, target: Target, key: str) -> int | None:
+    """Size of ``key`` in ``target`` on its node, or None when there is no such object."""
+    found = await head_object(call, target, key)
+    return found[0] if found is not None else None
 
 
 async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | None) -> NodeResponse:
@@ -88,38 +101,31 @@ async def forward_object(call: Call) -> web.StreamResponse:
     return await relay(call, resp)
 
 
-async def _write_with_quota(call: Call, res: Reservation, send) -> NodeResponse:
-    """Run ``send()`` holding ``res``; release it on any failure, so refused/aborted writes cost nothing."""
-    quotas = call.request.app[QUOTAS]
-    try:
-        resp = await send()
-    except BaseException:
-        await asyncio.shield(quotas.release(res))
-        raise
-    if resp.status >= 300:
-        await quotas.release(res)
-    return resp
-
-
+@seen_through
 async def put_object(call: Call) -> web.StreamResponse:
     headers = forwarded_headers(call)
-    old = await head_size(call, call.target, call.key)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PUT)
     quotas = call.request.app[QUOTAS]
-    res = await quotas.reserve(call.target.ws, length, 0 if old is not None else 1)
-    resp = await _write_with_quota(call, res, lambda: _send(call, headers, body, payload_hash))
+    async with quotas.exclusive(call.target.ws, [call.key]):
+        old = await head_size(call, call.target, call.key)
+        res = await quotas.reserve(call.target.ws, length, 0 if old is not None else 1)
+        resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
+        if resp.status < 300:
+            await quotas.settle(res, length - (old or 0), 0 if old is not None else 1)
     if resp.status < 300:
-        await quotas.settle(res, length - (old or 0), 0 if old is not None else 1)
         call.extra["etag"] = resp.headers.get("ETag", "")
         call.extra["content_type"] = headers.get("content-type", "")
     return await relay(call, resp)
 
 
+@seen_through
 async def delete_object(call: Call) -> web.StreamResponse:
-    old = await head_size(call, call.target, call.key)
-    resp = await _send(call, forwarded_headers(call), None, None)
-    if resp.status < 300 and old is not None:
-        await call.request.app[QUOTAS].adjust(call.target.ws, -old, -1)
+    quotas = call.request.app[QUOTAS]
+    async with quotas.exclusive(call.target.ws, [call.key]):
+        old = await head_size(call, call.target, call.key)
+        resp = await _send(call, forwarded_headers(call), None, None)
+        if resp.status < 300 and old is not None:
+            await quotas.adjust(call.target.ws, -old, -1)
     return await relay(call, resp)
 
 
@@ -133,48 +139,56 @@ def part_number(call: Call) -> int:
     return part
 
 
+@seen_through
 async def upload_part(call: Call) -> web.StreamResponse:
     part = part_number(call)
+    quotas = call.request.app[QUOTAS]
+    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PART)
-    quotas = call.request.app[QUOTAS]
     res = await quotas.reserve(call.target.ws, length, 0)
-    resp = await _write_with_quota(call, res, lambda: _send(call, headers, body, payload_hash))
+    resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
     if resp.status < 300:
         res.done = True  # the part stays reserved (pending) until the upload is completed or aborted
-        await quotas.part_uploaded(call.target.ws, call.param("uploadId"), part, length)
+        await quotas.part_uploaded(call.target.ws, call.key, call.param("uploadId"), part, length)
     return await relay(call, resp)
 
 
+@seen_through
 async def abort_upload(call: Call) -> web.StreamResponse:
+    quotas = call.request.app[QUOTAS]
+    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
     resp = await _send(call, forwarded_headers(call), None, None)
     if resp.status < 300 or resp.status == 404:
-        await call.request.app[QUOTAS].upload_finished(call.target.ws, call.param("uploadId"))
+        await quotas.upload_finished(call.target.ws, call.key, call.param("uploadId"))
     return await relay(call, resp)
 
 
+@seen_through
 async def complete_upload(call: Call) -> web.StreamResponse:
+    quotas = call.request.app[QUOTAS]
+    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
     headers = forwarded_headers(call)
     body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY)
-    old = await head_size(call, call.target, call.key)
-    quotas = call.request.app[QUOTAS]
-    new_object = 0 if old is not None else 1
-    res = await quotas.reserve(call.target.ws, 0, new_object)
-    resp = await _write_with_quota(call, res, lambda: _send(call, headers, body, payload_hash))
-    if resp.status >= 300:
-        return await rewritten(call, resp)
-    # S3 may answer 200 with an error document for CompleteMultipartUpload: read before settling.
-    try:
-        raw = await resp.read()
-    finally:
-        resp.release()
-    if b"<Error>" in raw[:512]:
-        await quotas.release(res)
-        code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
-        raise S3Error(code)
-    size = await head_size(call, call.target, call.key) or 0
-    await quotas.upload_finished(call.target.ws, call.param("uploadId"))
-    await quotas.settle(res, size - (old or 0), new_object)
+    async with quotas.exclusive(call.target.ws, [call.key]):
+        old = await head_size(call, call.target, call.key)
+        new_object = 0 if old is not None else 1
+        res = await quotas.reserve(call.target.ws, 0, new_object)
+        resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
+        if resp.status >= 300:
+            return await rewritten(call, resp)
+        # S3 may answer 200 with an error document for CompleteMultipartUpload: read before settling.
+        try:
+            raw = await resp.read()
+        finally:
+            resp.release()
+        if b"<Error>" in raw[:512]:
+            await quotas.release(res)
+            code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
+            raise S3Error(code)
+        size = await head_size(call, call.target, call.key) or 0
+        await quotas.upload_finished(call.target.ws, call.key, call.param("uploadId"))
+        await quotas.settle(res, size - (old or 0), new_object)
     call.extra["bytes_in"] = size
     return web.Response(body=rewrite_result(raw, workspace=call.bucket, physical_prefix=call.target.ws.prefix),
                         headers={"Content-Type": "application/xml"})
@@ -182,9 +196,16 @@ async def complete_upload(call: Call) -> web.StreamResponse:
 
 async def create_upload(call: Call) -> web.StreamResponse:
     resp = await _send(call, forwarded_headers(call), None, None)
-    return await rewritten(call, resp)
+    out = await rewritten(call, resp)
+    upload_id = next((e.text for e in parse_xml(out.body, "backend response").iter()
+                      if e.tag.rpartition("}")[2] == "UploadId" and e.text), None)
+    if upload_id is None:
+        raise S3Error("InternalError", "The storage node answered without an upload id")
+    await call.request.app[QUOTAS].upload_started(call.target.ws, call.key, upload_id)
+    return out
 
 
+@seen_through
 async def delete_objects(call: Call) -> web.Response:
     """DeleteObjects: every key authorized on its own; denied keys are reported per key in the result."""
     verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
@@ -208,39 +229,48 @@ async def delete_objects(call: Call) -> web.Response:
         except S3Error as exc:
             errors.append((key, exc.code, exc.message))
     deleted: list[str] = []
+    allowed = list(dict.fromkeys(allowed))   # a key named twice is deleted (and its space freed) once
     if allowed:
-        sem = asyncio.Semaphore(HEAD_CONCURRENCY)
-
-        async def size_of(key: str) -> int | None:
-            async with sem:
-                return await head_size(call, call.target, key)
-        sizes = await asyncio.gather(*(size_of(k) for k in allowed))
-        prefix = call.target.ws.prefix
-        payload = (f'<Delete xmlns="{S3_NS}"><Quiet>false</Quiet>' + "".join(
-            f"<Object><Key>{escape(prefix + k)}</Key></Object>" for k in allowed) + "</Delete>").encode()
-        md5 = base64.b64encode(hashlib.md5(payload).digest()).decode()
-        resp = await call.request.app[UPSTREAM].send(
-            call.target.node, "POST", call.target.ws.bucket, None, [("delete", "")],
-            {"content-type": "application/xml", "content-md5": md5}, body=payload)
-        await raise_for_backend(resp)
-        try:
-            result = parse_xml(await resp.read(), "backend response")
-        finally:
-            resp.release()
-        gone = {(d.findtext(f"{{{S3_NS}}}Key") or "")[len(prefix):] for d in result.iter(f"{{{S3_NS}}}Deleted")}
-        for err in result.iter(f"{{{S3_NS}}}Error"):
-            key = (err.findtext(f"{{{S3_NS}}}Key") or "")[len(prefix):]
-            errors.append((key, err.findtext(f"{{{S3_NS}}}Code") or "InternalError",
-                           err.findtext(f"{{{S3_NS}}}Message") or ""))
-        freed_bytes = freed_objects = 0
-        for key, size in zip(allowed, sizes, strict=True):
-            if key in gone:
-                deleted.append(key)
-                if size is not None:
-                    freed_bytes, freed_objects = freed_bytes + size, freed_objects + 1
-        await call.request.app[QUOTAS].adjust(call.target.ws, -freed_bytes, -freed_objects)
-        call.extra["deleted_keys"] = deleted
+        async with call.request.app[QUOTAS].exclusive(call.target.ws, allowed):
+            deleted = await _delete_keys(call, allowed, errors)
     parts = [] if quiet else [f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in deleted]
     parts += [f"<Error><Key>{escape(k)}</Key><Code>{escape(c)}</Code><Message>{escape(m)}</Message></Error>"
               for k, c, m in errors]
     return xml_response(f'<DeleteResult xmlns="{S3_NS}">{"".join(parts)}</DeleteResult>')
+
+
+async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, str, str]]) -> list[str]:
+    """Delete ``allowed`` (distinct, authorized, locked) on the node and free what they held; returns the deleted."""
+    sem = asyncio.Semaphore(HEAD_CONCURRENCY)
+
+    async def size_of(key: str) -> int | None:
+        async with sem:
+            return await head_size(call, call.target, key)
+    sizes = await asyncio.gather(*(size_of(k) for k in allowed))
+    prefix = call.target.ws.prefix
+    payload = (f'<Delete xmlns="{S3_NS}"><Quiet>false</Quiet>' + "".join(
+        f"<Object><Key>{escape(prefix + k)}</Key></Object>" for k in allowed) + "</Delete>").encode()
+    md5 = base64.b64encode(hashlib.md5(payload).digest()).decode()
+    resp = await call.request.app[UPSTREAM].send(
+        call.target.node, "POST", call.target.ws.bucket, None, [("delete", "")],
+        {"content-type": "application/xml", "content-md5": md5}, body=payload)
+    await raise_for_backend(resp)
+    try:
+        result = parse_xml(await resp.read(), "backend response")
+    finally:
+        resp.release()
+    gone = {(d.findtext(f"{{{S3_NS}}}Key") or "")[len(prefix):] for d in result.iter(f"{{{S3_NS}}}Deleted")}
+    for err in result.iter(f"{{{S3_NS}}}Error"):
+        key = (err.findtext(f"{{{S3_NS}}}Key") or "")[len(prefix):]
+        errors.append((key, err.findtext(f"{{{S3_NS}}}Code") or "InternalError",
+                       err.findtext(f"{{{S3_NS}}}Message") or ""))
+    deleted: list[str] = []
+    freed: dict[str, int] = {}   # by object: names the node takes for one object free it once
+    for key, size in zip(allowed, sizes, strict=True):
+        if key in gone:
+            deleted.append(key)
+            if size is not None:
+                freed[object_identity(key)] = size
+    await call.request.app[QUOTAS].adjust(call.target.ws, -sum(freed.values()), -len(freed))
+    call.extra["deleted_keys"] = deleted
+    return deleted

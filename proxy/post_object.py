@@ -24,6 +24,7 @@ from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_size
 from proxy.operations import Operation
+from proxy.quota import seen_through
 from proxy.relay import backend_error
 from proxy.resources import AUTHZ, QUOTAS, SETTINGS, UPSTREAM
 from signing import SigningError, parse_post_policy, verify_post_policy
@@ -81,6 +82,7 @@ async def _spooled_chunks(spool) -> AsyncIterator[bytes]:
         yield chunk
 
 
+@seen_through
 async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     request["operation"], request["bucket"] = "PostObject", bucket
@@ -119,23 +121,20 @@ async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
         if "content-type" not in headers and file_part.headers.get("Content-Type"):
             headers["content-type"] = file_part.headers["Content-Type"]
         headers["content-length"] = str(size)
-        old = await head_size(call, target, key)
         quotas = request.app[QUOTAS]
-        res = await quotas.reserve(target.ws, size, 0 if old is not None else 1)
-        try:
-            resp = await request.app[UPSTREAM].send(target.node, "PUT", target.ws.bucket, target.ws.prefix + key, [],
-                                                    headers, body=_spooled_chunks(spool), payload_hash="UNSIGNED-PAYLOAD")
-        except BaseException:
-            await quotas.release(res)
-            raise
-        try:
-            if resp.status >= 300:
-                await quotas.release(res)
-                raise await backend_error(resp)
-            await quotas.settle(res, size - (old or 0), 0 if old is not None else 1)
-            etag = resp.headers.get("ETag", "")
-        finally:
-            resp.release()
+        async with quotas.exclusive(target.ws, [key]):
+            old = await head_size(call, target, key)
+            res = await quotas.reserve(target.ws, size, 0 if old is not None else 1)
+            resp = await quotas.within(res, lambda: request.app[UPSTREAM].send(
+                target.node, "PUT", target.ws.bucket, target.ws.prefix + key, [], headers,
+                body=_spooled_chunks(spool), payload_hash="UNSIGNED-PAYLOAD"))
+            try:
+                if resp.status >= 300:
+                    raise await backend_error(resp)
+                await quotas.settle(res, size - (old or 0), 0 if old is not None else 1)
+                etag = resp.headers.get("ETag", "")
+            finally:
+                resp.release()
     call.decided_by = decision.reason
     call.extra.update(bytes_in=size, etag=etag, content_type=headers.get("content-type", ""))
     status = form.get("success_action_status", "204")

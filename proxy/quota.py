@@ -2,27 +2,75 @@
 
 Every write reserves its size atomically (policy/quota.lua checks the workspace, its owner and its
 root before changing anything), then either settles (the reservation becomes committed usage,
-adjusted by what the write replaced) or releases (failed, aborted or refused writes). Multipart
-parts stay reserved until the upload is completed or aborted; their sizes are kept per upload in
-``wio:mpu:{upload_id}`` so a re-uploaded part counts only once.
+adjusted by what the write replaced) or releases (failed, aborted or refused writes).
+
+Against a hostile user (invariant 8): a write or delete that changes usage holds an exclusive lock
+on its key (policy/key_lock.lua) from reading the old object's size to settling, so racing writes
+and deletes of one key are counted once each, in the order the node applied them. Multipart uploads
+are bound to the workspace and key they were created for (``wio:mpu:{upload_id}``); their parts stay
+reserved until the upload is completed or aborted, a re-uploaded part counts once, and an upload id
+used anywhere else is ``NoSuchUpload``.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import policy
 from policy.decide import WorkspaceView
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
+from proxy.nodehttp import NodeResponse
 from wio.resp import RespClient, RespError
 
-__all__ = ["Quotas", "Reservation"]
+__all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
 
 MPU_TTL_SECONDS = 14 * 24 * 3600
+LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this long; live holders renew it
+LOCK_WAIT = 10.0              # how long a write waits for another write of the same key to finish
 log = logging.getLogger("wio.proxy")
+_SCRIPTS = Path(policy.__file__).parent
+_SLASHES = re.compile(r"/{2,}")
+T = TypeVar("T")
+
+
+def object_identity(key: str) -> str:
+    """The object ``key`` names on a node that normalises paths (SeaweedFS does): runs of '/' collapsed,
+    no leading '/'. Locks and freed space go by it, so "d/k", "d//k" and "/d/k" are one object to wio."""
+    if "//" not in key and not key.startswith("/"):
+        return key
+    return _SLASHES.sub("/", key).lstrip("/")
+
+
+def seen_through(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run a write handler to its end even when its client hangs up.
+
+    aiohttp cancels the handler of a client that went away. Cancelled after the node had the whole
+    body, a write would be stored and never counted (or a reservation taken and never given back).
+    So the handler runs as its own task that the cancellation does not reach: a body cut short still
+    aborts the upstream write (its stream fails), a complete one is settled as the node answered.
+    """
+    @functools.wraps(handler)
+    async def run(*args) -> T:
+        task = asyncio.ensure_future(handler(*args))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_outcome_unwanted)
+            raise
+    return run
+
+
+def _outcome_unwanted(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()   # retrieved: nobody is left to answer, and that is not an error
 
 
 @dataclass(slots=True)
@@ -36,24 +84,20 @@ class Reservation:
 class Quotas:
     def __init__(self, redis: RespClient):
         self.redis = redis
-        self._script = redis.register_script((Path(policy.__file__).parent / "quota.lua").read_text())
+        self._script = redis.register_script((_SCRIPTS / "quota.lua").read_text())
+        self._lock_script = redis.register_script((_SCRIPTS / "key_lock.lua").read_text())
 
-    async def _run(self, action: str, ws: WorkspaceView, *numbers: int) -> list:
+    async def _call(self, script, what: str, args: list):
+        """One script call with the request path's Redis deadline; an unreachable Redis fails closed."""
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                return await self._script(args=[action, ws.name, ws.owner, ws.root, *numbers])
+                return await script(args=args)
         except (RespError, OSError, TimeoutError) as exc:
-            log.warning("quota %s failed for %s: %s", action, ws.name, exc)
+            log.warning("quota %s failed: %s", what, exc)
             raise S3Error("ServiceUnavailable", "The quota store is unavailable; please retry") from None
 
-    async def _transaction(self, action: str, *commands: tuple) -> list:
-        """MULTI/EXEC on the same connection, with the same deadline and failure mapping as the scripts."""
-        try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                return await self.redis.transaction(*commands)
-        except (RespError, OSError, TimeoutError) as exc:
-            log.warning("quota %s failed: %s", action, exc)
-            raise S3Error("ServiceUnavailable", "The quota store is unavailable; please retry") from None
+    async def _run(self, action: str, ws: WorkspaceView, *args) -> list | int:
+        return await self._call(self._script, f"{action} on {ws.name}", [action, ws.name, ws.owner, ws.root, *args])
 
     async def reserve(self, ws: WorkspaceView, nbytes: int, objects: int) -> Reservation:
         result = await self._run("reserve", ws, nbytes, objects)
@@ -72,25 +116,72 @@ class Quotas:
             res.done = True
             await self._run("release", res.ws, res.bytes, res.objects)
 
+    async def within(self, res: Reservation, send: Callable[[], Awaitable[NodeResponse]]) -> NodeResponse:
+        """Run ``send()`` holding ``res``; release it on any failure, so refused/aborted writes cost nothing."""
+        try:
+            resp = await send()
+        except BaseException:
+            await asyncio.shield(self.release(res))
+            raise
+        if resp.status >= 300:
+            await self.release(res)
+        return resp
+
     async def adjust(self, ws: WorkspaceView, delta_bytes: int, delta_objects: int) -> None:
         if delta_bytes or delta_objects:
             await self._run("adjust", ws, delta_bytes, delta_objects)
 
-    # ---- multipart uploads: parts stay reserved (pending) until complete/abort
+    # ---- one writer per key while usage changes
 
-    async def part_uploaded(self, ws: WorkspaceView, upload_id: str, part: int, size: int) -> None:
-        """Record a part; a part uploaded again replaces the old one, whose reservation is given back."""
-        key = f"wio:mpu:{upload_id}"
-        old, _, _ = await self._transaction("part", ("HGET", key, str(part)), ("HSET", key, str(part), size),
-                                            ("EXPIRE", key, MPU_TTL_SECONDS))
-        if old is not None:
-            await self._run("release", ws, int(old), 0)
+    @contextlib.asynccontextmanager
+    async def exclusive(self, ws: WorkspaceView, keys: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the locks of ``keys`` in ``ws`` (all or none, so two holders never wait on each other)."""
+        token = secrets.token_hex(12)
+        names = list(dict.fromkeys(f"wio:lk:{ws.name}/{object_identity(key)}" for key in keys))
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + LOCK_WAIT, 0.005
+        while not await self._lock("acquire", token, names):
+            if loop.time() >= deadline:
+                raise S3Error("OperationAborted", "Another write to this key is in progress; please retry")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        renewal: list = [None, None]   # the pending timer, the last renewal task (kept referenced)
+        self._renew_later(token, names, renewal)
+        try:
+            yield
+        finally:
+            renewal[0].cancel()
+            with contextlib.suppress(S3Error):   # an unreleased lock expires by itself
+                await asyncio.shield(self._lock("release", token, names))
 
-    async def upload_finished(self, ws: WorkspaceView, upload_id: str) -> int:
-        """Forget an upload's parts and give their reservation back; returns the bytes they held."""
-        key = f"wio:mpu:{upload_id}"
-        sizes, _ = await self._transaction("finish", ("HVALS", key), ("DEL", key))
-        total = sum(int(s) for s in sizes)
-        if total:
-            await self._run("release", ws, total, 0)
-        return total
+    async def _lock(self, action: str, token: str, names: list[str]) -> int:
+        return await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names])
+
+    def _renew_later(self, token: str, names: list[str], renewal: list) -> None:
+        """Renew the locks every third of their TTL while held: a timer, so that short holds start no task."""
+        def renew() -> None:
+            renewal[1] = asyncio.ensure_future(self._renew(token, names))
+            self._renew_later(token, names, renewal)
+        renewal[0] = asyncio.get_running_loop().call_later(LOCK_TTL_MS / 3000, renew)
+
+    async def _renew(self, token: str, names: list[str]) -> None:
+        with contextlib.suppress(S3Error):   # a renewal that fails is retried by the next one
+            await self._lock("renew", token, names)
+
+    # ---- multipart uploads: bound to their workspace and key; parts stay reserved until complete/abort
+
+    async def upload_started(self, ws: WorkspaceView, key: str, upload_id: str) -> None:
+        await self._run("start", ws, upload_id, key, MPU_TTL_SECONDS)
+
+    async def check_upload(self, ws: WorkspaceView, key: str, upload_id: str) -> None:
+        """``NoSuchUpload`` unless ``upload_id`` was created through wio for this workspace and key."""
+        if int(await self._run("owns", ws, upload_id, key)) != 1:
+            raise S3Error("NoSuchUpload")
+
+    async def part_uploaded(self, ws: WorkspaceView, key: str, upload_id: str, part: int, size: int) -> None:
+        """Keep a part's reservation under its upload (given back at once if the upload is gone)."""
+        await self._run("part", ws, size, upload_id, key, part, MPU_TTL_SECONDS)
+
+    async def upload_finished(self, ws: WorkspaceView, key: str, upload_id: str) -> int:
+        """Forget an upload and give its parts' reservation back; returns the bytes they held."""
+        return int(await self._run("finish", ws, upload_id, key))

@@ -211,7 +211,7 @@ async def test_authorizer_and_quotas_fail_closed_on_refused_connection(valkey):
             await quotas.reserve(ws, 1, 1)
         assert err.value.code == "ServiceUnavailable"
         with pytest.raises(S3Error) as err:
-            await quotas.part_uploaded(ws, "upload", 1, 10)
+            await quotas.part_uploaded(ws, "key", "upload", 1, 10)
         assert err.value.code == "ServiceUnavailable"
     finally:
         await c.close()
@@ -220,13 +220,61 @@ async def test_authorizer_and_quotas_fail_closed_on_refused_connection(valkey):
 async def test_quota_multipart_bookkeeping(client):
     quotas = Quotas(client)
     ws = WorkspaceView("resp-ws", "n", "b", "p/", "resp-owner", False, "resp-root")
-    await client.execute("DEL", "wio:mpu:up1")
-    await quotas.part_uploaded(ws, "up1", 1, 100)
-    await quotas.part_uploaded(ws, "up1", 2, 50)
-    await quotas.part_uploaded(ws, "up1", 1, 70)  # re-uploaded: counted once
+    await client.execute("DEL", "wio:mpu:up1", "wio:use:w:resp-ws")
+    await quotas.upload_started(ws, "k", "up1")
+    await quotas.check_upload(ws, "k", "up1")
+    renamed = WorkspaceView("resp-ws2", "n", "b", "q/", "resp-owner", False, "resp-root")
+    recreated = WorkspaceView("resp-ws", "n", "b", "p2/", "someone-else", False, "resp-root")  # same name, new owner
+    for other_ws, key, upload in ((ws, "other-key", "up1"), (ws, "k", "up2"), (renamed, "k", "up1"),
+                                  (recreated, "k", "up1")):
+        with pytest.raises(S3Error) as err:
+            await quotas.check_upload(other_ws, key, upload)
+        assert err.value.code == "NoSuchUpload"
+        assert await quotas.upload_finished(other_ws, key, upload) == 0   # someone else's upload: nothing given back
+    for part, size in ((1, 100), (2, 50), (1, 70)):   # part 1 re-uploaded: counted once
+        await quotas.reserve(ws, size, 0)
+        await quotas.part_uploaded(ws, "k", "up1", part, size)
+    assert await client.execute("HGET", "wio:use:w:resp-ws", "pbytes") == "120"
     assert 0 < await client.execute("TTL", "wio:mpu:up1") <= 14 * 24 * 3600
-    assert await quotas.upload_finished(ws, "up1") == 120
+    assert await quotas.upload_finished(ws, "k", "up1") == 120
     assert await client.execute("EXISTS", "wio:mpu:up1") == 0
+    assert await client.execute("HGET", "wio:use:w:resp-ws", "pbytes") == "0"
+    await quotas.reserve(ws, 30, 0)   # a part landing after its upload finished keeps nothing reserved
+    await quotas.part_uploaded(ws, "k", "up1", 3, 30)
+    assert await client.execute("HGET", "wio:use:w:resp-ws", "pbytes") == "0"
+    assert await client.execute("EXISTS", "wio:mpu:up1") == 0
+
+
+async def test_key_locks_are_exclusive_all_or_none_and_released(client, monkeypatch):
+    import proxy.quota
+    monkeypatch.setattr(proxy.quota, "LOCK_WAIT", 0.2)
+    quotas = Quotas(client)
+    ws = WorkspaceView("lock-ws", "n", "b", "p/", "o", False, "r")
+    async with quotas.exclusive(ws, ["a", "b"]):
+        for keys in (["a"], ["c", "b"]):
+            with pytest.raises(S3Error) as err:
+                async with quotas.exclusive(ws, keys):
+                    pass
+            assert err.value.code == "OperationAborted"
+        assert await client.execute("EXISTS", "wio:lk:lock-ws/c") == 0   # all or none: "c" was not taken
+        assert 0 < await client.execute("PTTL", "wio:lk:lock-ws/a") <= proxy.quota.LOCK_TTL_MS
+    async with quotas.exclusive(ws, ["c", "b"]):   # released: free again
+        pass
+    assert await client.execute("EXISTS", "wio:lk:lock-ws/a", "wio:lk:lock-ws/b", "wio:lk:lock-ws/c") == 0
+
+
+async def test_a_held_key_lock_is_renewed_and_an_abandoned_one_expires(client, monkeypatch):
+    import proxy.quota
+    monkeypatch.setattr(proxy.quota, "LOCK_TTL_MS", 300)
+    quotas = Quotas(client)
+    ws = WorkspaceView("renew-ws", "n", "b", "p/", "o", False, "r")
+    async with quotas.exclusive(ws, ["slow"]):
+        await asyncio.sleep(1.0)   # three TTLs: still held only because it was renewed
+        assert 0 < await client.execute("PTTL", "wio:lk:renew-ws/slow") <= 300
+    assert await client.execute("EXISTS", "wio:lk:renew-ws/slow") == 0
+    await client.execute("SET", "wio:lk:renew-ws/gone", "a-crashed-holder", "PX", 300)
+    async with quotas.exclusive(ws, ["gone"]):   # waits out the dead holder's TTL, then takes it
+        assert await client.execute("GET", "wio:lk:renew-ws/gone") != "a-crashed-holder"
 
 
 def test_under_uvloop(valkey):

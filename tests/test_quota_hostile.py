@@ -1,0 +1,223 @@
+"""Issue 16: quotas hold against a hostile user (invariants 4 and 8).
+
+Each test is an attack that, before the fix, moved usage away from what the node stores (below it,
+so the quota stopped holding). After each attack, the usage wio counts must equal the objects the
+node really holds, and a quota must still refuse the next byte over it.
+"""
+from __future__ import annotations
+
+import hashlib
+import socket
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote, urlsplit
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.conftest import unique
+from tools.hostile import Target, _req, send_raw
+
+MiB = 1024 * 1024
+
+
+def usage(person, ws) -> dict:
+    return person.api.call("GET", f"/workspaces/{ws}/usage")
+
+
+def stored(person, ws) -> tuple[int, int]:
+    """(bytes, objects) the node really holds in the workspace."""
+    contents = person.s3.list_objects_v2(Bucket=ws).get("Contents", [])
+    return sum(o["Size"] for o in contents), len(contents)
+
+
+def assert_exact(person, ws) -> None:
+    u = usage(person, ws)
+    assert (u["bytes"], u["objects"]) == stored(person, ws)
+    assert (u["pending_bytes"], u["pending_objects"]) == (0, 0)
+
+
+def error_code(exc_info) -> str:
+    return exc_info.value.response["Error"]["Code"]
+
+
+def test_a_key_repeated_in_delete_objects_is_freed_once(person, workspace):
+    s3 = person.s3
+    s3.put_object(Bucket=workspace, Key="keep", Body=b"k" * 5000)
+    s3.put_object(Bucket=workspace, Key="twice", Body=b"t" * 1000)
+    result = s3.delete_objects(Bucket=workspace, Delete={"Objects": [{"Key": "twice"}] * 5})
+    assert {d["Key"] for d in result["Deleted"]} == {"twice"}
+    assert (usage(person, workspace)["bytes"], usage(person, workspace)["objects"]) == (5000, 1)
+    assert_exact(person, workspace)
+
+
+def test_concurrent_deletes_of_one_key_free_it_once(person, workspace):
+    s3 = person.s3
+    s3.put_object(Bucket=workspace, Key="keep", Body=b"k" * 5000)
+    for _round in range(8):
+        s3.put_object(Bucket=workspace, Key="victim", Body=b"v" * 1000)
+        with ThreadPoolExecutor(12) as pool:
+            list(pool.map(lambda _: s3.delete_object(Bucket=workspace, Key="victim"), range(12)))
+        assert_exact(person, workspace)
+
+
+def test_racing_overwrites_and_deletes_of_one_key_keep_usage_exact(person, workspace):
+    s3 = person.s3
+    s3.put_object(Bucket=workspace, Key="keep", Body=b"k" * 5000)
+
+    def hammer(i: int) -> None:
+        if i % 3 == 2:
+            s3.delete_object(Bucket=workspace, Key="contested")
+        else:
+            s3.put_object(Bucket=workspace, Key="contested", Body=b"c" * (1000 * (i % 7 + 1)))
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(hammer, range(60)))
+    assert_exact(person, workspace)
+
+
+def test_an_upload_id_works_only_for_the_workspace_and_key_it_was_created_for(person, workspace):
+    s3 = person.s3
+    elsewhere = unique("ws")
+    person.api.call("POST", "/workspaces", {"name": elsewhere})
+    person.api.call("PUT", f"/workspaces/{elsewhere}/quota", {"max_bytes": 6 * MiB})
+    upload = s3.create_multipart_upload(Bucket=workspace, Key="m")["UploadId"]
+    s3.upload_part(Bucket=workspace, Key="m", UploadId=upload, PartNumber=1, Body=b"1" * (5 * MiB))
+    # Aborting (or using) it through another workspace or key must not give its reservation back there.
+    for bucket, key in ((elsewhere, "m"), (workspace, "other-key")):
+        with pytest.raises(ClientError) as exc:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+        assert error_code(exc) == "NoSuchUpload"
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=2, Body=b"2")
+        assert error_code(exc) == "NoSuchUpload"
+        with pytest.raises(ClientError) as exc:
+            s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"x"'}]})
+        assert error_code(exc) == "NoSuchUpload"
+    assert usage(person, elsewhere)["pending_bytes"] == 0
+    assert usage(person, workspace)["pending_bytes"] == 5 * MiB
+    s3.put_object(Bucket=elsewhere, Key="fits", Body=b"f" * (6 * MiB))
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=elsewhere, Key="over", Body=b"o")
+    assert error_code(exc) == "QuotaExceeded"
+    s3.abort_multipart_upload(Bucket=workspace, Key="m", UploadId=upload)
+    assert usage(person, workspace)["pending_bytes"] == 0
+
+
+def test_made_up_upload_ids_are_refused(person, workspace):
+    for upload in ("not-an-upload", "../" * 3, "x" * 500):
+        with pytest.raises(ClientError) as exc:
+            person.s3.upload_part(Bucket=workspace, Key="k", UploadId=upload, PartNumber=1, Body=b"p")
+        assert error_code(exc) == "NoSuchUpload"
+        with pytest.raises(ClientError) as exc:
+            person.s3.abort_multipart_upload(Bucket=workspace, Key="k", UploadId=upload)
+        assert error_code(exc) == "NoSuchUpload"
+    assert_exact(person, workspace)
+
+
+def test_a_copy_source_swapped_for_a_bigger_object_is_not_copied_at_the_old_size(person, workspace):
+    s3 = person.s3
+    s3.put_object(Bucket=workspace, Key="src", Body=b"s")
+
+    def swap(i: int) -> None:
+        s3.put_object(Bucket=workspace, Key="src", Body=b"S" * (MiB if i % 2 else 1))
+
+    def copy(i: int) -> None:
+        try:
+            s3.copy_object(Bucket=workspace, Key=f"dst-{i}", CopySource={"Bucket": workspace, "Key": "src"})
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "PreconditionFailed"
+
+    with ThreadPoolExecutor(8) as pool:
+        done = [pool.submit(step, i) for i in range(40) for step in (swap, copy)]
+    for future in done:
+        future.result()
+    assert_exact(person, workspace)
+
+
+def test_a_repeated_copy_source_range_cannot_copy_more_than_it_reserved(stack, person, workspace):
+    s3 = person.s3
+    person.api.call("PUT", f"/workspaces/{workspace}/quota", {"max_bytes": 3 * MiB})
+    s3.put_object(Bucket=workspace, Key="src", Body=b"s" * (2 * MiB))
+    upload = s3.create_multipart_upload(Bucket=workspace, Key="m")["UploadId"]
+    # Signed like any header (SigV4 joins repeated values): one range to be measured, another to be copied.
+    path = f"/{workspace}/m?partNumber=1&uploadId={quote(upload, safe='')}"
+    request = AWSRequest(method="PUT", url=stack.s3_url + path, data=b"",
+                         headers={"x-amz-copy-source": f"/{workspace}/src",
+                                  "x-amz-content-sha256": hashlib.sha256(b"").hexdigest()})
+    for byte_range in ("bytes=0-0", f"bytes=0-{2 * MiB - 1}"):
+        request.headers.add_header("x-amz-copy-source-range", byte_range)
+    SigV4Auth(Credentials(person.key["access_key_id"], person.key["secret_access_key"]), "s3",
+              "us-east-1").add_auth(request)
+    url = urlsplit(stack.s3_url)
+    (status, _, body), = send_raw(Target(url.hostname, url.port), _req(
+        "PUT", path, [("Host", url.netloc), *request.headers.items(), ("Content-Length", "0")]))
+    assert (status, b"<Code>InvalidArgument</Code>" in body) == (400, True)
+    assert usage(person, workspace)["pending_bytes"] == 0
+    assert s3.list_parts(Bucket=workspace, Key="m", UploadId=upload).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=workspace, Key="m", UploadId=upload)
+    assert_exact(person, workspace)
+
+
+def test_an_upload_completed_and_aborted_concurrently_is_counted_once(person, workspace):
+    s3 = person.s3
+    for _round in range(3):
+        upload = s3.create_multipart_upload(Bucket=workspace, Key="m")["UploadId"]
+        etag = s3.upload_part(Bucket=workspace, Key="m", UploadId=upload, PartNumber=1, Body=b"p" * MiB)["ETag"]
+
+        def finish(i: int) -> None:
+            try:
+                if i % 2:
+                    s3.abort_multipart_upload(Bucket=workspace, Key="m", UploadId=upload)
+                else:
+                    s3.complete_multipart_upload(Bucket=workspace, Key="m", UploadId=upload,
+                                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] in ("NoSuchUpload", "OperationAborted")
+
+        with ThreadPoolExecutor(6) as pool:
+            list(pool.map(finish, range(6)))
+        assert_exact(person, workspace)
+
+
+def test_keys_a_node_treats_as_one_object_are_freed_once(person, workspace):
+    """SeaweedFS (like any node that normalises paths) stores "d/k", "d//k" and "/d/k" as one object."""
+    s3 = person.s3
+    s3.put_object(Bucket=workspace, Key="keep", Body=b"k" * 5000)
+    s3.put_object(Bucket=workspace, Key="d/k", Body=b"v" * 1000)
+    s3.delete_objects(Bucket=workspace, Delete={"Objects": [{"Key": "d/k"}, {"Key": "d//k"}, {"Key": "/d/k"}]})
+    assert_exact(person, workspace)
+    s3.put_object(Bucket=workspace, Key="d/k", Body=b"v" * 1000)
+
+    def hammer(i: int) -> None:   # the same object under three names, written and deleted at once
+        name = ("d/k", "d//k", "/d/k")[i % 3]
+        if i % 2:
+            s3.delete_object(Bucket=workspace, Key=name)
+        else:
+            s3.put_object(Bucket=workspace, Key=name, Body=b"v" * (1000 * (i % 5 + 1)))
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(hammer, range(60)))
+    assert_exact(person, workspace)
+
+
+def test_hanging_up_right_after_the_body_does_not_store_uncounted_bytes(stack, person, workspace):
+    """The whole body reaches the node, then the client disconnects before the answer: still counted."""
+    url = urlsplit(stack.s3_url)
+    target = Target(url.hostname, url.port, person.key["access_key_id"], person.key["secret_access_key"])
+    for i in range(40):
+        body = b"h" * (64 * 1024 if i % 2 else 2 * MiB)   # read whole, or streamed to the node
+        path = f"/{workspace}/hangup-{i}"
+        signed = target.sign("PUT", path, {"Content-Length": str(len(body))}, body)
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            sock.sendall(_req("PUT", path, signed, body, close=False))
+            time.sleep(i % 10 * 0.003)   # hang up at different moments around the end of the body
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # reset, don't wait
+    time.sleep(2)   # let the proxy and the node finish what was sent
+    assert stored(person, workspace)[1] > 0   # some hang-ups came after the node had the whole body
+    assert_exact(person, workspace)
