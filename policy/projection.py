@@ -2,7 +2,8 @@
 
 Layout (all hashes/sets under ``wio:``; see authorize.lua for the reader):
 
-    wio:meta                 hash   built=<epoch>; its absence means "Redis lost the projection"
+    wio:meta                 hash   built (unix time), epoch (PostgreSQL's mutation counter it reflects),
+                                    verified (the run_id of the server on which the API last checked it)
     wio:k:{access_key_id}    hash   user, secret (sealed), expires, token (sha256), scope (json)
     wio:u:{username}         hash   disabled, admin, groups (comma separated), qb, qo (quota bytes/objects)
     wio:w:{workspace}        hash   node, bucket, prefix, owner, public, root, created, qb, qo
@@ -17,6 +18,16 @@ Consistency: every admin mutation takes one PostgreSQL advisory lock, makes its 
 affected projection entries in one MULTI, and only then commits; a Redis failure rolls the change
 back. ``rebuild`` takes the same lock, so a rebuild never races a mutation and a revoked grant can
 never be resurrected by a stale rebuild.
+
+Failover (and restarts from an old snapshot): a Redis primary can die after acknowledging a change
+and before its replica received it; Sentinel then promotes a replica that never saw the revocation.
+So every mutation increments ``projection_state.epoch`` in its PostgreSQL transaction and writes the
+new value to ``wio:meta epoch`` in the same MULTI as its change (replication applies a MULTI whole
+and in order: a server holding epoch N holds every change up to N). The proxies' scripts trust the
+projection only when ``wio:meta verified`` equals the ``run_id`` of the server they are talking to,
+and a promoted replica or a restarted server has a new ``run_id``. The API's keeper (``verify``)
+notices the new server, compares its epoch with PostgreSQL's under the model lock, and either marks
+the projection verified (nothing was lost) or rebuilds it first. Until then the proxies answer 503.
 """
 from __future__ import annotations
 
@@ -31,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from policy.models import AccessKey, Group, GroupMember, Node, Root, Share, User, Workspace
 
-__all__ = ["Projection", "ProjectionChange", "lock_model", "rebuild", "apply_change", "PROJECTION_PATTERNS"]
+__all__ = ["Projection", "ProjectionChange", "lock_model", "rebuild", "apply_change", "verify", "PROJECTION_PATTERNS"]
 
 MODEL_LOCK = 7270102
 PROJECTION_PATTERNS = ("wio:k:*", "wio:u:*", "wio:w:*", "wio:s:*", "wio:n:*", "wio:uw:*", "wio:gw:*", "wio:r:*")
@@ -40,6 +51,23 @@ PROJECTION_PATTERNS = ("wio:k:*", "wio:u:*", "wio:w:*", "wio:s:*", "wio:n:*", "w
 async def lock_model(session: AsyncSession) -> None:
     """Serialize admin mutations and rebuilds (held until the transaction ends)."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MODEL_LOCK})
+
+
+async def _bump_epoch(session: AsyncSession) -> int:
+    return int(await session.scalar(text("UPDATE projection_state SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch")))
+
+
+async def _current_epoch(session: AsyncSession) -> int:
+    return int(await session.scalar(text("SELECT epoch FROM projection_state WHERE id = 1")))
+
+
+async def _server_state(redis: Redis) -> tuple[str, dict[str, str]]:
+    """The run_id of the server and its wio:meta, read together (one MULTI: one server)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.info("server")
+        pipe.hgetall("wio:meta")
+        info, meta = await pipe.execute()
+    return info["run_id"], meta
 
 
 def _epoch(dt) -> int:
@@ -69,6 +97,8 @@ class Projection:
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, set[str]] = {}
         self.deleted: set[str] = set()
+        self.set_removals: dict[str, set[str]] = {}
+        self.set_additions: dict[str, set[str]] = {}
 
     def put_hash(self, key: str, mapping: dict[str, str]) -> None:
         self.hashes[key] = mapping
@@ -79,7 +109,14 @@ class Projection:
     def delete(self, key: str) -> None:
         self.deleted.add(key)
 
-    async def flush(self, redis: Redis, *, replace_all: list[str] | None = None) -> None:
+    def update_set(self, key: str, remove: set[str], add: set[str]) -> None:
+        """Remove then add members of a set that is not rewritten whole (``wio:pub``)."""
+        self.set_removals[key], self.set_additions[key] = remove, add
+
+    async def flush(self, redis: Redis, *, epoch: int, verified: str | None = None,
+                    replace_all: list[str] | None = None) -> None:
+        """Everything in one MULTI, with the epoch it reflects (and, for a rebuild, the server it was
+        verified on): a failover can lose the whole change, never half of it."""
         async with redis.pipeline(transaction=True) as pipe:
             for key in (replace_all or []):
                 pipe.delete(key)
@@ -91,7 +128,16 @@ class Projection:
             for key, members in self.sets.items():
                 if members:
                     pipe.sadd(key, *members)
-            pipe.hset("wio:meta", mapping={"built": str(int(time.time()))})
+            for key, members in self.set_removals.items():
+                if members:
+                    pipe.srem(key, *members)
+            for key, members in self.set_additions.items():
+                if members:
+                    pipe.sadd(key, *members)
+            meta = {"built": str(int(time.time())), "epoch": str(epoch)}
+            if verified is not None:
+                meta["verified"] = verified
+            pipe.hset("wio:meta", mapping=meta)
             await pipe.execute()
 
 
@@ -221,18 +267,16 @@ async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionCh
     if change.groups:
         await _project_groups(session, proj, change.groups)
 
-    await proj.flush(redis)
     if change.workspaces:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.srem("wio:pub", *change.workspaces)
-            if public_now:
-                pipe.sadd("wio:pub", *public_now)
-            await pipe.execute()
+        proj.update_set("wio:pub", remove=set(change.workspaces), add=public_now)
+    await proj.flush(redis, epoch=await _bump_epoch(session))
 
 
 async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
-    """Rewrite the whole projection from PostgreSQL (start-up, or Redis found empty). Returns counts."""
+    """Rewrite the whole projection from PostgreSQL (start-up, Redis found empty or behind PostgreSQL),
+    and mark it verified on the server written to. Returns counts."""
     await lock_model(session)
+    server_id, _ = await _server_state(redis)
     proj = Projection()
     users = list((await session.scalars(select(User))).all())
     await _project_users(session, proj, users)
@@ -252,5 +296,36 @@ async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
     stale: list[str] = []
     for pattern in PROJECTION_PATTERNS:
         stale.extend([k async for k in redis.scan_iter(match=pattern, count=1000)])
-    await proj.flush(redis, replace_all=stale)
+    await proj.flush(redis, epoch=await _current_epoch(session), verified=server_id, replace_all=stale)
     return {"users": len(users), "keys": len(keys), "nodes": len(nodes), "workspaces": len(workspaces)}
+
+
+# Marks the projection verified on this server only if it still holds the epoch that was checked.
+_MARK_VERIFIED = """
+if redis.call('HGET', 'wio:meta', 'epoch') == ARGV[1] then
+  redis.call('HSET', 'wio:meta', 'verified', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+async def verify(session: AsyncSession, redis: Redis) -> str:
+    """Make the projection on the server Redis clients reach now trustworthy (see "Failover" above).
+
+    Returns "ok" (already verified on this server), "verified" (its epoch matched PostgreSQL's) or
+    "rebuilt". Marking a server verified is safe against a failover in the middle: the mark carries
+    the run_id that was checked, which no other server has, so at worst the proxies keep refusing
+    until the next round.
+    """
+    server_id, meta = await _server_state(redis)
+    if meta.get("verified") == server_id:
+        return "ok"
+    await lock_model(session)  # no mutation moves the epochs while they are compared
+    epoch = await _current_epoch(session)
+    server_id, meta = await _server_state(redis)
+    if meta.get("built") and meta.get("epoch") == str(epoch):
+        if await redis.eval(_MARK_VERIFIED, 0, str(epoch), server_id):
+            return "verified"
+    await rebuild(session, redis)
+    return "rebuilt"

@@ -1,0 +1,29 @@
+"""The projection's epoch: one counter that every admin mutation increments in its transaction and
+writes to Redis (``wio:meta epoch``) together with the change it projects. A Redis server whose epoch
+differs from PostgreSQL's has lost (or gained) a change: the API rebuilds its projection before the
+proxies may trust it (policy/projection.py, "Failover").
+
+Revision ID: 0005
+Revises: 0004
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "projection_state",
+        sa.Column("id", sa.SmallInteger, primary_key=True),
+        sa.Column("epoch", sa.BigInteger, nullable=False, server_default="0"),
+        sa.CheckConstraint("id = 1", name="projection_state_single_row"),
+    )
+    op.execute("INSERT INTO projection_state (id, epoch) VALUES (1, 0)")
+
+
+def downgrade() -> None:
+    op.drop_table("projection_state")
