@@ -27,7 +27,9 @@ and in order: a server holding epoch N holds every change up to N). The proxies'
 projection only when ``wio:meta verified`` equals the ``run_id`` of the server they are talking to,
 and a promoted replica or a restarted server has a new ``run_id``. The API's keeper (``verify``)
 notices the new server, compares its epoch with PostgreSQL's under the model lock, and either marks
-the projection verified (nothing was lost) or rebuilds it first. Until then the proxies answer 503.
+the projection verified (nothing was lost), or recomputes the entities that the missing epochs
+changed (``projection_log`` names them), or, when it can't tell (an empty server, a server ahead of
+PostgreSQL, a log pruned past its epoch), rebuilds it all. Until then the proxies answer 503.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from sqlalchemy import select, text
+from sqlalchemy import select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from policy.models import AccessKey, Group, GroupMember, Node, Root, Share, User, Workspace
@@ -53,8 +55,30 @@ async def lock_model(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MODEL_LOCK})
 
 
-async def _bump_epoch(session: AsyncSession) -> int:
-    return int(await session.scalar(text("UPDATE projection_state SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch")))
+# Log entries kept for replay: a server more than this many changes behind is rebuilt instead.
+LOG_KEPT = 100_000
+
+
+async def _bump_epoch(session: AsyncSession, change: ProjectionChange) -> int:
+    """The next epoch, and a log entry naming what it changes (both in the mutation's transaction)."""
+    epoch = int(await session.scalar(text("UPDATE projection_state SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch")))
+    await session.execute(text("INSERT INTO projection_log (epoch, change) VALUES (:e, CAST(:c AS jsonb))"),
+                          {"e": epoch, "c": json.dumps(change.to_json())})
+    if epoch % 1000 == 0:
+        await session.execute(text("DELETE FROM projection_log WHERE epoch <= :e"), {"e": epoch - LOG_KEPT})
+    return epoch
+
+
+async def _missed_changes(session: AsyncSession, since: int, until: int) -> ProjectionChange | None:
+    """What epochs since+1..until changed, merged; None when the log does not cover all of them."""
+    rows = (await session.execute(text("SELECT change FROM projection_log WHERE epoch > :a AND epoch <= :b"),
+                                  {"a": since, "b": until})).scalars().all()
+    if len(rows) != until - since:
+        return None
+    merged = ProjectionChange()
+    for row in rows:
+        merged.merge(ProjectionChange.from_json(row))
+    return merged
 
 
 async def _current_epoch(session: AsyncSession) -> int:
@@ -88,6 +112,19 @@ class ProjectionChange:
     groups: set[str] = field(default_factory=set)
     nodes: set[str] = field(default_factory=set)
     roots: set[str] = field(default_factory=set)
+
+    _FIELDS = ("users", "keys", "workspaces", "groups", "nodes", "roots")
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {name: sorted(getattr(self, name)) for name in self._FIELDS if getattr(self, name)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[str]]) -> ProjectionChange:
+        return cls(**{name: set(data.get(name, ())) for name in cls._FIELDS})
+
+    def merge(self, other: ProjectionChange) -> None:
+        for name in self._FIELDS:
+            getattr(self, name).update(getattr(other, name))
 
 
 class Projection:
@@ -141,28 +178,35 @@ class Projection:
             await pipe.execute()
 
 
-async def _user_groups(session: AsyncSession, user_ids: list[int]) -> dict[int, list[str]]:
+def _among(column, values, everything: bool):
+    """``column IN values``, or no filter at all in a full rebuild: an IN list of every row is slow,
+    and past 32 767 items it exceeds what PostgreSQL's protocol can bind."""
+    return true() if everything else column.in_(list(values))
+
+
+async def _user_groups(session: AsyncSession, user_ids: list[int], everything: bool) -> dict[int, list[str]]:
     rows = await session.execute(
         select(GroupMember.user_id, Group.name).join(Group, Group.id == GroupMember.group_id)
-        .where(GroupMember.user_id.in_(user_ids)))
+        .where(_among(GroupMember.user_id, user_ids, everything)))
     out: dict[int, list[str]] = defaultdict(list)
     for user_id, name in rows:
         out[user_id].append(name)
     return out
 
 
-async def _project_users(session: AsyncSession, proj: Projection, users: list[User]) -> None:
+async def _project_users(session: AsyncSession, proj: Projection, users: list[User],
+                         everything: bool = False) -> None:
     if not users:
         return
     ids = [u.id for u in users]
-    groups = await _user_groups(session, ids)
+    groups = await _user_groups(session, ids, everything)
     direct: dict[int, set[str]] = defaultdict(set)
     for user_id, ws_name in await session.execute(
-            select(Workspace.owner_id, Workspace.name).where(Workspace.owner_id.in_(ids))):
+            select(Workspace.owner_id, Workspace.name).where(_among(Workspace.owner_id, ids, everything))):
         direct[user_id].add(ws_name)
     for user_id, ws_name in await session.execute(
             select(Share.user_id, Workspace.name).join(Workspace, Workspace.id == Share.workspace_id)
-            .where(Share.user_id.in_(ids))):
+            .where(_among(Share.user_id, ids, everything))):
         direct[user_id].add(ws_name)
     for u in users:
         proj.put_hash(f"wio:u:{u.username}", {
@@ -191,12 +235,13 @@ def _project_node(proj: Projection, node: Node) -> None:
 
 
 async def _project_workspaces(session: AsyncSession, proj: Projection, workspaces: list[Workspace],
-                              public_members: set[str] | None) -> None:
+                              public_members: set[str] | None, everything: bool = False) -> None:
     if not workspaces:
         return
     by_id = {w.id: w for w in workspaces}
     grants: dict[int, dict[str, list]] = {w.id: defaultdict(list) for w in workspaces}
-    for share in (await session.scalars(select(Share).where(Share.workspace_id.in_(list(by_id))))).unique():
+    shares = select(Share).where(_among(Share.workspace_id, by_id, everything))
+    for share in (await session.scalars(shares)).unique():
         grantee = f"u:{share.user.username}" if share.user is not None else f"g:{share.group.name}"
         grants[share.workspace_id][grantee].append(
             [share.permission, share.prefix, _epoch(share.expires_at), share.id])
@@ -211,19 +256,22 @@ async def _project_workspaces(session: AsyncSession, proj: Projection, workspace
             public_members.add(w.name)
 
 
-async def _project_groups(session: AsyncSession, proj: Projection, names: set[str]) -> None:
+async def _project_groups(session: AsyncSession, proj: Projection, names: set[str],
+                          everything: bool = False) -> None:
     members: dict[str, set[str]] = {n: set() for n in names}
     rows = await session.execute(
         select(Group.name, Workspace.name).join(Share, Share.group_id == Group.id)
-        .join(Workspace, Workspace.id == Share.workspace_id).where(Group.name.in_(list(names))))
+        .join(Workspace, Workspace.id == Share.workspace_id).where(_among(Group.name, names, everything)))
     for group_name, ws_name in rows:
         members[group_name].add(ws_name)
     for name, ws_names in members.items():
         proj.put_set(f"wio:gw:{name}", ws_names)
 
 
-async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionChange) -> None:
-    """Recompute the named entities from the (uncommitted) session state and write them to Redis.
+async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionChange, *,
+                       replay_to: int | None = None, verified: str | None = None) -> None:
+    """Recompute the named entities from the (uncommitted) session state and write them to Redis,
+    with a new epoch (a mutation) or, for ``replay_to``, the epoch already reached (a repair).
 
     Entities that no longer exist in PostgreSQL are deleted from the projection.
     """
@@ -269,7 +317,8 @@ async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionCh
 
     if change.workspaces:
         proj.update_set("wio:pub", remove=set(change.workspaces), add=public_now)
-    await proj.flush(redis, epoch=await _bump_epoch(session))
+    epoch = replay_to if replay_to is not None else await _bump_epoch(session, change)
+    await proj.flush(redis, epoch=epoch, verified=verified)
 
 
 async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
@@ -279,7 +328,7 @@ async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
     server_id, _ = await _server_state(redis)
     proj = Projection()
     users = list((await session.scalars(select(User))).all())
-    await _project_users(session, proj, users)
+    await _project_users(session, proj, users, everything=True)
     keys = (await session.scalars(select(AccessKey))).unique().all()
     for key in keys:
         _project_key(proj, key)
@@ -290,8 +339,8 @@ async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
         proj.put_hash(f"wio:r:{root.name}", _quota(root))
     public: set[str] = set()
     workspaces = list((await session.scalars(select(Workspace))).unique().all())
-    await _project_workspaces(session, proj, workspaces, public)
-    await _project_groups(session, proj, set((await session.scalars(select(Group.name))).all()))
+    await _project_workspaces(session, proj, workspaces, public, everything=True)
+    await _project_groups(session, proj, set((await session.scalars(select(Group.name))).all()), everything=True)
     proj.put_set("wio:pub", public)
     stale: list[str] = []
     for pattern in PROJECTION_PATTERNS:
@@ -313,10 +362,10 @@ return 0
 async def verify(session: AsyncSession, redis: Redis) -> str:
     """Make the projection on the server Redis clients reach now trustworthy (see "Failover" above).
 
-    Returns "ok" (already verified on this server), "verified" (its epoch matched PostgreSQL's) or
-    "rebuilt". Marking a server verified is safe against a failover in the middle: the mark carries
-    the run_id that was checked, which no other server has, so at worst the proxies keep refusing
-    until the next round.
+    Returns "ok" (already verified on this server), "verified" (its epoch matched PostgreSQL's),
+    "repaired" (the changes of the epochs it missed were recomputed) or "rebuilt". Marking a server
+    verified is safe against a failover in the middle: the mark carries the run_id that was checked,
+    which no other server has, so at worst the proxies keep refusing until the next round.
     """
     server_id, meta = await _server_state(redis)
     if meta.get("verified") == server_id:
@@ -327,5 +376,11 @@ async def verify(session: AsyncSession, redis: Redis) -> str:
     if meta.get("built") and meta.get("epoch") == str(epoch):
         if await redis.eval(_MARK_VERIFIED, 0, str(epoch), server_id):
             return "verified"
+    behind = meta.get("epoch", "")
+    if meta.get("built") and behind.isdigit() and int(behind) < epoch:
+        missed = await _missed_changes(session, int(behind), epoch)
+        if missed is not None:
+            await apply_change(session, redis, missed, replay_to=epoch, verified=server_id)
+            return "repaired"
     await rebuild(session, redis)
     return "rebuilt"

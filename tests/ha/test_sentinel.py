@@ -125,10 +125,10 @@ def test_revocations_hold_after_the_primary_dies(ha):
     assert revoked == ROUNDS * PER_ROUND
 
 
-def test_a_server_that_lost_a_revocation_is_rebuilt_before_it_is_trusted(ha):
+def test_a_server_that_lost_a_revocation_is_repaired_before_it_is_trusted(ha):
     """The failure the epoch exists for, made deterministic: after a revocation, the server is put
     back to its state before it (the share and the epoch), as a replica that missed the last write
-    would be. The proxies must answer 503 (never 200) until the API has rebuilt the projection."""
+    would be. The proxies must answer 503 (never 200) until the API has repaired the projection."""
     owner, reader = make_person(ha.dev, "halost"), make_person(ha.dev, "halostr")
     ws = unique("halost")
     owner.api.call("POST", "/workspaces", {"name": ws})
@@ -149,29 +149,41 @@ def test_a_server_that_lost_a_revocation_is_rebuilt_before_it_is_trusted(ha):
     assert "200" not in seen
     result, _ = until_decided(lambda: reader.s3.get_object(Bucket=ws, Key="k"))
     assert result == "AccessDenied"
-    assert primary.hgetall(f"wio:s:{ws}") == {}  # rebuilt from PostgreSQL: the share is gone
+    assert primary.hgetall(f"wio:s:{ws}") == {}  # repaired from PostgreSQL: the share is gone
 
 
-async def test_verify_marks_a_current_projection_and_rebuilds_a_stale_one(ha):
+async def test_verify_marks_repairs_or_rebuilds_as_the_epochs_say(ha, tmp_path):
+    """policy.projection.verify on a Valkey of its own (no keeper races it), against the HA
+    stack's PostgreSQL, whose epoch and log the tests above have advanced."""
+    from redis.asyncio import Redis as AsyncRedis
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-    from wio.redisurl import redis_client
+    from wio.services import start_valkey
+    valkey = start_valkey(tmp_path / "valkey", persist=False)
     engine = create_async_engine(ha.dev.settings.database_url)
-    redis = redis_client(ha.dev.settings.redis_url, decode_responses=True)
+    redis = AsyncRedis.from_url(valkey.url, decode_responses=True)
     try:
         async def run():
             async with AsyncSession(engine) as session, session.begin():
                 return await verify(session, redis)
+        assert await run() == "rebuilt"  # an empty server
         await redis.hset("wio:meta", "verified", "stale")
         assert await run() == "verified"
         assert await run() == "ok"
         epoch = await redis.hget("wio:meta", "epoch")
         await redis.hset("wio:meta", mapping={"verified": "stale", "epoch": str(int(epoch) - 1)})
-        assert await run() == "rebuilt"
+        assert await run() == "repaired"  # one epoch behind: its change is in the log
         assert await redis.hget("wio:meta", "epoch") == epoch
+        await redis.hset("wio:meta", mapping={"verified": "stale", "epoch": str(int(epoch) + 1)})
+        assert await run() == "rebuilt"  # ahead of PostgreSQL (a change that was rolled back)
+        assert await redis.hget("wio:meta", "epoch") == epoch
+        await redis.hdel("wio:meta", "built")
+        await redis.hset("wio:meta", "verified", "stale")
+        assert await run() == "rebuilt"
     finally:
         await redis.aclose()
         await engine.dispose()
+        valkey.stop()
 
 
 TRIALS = 1000
