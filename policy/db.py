@@ -5,7 +5,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 __all__ = ["create_engine", "sessionmaker_for", "migrate"]
 
@@ -16,7 +17,7 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker:
+def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -30,7 +31,7 @@ async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     cfg = _alembic_config()
 
-    def upgrade(connection) -> None:
+    def upgrade(connection: Connection) -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

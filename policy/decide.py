@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["LEVELS", "Grant", "Decision", "WorkspaceView", "effective_grants", "decide_object", "decide_listing",
            "ListingFilter"]
@@ -63,8 +64,8 @@ _OWNER = Grant("admin", "", "owner")
 _PUBLIC = Grant("read", "", "public")
 
 
-def effective_grants(*, user: str, groups: list[str], ws: WorkspaceView, share_lists: list, now: float,
-                     scope: list[dict] | None) -> list[Grant]:
+def effective_grants(*, user: str, groups: list[str], ws: WorkspaceView, share_lists: list[str | None], now: float,
+                     scope: list[dict[str, Any]] | None) -> list[Grant]:
     """All grants the caller holds on ``ws``, already narrowed by the key's scope."""
     # share_lists[0] is the user's own list (u:<user>), share_lists[i] that of groups[i - 1]
     grants: list[Grant] = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String,
                         Text, func)
@@ -19,7 +20,7 @@ class Base(DeclarativeBase):
     pass
 
 
-def _now_column():
+def _now_column() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
@@ -59,7 +60,7 @@ class AccessKey(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     name: Mapped[str | None] = mapped_column(String(128))
     session_token_hash: Mapped[str | None] = mapped_column(String(64))
-    scope: Mapped[list | None] = mapped_column(JSONB)
+    scope: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now_column()
     user: Mapped[User] = relationship(lazy="joined")
@@ -128,3 +129,12 @@ class Share(Base):
     workspace: Mapped[Workspace] = relationship(lazy="joined")
     user: Mapped[User | None] = relationship(foreign_keys=[user_id], lazy="joined")
     group: Mapped[Group | None] = relationship(lazy="joined")
+
+    @property
+    def grantee(self) -> str:
+        """The share-list field this share is in: ``u:<user>`` or ``g:<group>``."""
+        if self.user is not None:
+            return f"u:{self.user.username}"
+        if self.group is not None:
+            return f"g:{self.group.name}"
+        raise ValueError(f"share {self.id} has neither a user nor a group")

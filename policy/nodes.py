@@ -47,7 +47,10 @@ async def check_endpoint(endpoint: str, *, allow_private: bool) -> str:
     except socket.gaierror:
         raise NodeError(f"cannot resolve {url.host}") from None
     for info in infos:
-        addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        host = info[4][0]
+        if not isinstance(host, str):  # an address family this Python cannot decode
+            raise NodeError(f"{url.host} resolves to an address of an unsupported family")
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
         if any(addr in net for net in _ALWAYS_BLOCKED):
             raise NodeError(f"endpoint resolves to {addr}, which is in a blocked network")
         if not allow_private and (addr.is_private or addr.is_loopback or addr.is_reserved):

@@ -35,11 +35,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from sqlalchemy import select, text, true
+from sqlalchemy import ColumnElement, select, text, true
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from policy.models import AccessKey, Group, GroupMember, Node, Root, Share, User, Workspace
@@ -94,11 +98,11 @@ async def _server_state(redis: Redis) -> tuple[str, dict[str, str]]:
     return info["run_id"], meta
 
 
-def _epoch(dt) -> int:
+def _epoch(dt: datetime | None) -> int:
     return int(dt.timestamp()) if dt is not None else 0
 
 
-def _quota(entity) -> dict[str, str]:
+def _quota(entity: User | Root | Workspace) -> dict[str, str]:
     return {"qb": "" if entity.max_bytes is None else str(entity.max_bytes),
             "qo": "" if entity.max_objects is None else str(entity.max_objects)}
 
@@ -161,7 +165,7 @@ class Projection:
                 pipe.delete(key)
             for key, mapping in self.hashes.items():
                 if mapping:
-                    pipe.hset(key, mapping=mapping)
+                    pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant
             for key, members in self.sets.items():
                 if members:
                     pipe.sadd(key, *members)
@@ -174,11 +178,11 @@ class Projection:
             meta = {"built": str(int(time.time())), "epoch": str(epoch)}
             if verified is not None:
                 meta["verified"] = verified
-            pipe.hset("wio:meta", mapping=meta)
+            pipe.hset("wio:meta", mapping=meta)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant
             await pipe.execute()
 
 
-def _among(column, values, everything: bool):
+def _among(column: InstrumentedAttribute[Any], values: Iterable[Any], everything: bool) -> ColumnElement[bool]:
     """``column IN values``, or no filter at all in a full rebuild: an IN list of every row is slow,
     and past 32 767 items it exceeds what PostgreSQL's protocol can bind."""
     return true() if everything else column.in_(list(values))
@@ -201,13 +205,15 @@ async def _project_users(session: AsyncSession, proj: Projection, users: list[Us
     ids = [u.id for u in users]
     groups = await _user_groups(session, ids, everything)
     direct: dict[int, set[str]] = defaultdict(set)
+    user_id: int | None
     for user_id, ws_name in await session.execute(
             select(Workspace.owner_id, Workspace.name).where(_among(Workspace.owner_id, ids, everything))):
         direct[user_id].add(ws_name)
     for user_id, ws_name in await session.execute(
             select(Share.user_id, Workspace.name).join(Workspace, Workspace.id == Share.workspace_id)
             .where(_among(Share.user_id, ids, everything))):
-        direct[user_id].add(ws_name)
+        if user_id is not None:  # a group share (a full rebuild reads those too)
+            direct[user_id].add(ws_name)
     for u in users:
         proj.put_hash(f"wio:u:{u.username}", {
             "disabled": "1" if u.disabled else "0",
@@ -239,11 +245,10 @@ async def _project_workspaces(session: AsyncSession, proj: Projection, workspace
     if not workspaces:
         return
     by_id = {w.id: w for w in workspaces}
-    grants: dict[int, dict[str, list]] = {w.id: defaultdict(list) for w in workspaces}
+    grants: dict[int, dict[str, list[list[str | int]]]] = {w.id: defaultdict(list) for w in workspaces}
     shares = select(Share).where(_among(Share.workspace_id, by_id, everything))
     for share in (await session.scalars(shares)).unique():
-        grantee = f"u:{share.user.username}" if share.user is not None else f"g:{share.group.name}"
-        grants[share.workspace_id][grantee].append(
+        grants[share.workspace_id][share.grantee].append(
             [share.permission, share.prefix, _epoch(share.expires_at), share.id])
     for w in workspaces:
         proj.put_hash(f"wio:w:{w.name}", {

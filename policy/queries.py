@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,18 +30,18 @@ def workspace_view(ws: Workspace) -> WorkspaceView:
                          owner=ws.owner.username, public=ws.public, root=ws.root.name)
 
 
-def _epoch(dt) -> int:
+def _epoch(dt: datetime | None) -> int:
     return int(dt.timestamp()) if dt is not None else 0
 
 
 async def grants_on(session: AsyncSession, user: User, ws: Workspace, groups: list[str] | None = None,
-                    scope: list[dict] | None = None) -> list[Grant]:
+                    scope: list[dict[str, Any]] | None = None) -> list[Grant]:
     groups = await user_groups(session, user) if groups is None else groups
     fields = [f"u:{user.username}"] + [f"g:{g}" for g in groups]
-    lists: dict[str, list] = {f: [] for f in fields}
+    lists: dict[str, list[list[str | int]]] = {f: [] for f in fields}
     shares = (await session.scalars(select(Share).where(Share.workspace_id == ws.id))).unique().all()
     for s in shares:
-        grantee = f"u:{s.user.username}" if s.user is not None else f"g:{s.group.name}"
+        grantee = s.grantee
         if grantee in lists:
             lists[grantee].append([s.permission, s.prefix, _epoch(s.expires_at), s.id])
     return effective_grants(user=user.username, groups=groups, ws=workspace_view(ws),

@@ -338,7 +338,7 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
     if amz_dates:
         if len(amz_dates) > 1:
             raise SigningError("InvalidRequest", "The x-amz-date header may only appear once.")
-        amz_date = amz_dates[0]
+        amz_date: str | None = amz_dates[0]
         request_time = parse_amz_date(amz_date)
     else:
         request_time, amz_date = _from_http_date(_single(header_map, "date"))

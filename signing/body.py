@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auth import (
     PAYLOAD_HASH_KEYWORDS,
@@ -38,6 +38,9 @@ from .checksums import CHECKSUM_HEADERS, Checksum, decode_checksum_value
 from .chunked import DEFAULT_MAX_CHUNK_SIZE, ChunkedDecoder, ChunkEnd, ChunkHeader, EndOfBody, Trailer
 from .errors import SigningError
 from .verify import SigningContext
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 __all__ = ["BodyVerifier", "make_body_verifier", "HoldBackBody", "strip_aws_chunked"]
 
@@ -71,6 +74,10 @@ def _length(value: str | None, name: str) -> int | None:
     if not (value.isascii() and value.isdigit()):
         raise SigningError("InvalidArgument", f"The {name} header is not a valid length.")
     return int(value)
+
+
+def _missing_trailer(name: str | None) -> SigningError:
+    return SigningError("MalformedTrailerError", f"The declared trailing header {name} is missing.")
 
 
 class BodyVerifier:
@@ -111,7 +118,7 @@ class BodyVerifier:
         self._error: SigningError | None = None
         self._finished = False
         self._sha256 = hashlib.sha256() if expected_sha256 is not None else None
-        self._expected_sha256 = expected_sha256
+        self._expected_sha256 = expected_sha256 or ""  # compared only when _sha256 runs
         self._md5 = hashlib.md5() if content_md5 is not None else None
         self._expected_md5 = content_md5
         self._header_checksum = header_checksum
@@ -128,12 +135,12 @@ class BodyVerifier:
             )
         self._previous_signature = context.seed_signature if context is not None else ""
         self._chunk_signature: str | None = None
-        self._chunk_hash = None
+        self._chunk_hash: HASH | None = None
         self._trailers: list[Trailer] = []
 
     # -- feeding ---------------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         if self._error is not None:
             raise self._error
         if self._finished:
@@ -185,10 +192,16 @@ class BodyVerifier:
         if self._checksum is not None:
             self._checksum.update(data)
 
+    def _signing_context(self) -> SigningContext:
+        if self._context is None:
+            raise SigningError("InvalidRequest", f"{self.mode} requires a signed request.")
+        return self._context
+
     def _end_chunk(self) -> None:
         if self._chunk_signature is None:
             return
-        expected = self._context.chunk_signature(self._previous_signature, self._chunk_hash.hexdigest())
+        assert self._chunk_hash is not None  # started with the chunk's signature
+        expected = self._signing_context().chunk_signature(self._previous_signature, self._chunk_hash.hexdigest())
         if not hmac.compare_digest(expected, self._chunk_signature):
             raise SigningError(
                 "SignatureDoesNotMatch",
@@ -213,12 +226,12 @@ class BodyVerifier:
             else:
                 trailers[trailer.name] = trailer.value
         if self._trailer_name and self._trailer_name not in trailers:
-            raise SigningError("MalformedTrailerError", f"The declared trailing header {self._trailer_name} is missing.")
+            raise _missing_trailer(self._trailer_name)
         if self.mode == STREAMING_PAYLOAD_TRAILER:
             if signature is None:
                 raise SigningError("MalformedTrailerError", "The x-amz-trailer-signature is missing.")
             canonical = "".join(f"{name}:{value}\n" for name, value in sorted(trailers.items()))
-            expected = self._context.trailer_signature(self._previous_signature, canonical.encode("ascii"))
+            expected = self._signing_context().trailer_signature(self._previous_signature, canonical.encode("ascii"))
             if not hmac.compare_digest(expected, signature):
                 raise SigningError(
                     "SignatureDoesNotMatch",
@@ -261,6 +274,8 @@ class BodyVerifier:
         if self._md5 is not None and self._md5.digest() != self._expected_md5:
             raise SigningError("BadDigest", "The Content-MD5 you specified did not match what we received.")
         if self._checksum is not None:
+            if self._header_checksum is None:  # a trailer declared in a mode that has no trailers
+                raise _missing_trailer(self._trailer_name)
             name, expected = self._header_checksum
             if self._checksum.digest() != expected:
                 algorithm = CHECKSUM_HEADERS[name].upper()
@@ -329,7 +344,8 @@ def make_body_verifier(
         raise SigningError("InvalidRequest", "Expecting a single x-amz-checksum- header.")
     if present:
         name = present[0]
-        digest = decode_checksum_value(CHECKSUM_HEADERS[name], _single(header_map, name))
+        value = _single(header_map, name)
+        digest = decode_checksum_value(CHECKSUM_HEADERS[name], value) if value is not None else None
         if digest is None:
             raise SigningError("InvalidRequest", f"Value for {name} header is invalid.")
         header_checksum = (name, digest)

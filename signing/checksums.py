@@ -13,6 +13,10 @@ import binascii
 import hashlib
 import zlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 __all__ = [
     "CHECKSUM_ALGORITHMS",
@@ -36,7 +40,11 @@ def _reflected_table(poly: int) -> list[int]:
     return table
 
 
-def _make_crc(poly: int, width: int) -> Callable[[bytes, int], int]:
+class _Crc(Protocol):
+    def __call__(self, data: bytes, previous: int = 0) -> int: ...
+
+
+def _make_crc(poly: int, width: int) -> _Crc:
     table = _reflected_table(poly)
     mask = (1 << width) - 1
 
@@ -56,10 +64,10 @@ try:  # pragma: no branch - which branch runs depends on the environment
     from awscrt import checksums as _crt
 
     def crc32c(data: bytes, previous: int = 0) -> int:
-        return _crt.crc32c(data, previous)
+        return _crt.crc32c(data, previous)  # type: ignore[no-any-return]  # awscrt ships no type information
 
     def crc64nvme(data: bytes, previous: int = 0) -> int:
-        return _crt.crc64nvme(data, previous)
+        return _crt.crc64nvme(data, previous)  # type: ignore[no-any-return]  # awscrt ships no type information
 
     HAVE_AWSCRT = True
 except ImportError:  # pragma: no cover
@@ -75,8 +83,8 @@ class Checksum:
 
     def __init__(self, algorithm: str):
         self.algorithm = algorithm
-        self._hash = None
-        self._crc = None
+        self._hash: HASH | None = None
+        self._crc: Callable[[bytes, int], int] | None = None
         self._value = 0
         self._width = 0
         if algorithm in ("md5", "sha1", "sha256"):
@@ -93,7 +101,7 @@ class Checksum:
     def update(self, data: bytes) -> None:
         if self._hash is not None:
             self._hash.update(data)
-        else:
+        elif self._crc is not None:
             self._value = self._crc(data, self._value)
 
     def digest(self) -> bytes:

@@ -68,6 +68,7 @@ class EndOfBody:
     """The empty line after the last chunk and its trailers: the body is complete."""
 
 
+_Event = bytes | ChunkHeader | ChunkEnd | Trailer | EndOfBody
 _CHUNK_END = ChunkEnd()
 _END = EndOfBody()
 
@@ -105,8 +106,8 @@ class ChunkedDecoder:
     def complete(self) -> bool:
         return self._state == _DONE
 
-    def feed(self, data: bytes) -> list:
-        events: list = []
+    def feed(self, data: bytes) -> list[_Event]:
+        events: list[_Event] = []
         pos = 0
         end = len(data)
         while pos < end:
@@ -152,7 +153,7 @@ class ChunkedDecoder:
                 raise _framing_error("data after the end of the body")
         return events
 
-    def _chunk_line(self, line: bytes, events: list) -> None:
+    def _chunk_line(self, line: bytes, events: list[_Event]) -> None:
         size_text, semicolon, extension = line.partition(b";")
         if _SIZE.fullmatch(size_text) is None:
             raise _framing_error("invalid chunk size")
@@ -175,7 +176,7 @@ class ChunkedDecoder:
             events.append(_CHUNK_END)
             self._state = _TRAILERS
 
-    def _trailer_line(self, line: bytes, events: list) -> None:
+    def _trailer_line(self, line: bytes, events: list[_Event]) -> None:
         if not line:
             self._state = _DONE
             events.append(_END)

@@ -13,8 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from .canonical import EMPTY_SHA256
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 __all__ = [
     "ALGORITHM",
@@ -75,7 +79,7 @@ _OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 @lru_cache(maxsize=2048)
-def _hmac_pads(key: bytes) -> tuple:
+def _hmac_pads(key: bytes) -> tuple[HASH, HASH]:
     # RFC 2104 with the key's inner and outer pad already hashed: a signing key is used for
     # every request of a day and for every chunk of a body, so only the message is hashed per use
     block = key.ljust(64, b"\0") if len(key) <= 64 else _sha256(key).digest().ljust(64, b"\0")
@@ -83,7 +87,7 @@ def _hmac_pads(key: bytes) -> tuple:
 
 
 @lru_cache(maxsize=2048)
-def signing_key_and_pads(secret_access_key: str, date: str, region: str, service: str) -> tuple:
+def signing_key_and_pads(secret_access_key: str, date: str, region: str, service: str) -> tuple[bytes, HASH, HASH]:
     """``(kSigning, inner, outer)``: the derived key with its HMAC pads already hashed, one cache
     lookup per request instead of two (a pure function of its arguments, like the key itself)."""
     key = derive_signing_key(secret_access_key, date, region, service)

@@ -26,6 +26,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from .auth import parse_amz_date
 from .errors import SigningError
@@ -50,7 +51,7 @@ class PostPolicy:
     session_token: str | None
     policy_text: str  # the base64 policy as sent: it is what was signed
     expiration: datetime
-    conditions: tuple[tuple, ...]  # ("eq"|"starts-with", field, value) or ("content-length-range", lo, hi)
+    conditions: tuple[tuple[str, Any, Any], ...]  # ("eq"|"starts-with", field, value) or ("content-length-range", lo, hi)
     fields: tuple[tuple[str, str], ...]  # lowercase name, value
 
     @property
@@ -110,10 +111,10 @@ def _field_name(value: object) -> str:
     return value[1:].lower()
 
 
-def _parse_conditions(raw: object) -> tuple[tuple, ...]:
+def _parse_conditions(raw: object) -> tuple[tuple[str, Any, Any], ...]:
     if not isinstance(raw, list):
         raise _invalid_policy("conditions must be a list.")
-    conditions: list[tuple] = []
+    conditions: list[tuple[str, Any, Any]] = []
     for item in raw:
         if isinstance(item, dict):
             if len(item) != 1:

@@ -296,7 +296,7 @@ class ChunkSigner:
     def __init__(self, context: SigningContext | None, trailer: str | None = None):
         self.context = context
         self.trailer = trailer.lower() if trailer else None
-        self._previous = context.seed_signature if context is not None else None
+        self._previous = context.seed_signature if context is not None else ""
         self._checksum = Checksum(CHECKSUM_HEADERS[self.trailer]) if self.trailer else None
 
     def _sign(self, data: bytes) -> str | None:
@@ -319,9 +319,9 @@ class ChunkSigner:
         last_signature = self._sign(b"")
         trailers = []
         trailer_signature = None
-        if self.trailer:
+        if self.trailer and self._checksum is not None:
             trailers.append((self.trailer, self._checksum.b64digest()))
             if self.context is not None:
                 canonical = "".join(f"{name}:{value}\n" for name, value in trailers).encode("ascii")
-                trailer_signature = self.context.trailer_signature(last_signature, canonical)
+                trailer_signature = self.context.trailer_signature(self._previous, canonical)
         return encode_last_chunk(last_signature, trailers, trailer_signature)

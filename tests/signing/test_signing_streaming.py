@@ -22,6 +22,7 @@ from signing import (
     STREAMING_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
+    BodyVerifier,
     ChunkedDecoder,
     ChunkEnd,
     ChunkHeader,
@@ -392,6 +393,22 @@ def test_streaming_needs_the_decoded_length() -> None:
     with pytest.raises(SigningError) as caught:
         make_body_verifier(auth, verify_signature(auth, SECRET, "PUT", "/ws/obj", "", headers), headers)
     assert caught.value.code == "MissingContentLength"
+
+
+def test_verifier_built_directly_fails_with_an_s3_error() -> None:
+    """BodyVerifier is public: built without make_body_verifier's checks, a signed body without a
+    signing context or a trailer declared in a mode without trailers is refused, not a crash."""
+    _, body = streaming_request(b"abc", STREAMING_PAYLOAD)
+    verifier = BodyVerifier(mode=STREAMING_PAYLOAD, decoded_length=3, context=None)
+    with pytest.raises(SigningError) as caught:
+        verifier.feed(body)
+    assert caught.value.code == "InvalidRequest"
+
+    verifier = BodyVerifier(mode=UNSIGNED_PAYLOAD, decoded_length=3, trailer_name="x-amz-checksum-crc32")
+    assert verifier.feed(b"abc") == b"abc"
+    with pytest.raises(SigningError) as caught:
+        verifier.finish()
+    assert caught.value.code == "MalformedTrailerError"
 
 
 def test_forwarded_content_encoding_drops_aws_chunked() -> None:

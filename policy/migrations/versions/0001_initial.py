@@ -3,6 +3,8 @@
 Revision ID: 0001
 Revises:
 """
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
@@ -13,11 +15,11 @@ branch_labels = None
 depends_on = None
 
 
-def _created_at():
+def _created_at() -> sa.Column[datetime]:
     return sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
 
 
-def _owner(name="owner_id", nullable=False):
+def _owner(name: str = "owner_id", nullable: bool = False) -> sa.Column[int]:
     return sa.Column(name, sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable)
 
 
