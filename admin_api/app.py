@@ -14,13 +14,13 @@ from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
-from policy.projection import rebuild, verify
+from policy.projection import verify
 from wio.metrics import api_metrics_middleware, metrics_response
 from wio.redisurl import redis_client
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
-__all__ = ["create_app", "rebuild_projection"]
+__all__ = ["create_app", "verify_projection"]
 
 log = logging.getLogger("wio.api")
 # How often the keeper checks that the server Redis clients reach holds a verified projection. After a
@@ -28,12 +28,14 @@ log = logging.getLogger("wio.api")
 PROJECTION_CHECK_SECONDS = 0.25
 
 
-async def rebuild_projection(app: web.Application) -> dict[str, int]:
+async def verify_projection(app: web.Application) -> str:
+    """Make the projection on the current Redis server trustworthy (policy.projection.verify)."""
     async with app[DB]() as session:
         async with session.begin():
-            counts = await rebuild(session, app[REDIS])
-    log.info("projection rebuilt: %s", counts)
-    return counts
+            outcome = await verify(session, app[REDIS])
+    if outcome != "ok":
+        log.info("projection %s on the current Redis server", outcome)
+    return outcome
 
 
 async def _database(app: web.Application):
@@ -62,11 +64,7 @@ async def _keep_projection(app: web.Application) -> None:
     server (policy.projection.verify)."""
     while True:
         try:
-            async with app[DB]() as session:
-                async with session.begin():
-                    outcome = await verify(session, app[REDIS])
-            if outcome != "ok":
-                log.info("projection %s on the current Redis server", outcome)
+            await verify_projection(app)
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError) as exc:
@@ -78,7 +76,7 @@ async def _keep_projection(app: web.Application) -> None:
 
 async def _projection_keeper(app: web.Application):
     await bootstrap(app)
-    await rebuild_projection(app)
+    await verify_projection(app)  # rebuilt only if Redis lost or lacks something, or the layout changed
     task = asyncio.create_task(_keep_projection(app))
     yield
     task.cancel()

@@ -3,7 +3,8 @@
 Layout (all hashes/sets under ``wio:``; see authorize.lua for the reader):
 
     wio:meta                 hash   built (unix time), epoch (PostgreSQL's mutation counter it reflects),
-                                    verified (the run_id of the server on which the API last checked it)
+                                    verified (the run_id of the server on which the API last checked it),
+                                    layout (LAYOUT: a projection of another shape is rebuilt)
     wio:k:{access_key_id}    hash   user, secret (sealed), expires, token (sha256), scope (json)
     wio:u:{username}         hash   disabled, admin, groups (comma separated), qb, qo (quota bytes/objects)
     wio:w:{workspace}        hash   node, bucket, prefix, owner, public, root, created, qb, qo
@@ -38,7 +39,7 @@ import time
 from datetime import datetime
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -59,6 +60,8 @@ async def lock_model(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MODEL_LOCK})
 
 
+# The shape of the projection: a projection written with another layout is rebuilt, not trusted.
+LAYOUT = "2"
 # Log entries kept for replay: a server more than this many changes behind is rebuilt instead.
 LOG_KEPT = 100_000
 
@@ -102,7 +105,15 @@ def _epoch(dt: datetime | None) -> int:
     return int(dt.timestamp()) if dt is not None else 0
 
 
-def _quota(entity: User | Root | Workspace) -> dict[str, str]:
+class _Limited(Protocol):
+    """A user, root or workspace, as an ORM object or a row."""
+    @property
+    def max_bytes(self) -> int | None: ...
+    @property
+    def max_objects(self) -> int | None: ...
+
+
+def _quota(entity: _Limited) -> dict[str, str]:
     return {"qb": "" if entity.max_bytes is None else str(entity.max_bytes),
             "qo": "" if entity.max_objects is None else str(entity.max_objects)}
 
@@ -175,9 +186,12 @@ class Projection:
             for key, members in self.set_additions.items():
                 if members:
                     pipe.sadd(key, *members)
-            meta = {"built": str(int(time.time())), "epoch": str(epoch)}
+            # A mutation moves the epoch only. The layout (and so the claim that the whole projection
+            # is here) is written by the rebuild and repair that check it against PostgreSQL: a
+            # mutation landing on a Redis that restarted empty must not make it look complete.
+            meta = {"epoch": str(epoch)}
             if verified is not None:
-                meta["verified"] = verified
+                meta.update(built=str(int(time.time())), layout=LAYOUT, verified=verified)
             pipe.hset("wio:meta", mapping=meta)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant
             await pipe.execute()
 
@@ -198,10 +212,27 @@ async def _user_groups(session: AsyncSession, user_ids: list[int], everything: b
     return out
 
 
-async def _project_users(session: AsyncSession, proj: Projection, users: list[User],
-                         everything: bool = False) -> None:
+_USER = select(User.id, User.username, User.disabled, User.is_admin, User.max_bytes, User.max_objects)
+_KEY = (select(AccessKey.access_key_id, User.username, AccessKey.secret_enc, AccessKey.expires_at,
+               AccessKey.session_token_hash, AccessKey.scope).join(User, User.id == AccessKey.user_id))
+_WORKSPACE = (select(Workspace.id, Workspace.name, Node.name.label("node"), Root.bucket, Workspace.prefix,
+                     User.username.label("owner"), Workspace.public, Root.name.label("root"), Workspace.created_at,
+                     Workspace.max_bytes, Workspace.max_objects)
+              .join(Root, Root.id == Workspace.root_id).join(Node, Node.id == Root.node_id)
+              .join(User, User.id == Workspace.owner_id))
+_SHARE = (select(Share.workspace_id, Share.permission, Share.prefix, Share.expires_at, Share.id,
+                 User.username, Group.name.label("group"))
+          .outerjoin(User, User.id == Share.user_id).outerjoin(Group, Group.id == Share.group_id))
+# Rows, not ORM objects: a full rebuild reads every key and share, and building ORM instances for a
+# million rows costs minutes.
+
+
+async def _project_users(session: AsyncSession, proj: Projection, names: Iterable[str],
+                         everything: bool = False) -> set[str]:
+    """Project the named users (or all); returns the names found."""
+    users = (await session.execute(_USER.where(_among(User.username, names, everything)))).all()
     if not users:
-        return
+        return set()
     ids = [u.id for u in users]
     groups = await _user_groups(session, ids, everything)
     direct: dict[int, set[str]] = defaultdict(set)
@@ -222,16 +253,23 @@ async def _project_users(session: AsyncSession, proj: Projection, users: list[Us
             **_quota(u),
         })
         proj.put_set(f"wio:uw:{u.username}", direct.get(u.id, set()))
+    return {u.username for u in users}
 
 
-def _project_key(proj: Projection, key: AccessKey) -> None:
-    proj.put_hash(f"wio:k:{key.access_key_id}", {
-        "user": key.user.username,
-        "secret": key.secret_enc,
-        "expires": str(_epoch(key.expires_at)),
-        "token": key.session_token_hash or "",
-        "scope": json.dumps(key.scope) if key.scope is not None else "",
-    })
+async def _project_keys(session: AsyncSession, proj: Projection, ids: Iterable[str],
+                        everything: bool = False) -> set[str]:
+    found = set()
+    for akid, username, secret, expires_at, token_hash, scope in await session.execute(
+            _KEY.where(_among(AccessKey.access_key_id, ids, everything))):
+        proj.put_hash(f"wio:k:{akid}", {
+            "user": username,
+            "secret": secret,
+            "expires": str(_epoch(expires_at)),
+            "token": token_hash or "",
+            "scope": json.dumps(scope) if scope is not None else "",
+        })
+        found.add(akid)
+    return found
 
 
 def _project_node(proj: Projection, node: Node) -> None:
@@ -240,25 +278,27 @@ def _project_node(proj: Projection, node: Node) -> None:
     })
 
 
-async def _project_workspaces(session: AsyncSession, proj: Projection, workspaces: list[Workspace],
-                              public_members: set[str] | None, everything: bool = False) -> None:
+async def _project_workspaces(session: AsyncSession, proj: Projection, names: Iterable[str],
+                              public_members: set[str], everything: bool = False) -> set[str]:
+    """Project the named workspaces (or all) with their shares; returns the names found."""
+    workspaces = (await session.execute(_WORKSPACE.where(_among(Workspace.name, names, everything)))).all()
     if not workspaces:
-        return
-    by_id = {w.id: w for w in workspaces}
+        return set()
     grants: dict[int, dict[str, list[list[str | int]]]] = {w.id: defaultdict(list) for w in workspaces}
-    shares = select(Share).where(_among(Share.workspace_id, by_id, everything))
-    for share in (await session.scalars(shares)).unique():
-        grants[share.workspace_id][share.grantee].append(
-            [share.permission, share.prefix, _epoch(share.expires_at), share.id])
+    for ws_id, permission, prefix, expires_at, share_id, username, group in await session.execute(
+            _SHARE.where(_among(Share.workspace_id, grants, everything))):
+        grantee = f"u:{username}" if username is not None else f"g:{group}"
+        grants[ws_id][grantee].append([permission, prefix, _epoch(expires_at), share_id])
     for w in workspaces:
         proj.put_hash(f"wio:w:{w.name}", {
-            "node": w.root.node.name, "bucket": w.root.bucket, "prefix": w.prefix, "owner": w.owner.username,
-            "public": "1" if w.public else "0", "root": w.root.name, "created": str(_epoch(w.created_at)),
+            "node": w.node, "bucket": w.bucket, "prefix": w.prefix, "owner": w.owner,
+            "public": "1" if w.public else "0", "root": w.root, "created": str(_epoch(w.created_at)),
             **_quota(w),
         })
         proj.put_hash(f"wio:s:{w.name}", {k: json.dumps(v) for k, v in grants[w.id].items()})
-        if public_members is not None and w.public:
+        if w.public:
             public_members.add(w.name)
+    return {w.name for w in workspaces}
 
 
 async def _project_groups(session: AsyncSession, proj: Projection, names: set[str],
@@ -281,18 +321,13 @@ async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionCh
     Entities that no longer exist in PostgreSQL are deleted from the projection.
     """
     proj = Projection()
-    users = list((await session.scalars(select(User).where(User.username.in_(change.users)))).all()) \
-        if change.users else []
-    for missing in change.users - {u.username for u in users}:
-        proj.delete(f"wio:u:{missing}")
-        proj.delete(f"wio:uw:{missing}")
-    await _project_users(session, proj, users)
+    if change.users:
+        for missing in change.users - await _project_users(session, proj, change.users):
+            proj.delete(f"wio:u:{missing}")
+            proj.delete(f"wio:uw:{missing}")
 
     if change.keys:
-        keys = (await session.scalars(select(AccessKey).where(AccessKey.access_key_id.in_(change.keys)))).unique().all()
-        for key in keys:
-            _project_key(proj, key)
-        for missing in change.keys - {k.access_key_id for k in keys}:
+        for missing in change.keys - await _project_keys(session, proj, change.keys):
             proj.delete(f"wio:k:{missing}")
 
     if change.nodes:
@@ -309,19 +344,15 @@ async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionCh
         for missing in change.roots - {r.name for r in roots}:
             proj.delete(f"wio:r:{missing}")
 
-    public_now: set[str] = set()
     if change.workspaces:
-        workspaces = list((await session.scalars(
-            select(Workspace).where(Workspace.name.in_(change.workspaces)))).unique().all())
-        await _project_workspaces(session, proj, workspaces, public_now)
-        for missing in change.workspaces - {w.name for w in workspaces}:
+        public_now: set[str] = set()
+        for missing in change.workspaces - await _project_workspaces(session, proj, change.workspaces, public_now):
             proj.delete(f"wio:w:{missing}")
             proj.delete(f"wio:s:{missing}")
+        proj.update_set("wio:pub", remove=set(change.workspaces), add=public_now)
     if change.groups:
         await _project_groups(session, proj, change.groups)
 
-    if change.workspaces:
-        proj.update_set("wio:pub", remove=set(change.workspaces), add=public_now)
     epoch = replay_to if replay_to is not None else await _bump_epoch(session, change)
     await proj.flush(redis, epoch=epoch, verified=verified)
 
@@ -332,19 +363,15 @@ async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
     await lock_model(session)
     server_id, _ = await _server_state(redis)
     proj = Projection()
-    users = list((await session.scalars(select(User))).all())
-    await _project_users(session, proj, users, everything=True)
-    keys = (await session.scalars(select(AccessKey))).unique().all()
-    for key in keys:
-        _project_key(proj, key)
+    users = await _project_users(session, proj, (), everything=True)
+    keys = await _project_keys(session, proj, (), everything=True)
     nodes = (await session.scalars(select(Node))).unique().all()
     for node in nodes:
         _project_node(proj, node)
     for root in (await session.scalars(select(Root))).unique().all():
         proj.put_hash(f"wio:r:{root.name}", _quota(root))
     public: set[str] = set()
-    workspaces = list((await session.scalars(select(Workspace))).unique().all())
-    await _project_workspaces(session, proj, workspaces, public, everything=True)
+    workspaces = await _project_workspaces(session, proj, (), public, everything=True)
     await _project_groups(session, proj, set((await session.scalars(select(Group.name))).all()), everything=True)
     proj.put_set("wio:pub", public)
     stale: list[str] = []
@@ -373,16 +400,19 @@ async def verify(session: AsyncSession, redis: Redis) -> str:
     which no other server has, so at worst the proxies keep refusing until the next round.
     """
     server_id, meta = await _server_state(redis)
-    if meta.get("verified") == server_id:
+    if meta.get("verified") == server_id and meta.get("layout") == LAYOUT:
         return "ok"
     await lock_model(session)  # no mutation moves the epochs while they are compared
     epoch = await _current_epoch(session)
     server_id, meta = await _server_state(redis)
-    if meta.get("built") and meta.get("epoch") == str(epoch):
+    if meta.get("layout") != LAYOUT:
+        await rebuild(session, redis)
+        return "rebuilt"
+    if meta.get("epoch") == str(epoch):
         if await redis.eval(_MARK_VERIFIED, 0, str(epoch), server_id):
             return "verified"
     behind = meta.get("epoch", "")
-    if meta.get("built") and behind.isdigit() and int(behind) < epoch:
+    if behind.isdigit() and int(behind) < epoch:
         missed = await _missed_changes(session, int(behind), epoch)
         if missed is not None:
             await apply_change(session, redis, missed, replay_to=epoch, verified=server_id)

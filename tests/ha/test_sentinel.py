@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from redis import Redis
 
-from policy.projection import verify
+from policy.projection import LAYOUT, verify
 from tests.conftest import make_person, s3_client, unique
 from tests.ha.conftest import HaStack
 
@@ -177,9 +177,10 @@ async def test_verify_marks_repairs_or_rebuilds_as_the_epochs_say(ha, tmp_path):
         await redis.hset("wio:meta", mapping={"verified": "stale", "epoch": str(int(epoch) + 1)})
         assert await run() == "rebuilt"  # ahead of PostgreSQL (a change that was rolled back)
         assert await redis.hget("wio:meta", "epoch") == epoch
-        await redis.hdel("wio:meta", "built")
-        await redis.hset("wio:meta", "verified", "stale")
+        await redis.flushdb()  # restarted empty, then a mutation wrote only its epoch
+        await redis.hset("wio:meta", "epoch", epoch)
         assert await run() == "rebuilt"
+        assert await redis.hget("wio:meta", "layout") == LAYOUT
     finally:
         await redis.aclose()
         await engine.dispose()
