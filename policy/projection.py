@@ -62,6 +62,8 @@ async def lock_model(session: AsyncSession) -> None:
 
 # The shape of the projection: a projection written with another layout is rebuilt, not trusted.
 LAYOUT = "2"
+# Hashes written per pipeline in a full rebuild.
+REBUILD_BATCH = 5_000
 # Log entries kept for replay: a server more than this many changes behind is rebuilt instead.
 LOG_KEPT = 100_000
 
@@ -165,35 +167,60 @@ class Projection:
         """Remove then add members of a set that is not rewritten whole (``wio:pub``)."""
         self.set_removals[key], self.set_additions[key] = remove, add
 
-    async def flush(self, redis: Redis, *, epoch: int, verified: str | None = None,
-                    replace_all: list[str] | None = None) -> None:
-        """Everything in one MULTI, with the epoch it reflects (and, for a rebuild, the server it was
+    def _queue(self, pipe: Any) -> None:
+        """The writes, in order, onto a redis-py pipeline."""
+        for key in self.deleted | set(self.hashes) | set(self.sets):
+            pipe.delete(key)
+        for key, mapping in self.hashes.items():
+            if mapping:
+                pipe.hset(key, mapping=mapping)
+        for key, members in self.sets.items():
+            if members:
+                pipe.sadd(key, *members)
+        for key, members in self.set_removals.items():
+            if members:
+                pipe.srem(key, *members)
+        for key, members in self.set_additions.items():
+            if members:
+                pipe.sadd(key, *members)
+
+    @staticmethod
+    def _meta(epoch: int, verified: str | None) -> dict[str, str]:
+        # A mutation moves the epoch only. The layout (and so the claim that the whole projection
+        # is here) is written by the rebuild and repair that check it against PostgreSQL: a
+        # mutation landing on a Redis that restarted empty must not make it look complete.
+        meta = {"epoch": str(epoch)}
+        if verified is not None:
+            meta.update(built=str(int(time.time())), layout=LAYOUT, verified=verified)
+        return meta
+
+    async def flush(self, redis: Redis, *, epoch: int, verified: str | None = None) -> None:
+        """Everything in one MULTI, with the epoch it reflects (and, for a repair, the server it was
         verified on): a failover can lose the whole change, never half of it."""
         async with redis.pipeline(transaction=True) as pipe:
-            for key in (replace_all or []):
-                pipe.delete(key)
-            for key in self.deleted | set(self.hashes) | set(self.sets):
-                pipe.delete(key)
-            for key, mapping in self.hashes.items():
-                if mapping:
-                    pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant
-            for key, members in self.sets.items():
-                if members:
-                    pipe.sadd(key, *members)
-            for key, members in self.set_removals.items():
-                if members:
-                    pipe.srem(key, *members)
-            for key, members in self.set_additions.items():
-                if members:
-                    pipe.sadd(key, *members)
-            # A mutation moves the epoch only. The layout (and so the claim that the whole projection
-            # is here) is written by the rebuild and repair that check it against PostgreSQL: a
-            # mutation landing on a Redis that restarted empty must not make it look complete.
-            meta = {"epoch": str(epoch)}
-            if verified is not None:
-                meta.update(built=str(int(time.time())), layout=LAYOUT, verified=verified)
-            pipe.hset("wio:meta", mapping=meta)  # type: ignore[arg-type]  # redis-py's Mapping key type is invariant
+            self._queue(pipe)
+            pipe.hset("wio:meta", mapping=self._meta(epoch, verified))  # type: ignore[arg-type]  # invariant Mapping key
             await pipe.execute()
+
+    async def replace(self, redis: Redis, *, epoch: int, verified: str, previous: set[str]) -> None:
+        """A full rebuild: too large for one MULTI (a large organisation is millions of commands), so
+        the projection is first marked unverified (every proxy refuses from the next request on), then
+        written in batches, keys of ``previous`` that it no longer has deleted, and marked verified on
+        ``verified`` (the server's run_id) last."""
+        await redis.hdel("wio:meta", "verified", "layout")
+        stale = previous - set(self.hashes) - set(self.sets)
+        hashes, sets = list(self.hashes.items()), list(self.sets.items())
+        parts = [Projection() for _ in range(1 + max(len(hashes), len(sets)) // REBUILD_BATCH)]
+        for i, part in enumerate(parts):
+            part.hashes = dict(hashes[i * REBUILD_BATCH:(i + 1) * REBUILD_BATCH])
+            part.sets = dict(sets[i * REBUILD_BATCH:(i + 1) * REBUILD_BATCH])
+        last = parts[-1]
+        last.deleted, last.set_removals, last.set_additions = stale, self.set_removals, self.set_additions
+        for part in parts:
+            async with redis.pipeline(transaction=False) as pipe:
+                part._queue(pipe)
+                await pipe.execute()
+        await redis.hset("wio:meta", mapping=self._meta(epoch, verified))  # type: ignore[arg-type]  # invariant Mapping key
 
 
 def _among(column: InstrumentedAttribute[Any], values: Iterable[Any], everything: bool) -> ColumnElement[bool]:
@@ -377,7 +404,7 @@ async def rebuild(session: AsyncSession, redis: Redis) -> dict[str, int]:
     stale: list[str] = []
     for pattern in PROJECTION_PATTERNS:
         stale.extend([k async for k in redis.scan_iter(match=pattern, count=1000)])
-    await proj.flush(redis, epoch=await _current_epoch(session), verified=server_id, replace_all=stale)
+    await proj.replace(redis, epoch=await _current_epoch(session), verified=server_id, previous=set(stale))
     return {"users": len(users), "keys": len(keys), "nodes": len(nodes), "workspaces": len(workspaces)}
 
 
