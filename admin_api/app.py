@@ -6,32 +6,36 @@ import logging
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from admin_api import audit, explain, groups, infra, keys, openapi, quotas, search, sso, users, workspaces
+from admin_api import audit, explain, groups, info, infra, keys, openapi, quotas, search, sso, users, workspaces
 from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
-from policy.projection import rebuild
+from policy.projection import verify
 from wio.metrics import api_metrics_middleware, metrics_response
+from wio.redisurl import redis_client
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
-__all__ = ["create_app", "rebuild_projection"]
+__all__ = ["create_app", "verify_projection"]
 
 log = logging.getLogger("wio.api")
-PROJECTION_CHECK_SECONDS = 1.0
+# How often the keeper checks that the server Redis clients reach holds a verified projection. After a
+# failover or a restart the proxies answer 503 until it has (policy/projection.py, "Failover").
+PROJECTION_CHECK_SECONDS = 0.25
 
 
-async def rebuild_projection(app: web.Application) -> dict[str, int]:
+async def verify_projection(app: web.Application) -> str:
+    """Make the projection on the current Redis server trustworthy (policy.projection.verify)."""
     async with app[DB]() as session:
         async with session.begin():
-            counts = await rebuild(session, app[REDIS])
-    log.info("projection rebuilt: %s", counts)
-    return counts
+            outcome = await verify(session, app[REDIS])
+    if outcome != "ok":
+        log.info("projection %s on the current Redis server", outcome)
+    return outcome
 
 
 async def _database(app: web.Application):
@@ -43,7 +47,7 @@ async def _database(app: web.Application):
 
 
 async def _redis(app: web.Application):
-    app[REDIS] = Redis.from_url(app[SETTINGS].redis_url, decode_responses=True, health_check_interval=10)
+    app[REDIS] = redis_client(app[SETTINGS].redis_url, decode_responses=True, health_check_interval=10)
     yield
     await app[REDIS].aclose()
 
@@ -55,13 +59,12 @@ async def _http(app: web.Application):
 
 
 async def _keep_projection(app: web.Application) -> None:
-    """Rebuild the Redis projection at start-up and whenever it is found missing (e.g. Redis restarted empty)."""
-    built = False
+    """Keep the projection on the current Redis primary verified against PostgreSQL: rebuilt when it
+    is missing (Redis restarted empty) or behind (a failover lost a change), re-verified on every new
+    server (policy.projection.verify)."""
     while True:
         try:
-            if not built or not await app[REDIS].exists("wio:meta"):
-                await rebuild_projection(app)
-                built = True
+            await verify_projection(app)
         except asyncio.CancelledError:
             raise
         except (RedisError, OSError) as exc:
@@ -73,7 +76,7 @@ async def _keep_projection(app: web.Application) -> None:
 
 async def _projection_keeper(app: web.Application):
     await bootstrap(app)
-    await rebuild_projection(app)
+    await verify_projection(app)  # rebuilt only if Redis lost or lacks something, or the layout changed
     task = asyncio.create_task(_keep_projection(app))
     yield
     task.cancel()
@@ -103,7 +106,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.extend([_database, _redis, _http, sso.oidc_client, _projection_keeper, audit.audit_trail,
                             search.search_backend])
-    for module in (users, sso, keys, workspaces, infra, groups, quotas, audit, explain, search, openapi):
+    for module in (users, sso, keys, workspaces, infra, groups, quotas, audit, explain, search, info, openapi):
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_response)

@@ -34,6 +34,7 @@ from admin_api.workspaces import require_on_workspace
 from policy.models import Workspace
 from wio.events import AUDIT_STREAM, entry_fields
 from wio.metrics import AUDIT_STORE_ERRORS, AUDIT_STORED
+from wio.redisurl import redis_client
 
 __all__ = ["routes", "audit_trail", "AUDIT_STORE", "AUDIT_GROUP", "AuditConsumer"]
 
@@ -169,7 +170,7 @@ async def audit_trail(app: web.Application):
         store = PostgresAuditStore(app[DB])
     app[AUDIT_STORE] = store
     # Its own connection: bytes (decoded leniently above) and a blocking read that holds a connection.
-    redis = Redis.from_url(settings.redis_url, decode_responses=False, socket_connect_timeout=2,
+    redis = redis_client(settings.redis_url, decode_responses=False, socket_connect_timeout=2,
                            socket_timeout=BLOCK_MS / 1000 + 10, health_check_interval=10)
     consumer = AuditConsumer(redis, store)
     consumer.start()

@@ -215,13 +215,13 @@ async def add_share(request: web.Request) -> web.Response:
             grantee = await session.scalar(select(User).where(User.username == user_name))
             if grantee is None:
                 raise ApiError(404, "NoSuchUser", f"no user named '{user_name}'")
-            share.user, share.user_id = grantee, grantee.id
+            share.user, share.user_id, share.group = grantee, grantee.id, None
             change.users.add(grantee.username)
         else:
             group = await session.scalar(select(Group).where(Group.name == group_name))
             if group is None:
                 raise ApiError(404, "NoSuchGroup", f"no group named '{group_name}'")
-            share.group, share.group_id = group, group.id
+            share.group, share.group_id, share.user = group, group.id, None
             change.groups.add(group.name)
         session.add(share)
         await session.flush()

@@ -35,7 +35,7 @@ async def fill(redis: Redis, box: SecretBox, shares: int) -> None:
     await redis.flushdb()
     secret = box.seal("probe-secret")
     node_secret = box.seal("node-secret")
-    await redis.hset("wio:meta", mapping={"built": "0"})
+    await redis.hset("wio:meta", mapping={"built": "0", "verified": (await redis.info("server"))["run_id"]})
     await redis.hset("wio:n:node", mapping={"endpoint": "http://127.0.0.1:1", "region": "us-east-1",
                                            "access": "a", "secret": node_secret})
     await redis.hset("wio:k:PROBE", mapping={"user": "probe", "secret": secret, "expires": "0", "token": "",

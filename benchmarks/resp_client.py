@@ -22,12 +22,13 @@ from wio.resp import RespClient
 from wio.services import start_valkey
 
 SOURCE = (Path(policy.__file__).parent / "authorize.lua").read_text()
-ARGS = ["AKBENCH", "wsbench"]
+ARGS = ["", "AKBENCH", "wsbench"]  # the server's run_id is filled in by fill()
 
 
 async def fill(url: str) -> None:
     redis = Redis.from_url(url, decode_responses=True)
-    await redis.set("wio:meta", "1")
+    ARGS[0] = (await redis.info("server"))["run_id"]
+    await redis.hset("wio:meta", mapping={"verified": ARGS[0]})
     await redis.hset("wio:k:AKBENCH", mapping={"user": "bench", "secret": "x" * 60, "expires": "0", "token": "",
                                                "scope": ""})
     await redis.hset("wio:u:bench", mapping={"disabled": "0", "admin": "0", "groups": "g1,g2"})

@@ -12,7 +12,6 @@ import signal
 import time
 
 import aiohttp
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,6 +25,7 @@ from policy.db import create_engine, migrate, sessionmaker_for
 from wio.secrets import SecretBox
 from wio.serve import configure_logging
 from wio.settings import Settings
+from wio.redisurl import redis_client
 
 __all__ = ["run_indexer", "serve_indexer", "RouteCache", "crawl_due", "forget_deleted"]
 
@@ -144,7 +144,7 @@ async def run_indexer(settings: Settings, stop: asyncio.Event, *, crawl_every_se
     """Consume events and crawl until ``stop`` is set; ``backend`` defaults to the one settings select."""
     engine = create_engine(settings.database_url)
     backend = backend or open_backend(settings)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
+    redis = redis_client(settings.redis_url, decode_responses=True, health_check_interval=10)
     http = aiohttp.ClientSession()
     try:
         await migrate(engine)  # the crawl state lives in PostgreSQL whatever the backend

@@ -1,10 +1,14 @@
 -- One round trip authorizes a request (DESIGN.md invariant 7).
--- ARGV[1] = access key id; ARGV[2..n] = workspace names the request touches (0, 1, or 2 for copies).
--- Returns {meta_exists, key, user, ws1, node1, grants1, ws2, node2, grants2, ...}; every lookup is
+-- ARGV[1] = the run_id of this server as the caller's connection saw it; ARGV[2] = access key id;
+-- ARGV[3..n] = workspace names the request touches (0, 1, or 2 for copies).
+-- Returns {verified, key, user, ws1, node1, grants1, ws2, node2, grants2, ...}; verified is 1 only when
+-- the API has checked this server's projection against PostgreSQL (wio:meta verified = its run_id),
+-- so a replica promoted by a failover, or a server restarted from an old snapshot, is not trusted
+-- until then (policy/projection.py). Every lookup is
 -- by exact key, so the cost does not depend on how many users, workspaces or shares exist.
 -- (Keys are computed here, so this script targets a single Redis/Valkey or a Sentinel setup.)
-local out = {redis.call('EXISTS', 'wio:meta')}
-local key = redis.call('HMGET', 'wio:k:' .. ARGV[1], 'user', 'secret', 'expires', 'token', 'scope')
+local out = {redis.call('HGET', 'wio:meta', 'verified') == ARGV[1] and 1 or 0}
+local key = redis.call('HMGET', 'wio:k:' .. ARGV[2], 'user', 'secret', 'expires', 'token', 'scope')
 out[2] = key
 local user = key[1]
 if not user then return out end
@@ -14,7 +18,7 @@ local fields = {'u:' .. user}
 if u[3] then
   for g in string.gmatch(u[3], '[^,]+') do fields[#fields + 1] = 'g:' .. g end
 end
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local ws = redis.call('HMGET', 'wio:w:' .. ARGV[i], 'node', 'bucket', 'prefix', 'owner', 'public', 'root')
   out[#out + 1] = ws
   if ws[1] then

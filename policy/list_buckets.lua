@@ -1,7 +1,8 @@
 -- The workspaces a user can see, with their grants, in one round trip.
--- ARGV[1] = access key id. Returns {meta_exists, key, user, name1, ws1, grants1, name2, ...}.
-local out = {redis.call('EXISTS', 'wio:meta')}
-local key = redis.call('HMGET', 'wio:k:' .. ARGV[1], 'user', 'secret', 'expires', 'token', 'scope')
+-- ARGV[1] = this server's run_id as the caller saw it, ARGV[2] = access key id (see authorize.lua).
+-- Returns {verified, key, user, name1, ws1, grants1, name2, ...}.
+local out = {redis.call('HGET', 'wio:meta', 'verified') == ARGV[1] and 1 or 0}
+local key = redis.call('HMGET', 'wio:k:' .. ARGV[2], 'user', 'secret', 'expires', 'token', 'scope')
 out[2] = key
 local user = key[1]
 if not user then return out end

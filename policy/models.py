@@ -17,7 +17,9 @@ ROOT_TYPES = ("private", "public", "unmanaged")
 
 
 class Base(DeclarativeBase):
-    pass
+    # Server-side defaults (created_at) come back with the INSERT (RETURNING), so an object the API
+    # just created can be serialised without another query.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 def _now_column() -> Mapped[datetime]:

@@ -68,7 +68,7 @@ class Authorizer:
 
     def _caller(self, akid: str, reply: list, session_token: str | None, now: float) -> Caller:
         if not reply[0]:
-            raise S3Error("ServiceUnavailable", "The permission store is being rebuilt; please retry")
+            raise S3Error("ServiceUnavailable", "The permission store is being verified or rebuilt; please retry")
         user, secret_enc, expires, token_hash, scope = reply[1]
         if user is None:
             raise S3Error("InvalidAccessKeyId")
@@ -100,11 +100,17 @@ class Authorizer:
         return Target(ws, node, grants)
 
     async def _round_trip(self, name: str, script, args: list[str]) -> list:
-        """Run one script with a deadline; any Redis failure fails closed (503)."""
+        """Run one script with a deadline; any Redis failure fails closed (503). The first argument is
+        the run_id of the server this process is connected to: the scripts trust a projection only
+        when the API has verified it on that very server (a failover or restart changes it)."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                reply = await script(args=args)
+                server_id = self.redis.server_id
+                if server_id is None:
+                    await self.redis.connect()
+                    server_id = self.redis.server_id or ""
+                reply = await script(args=[server_id, *args])
         except (RespError, OSError, TimeoutError) as exc:
             redis_failed(name)
             raise _unavailable(exc) from None

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 
 from wio.client import ApiClient
-from wio.devstack import DevStack, launch_components
+from wio.devstack import DevStack, launch_components, make_tls_pair
 from wio.executables import find_executable
 from wio.services import free_port
 from wio.settings import Settings, derive_master_key, normalize_database_url
@@ -60,6 +60,23 @@ def stack(pg_service, redis_service, s3_node):
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_stack(stack, tmp_path_factory):
+    """A second API and proxy on the same services, the proxy over https with a self-signed
+    certificate (``.cert``), as ``wio dev --tls`` runs it."""
+    cert, key = make_tls_pair(tmp_path_factory.mktemp("tls"))
+    api_port = free_port()
+    settings = stack.settings.with_(api_port=api_port, proxy_port=free_port(), api_url=f"http://127.0.0.1:{api_port}",
+                                    admin_password=None, s3_public_url=None, s3_ca_file=None)
+    tls = DevStack(settings=settings)
+    try:
+        launch_components(tls, settings, tls_pair=(cert, key))
+        tls.cert = cert
+        yield tls
+    finally:
+        tls.stop()
 
 
 def s3_client(endpoint: str, key: dict, **config):

@@ -22,25 +22,8 @@ from minio import Minio
 
 from signing import ChunkSigner, sign_request_with_context
 from tests.conftest import tool
-from wio.devstack import DevStack, launch_components, make_tls_pair
-from wio.services import free_port
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def tls_stack(stack, tmp_path_factory):
-    cert, key = make_tls_pair(tmp_path_factory.mktemp("tls"))
-    api_port = free_port()
-    settings = stack.settings.with_(api_port=api_port, proxy_port=free_port(), api_url=f"http://127.0.0.1:{api_port}",
-                                    admin_password=None)
-    tls = DevStack(settings=settings)
-    try:
-        launch_components(tls, settings, tls_pair=(cert, key))
-        tls.cert = cert
-        yield tls
-    finally:
-        tls.stop()
 
 
 @pytest.fixture(params=["http", "https"])

@@ -60,15 +60,17 @@ async def test_same_replies_as_redis_py(client, valkey):
     from redis.asyncio import Redis
     rp = Redis.from_url(valkey["service"].url, decode_responses=True)
     try:
-        await rp.set("wio:meta", "1")
+        run_id = (await rp.info("server"))["run_id"]
+        await rp.hset("wio:meta", mapping={"verified": run_id})
         await rp.hset("wio:k:AK1", mapping={"user": "u1", "secret": "s", "expires": "0", "token": "", "scope": ""})
         await rp.hset("wio:u:u1", mapping={"disabled": "0", "admin": "0", "groups": "g1,g2"})
         await rp.hset("wio:w:ws1", mapping={"node": "n1", "bucket": "b", "prefix": "p/", "owner": "u1",
                                             "public": "0", "root": "r"})
         await rp.hset("wio:n:n1", mapping={"endpoint": "http://x", "region": "us", "access": "a", "secret": "s"})
         await rp.hset("wio:s:ws1", mapping={"g:g1": '[["read", "", 0, 1]]'})
-        for name, args in (("authorize.lua", ["AK1", "ws1", "nope"]), ("authorize.lua", ["nobody"]),
-                           ("list_buckets.lua", ["AK1"]),
+        for name, args in (("authorize.lua", [run_id, "AK1", "ws1", "nope"]), ("authorize.lua", [run_id, "nobody"]),
+                           ("authorize.lua", ["another-server", "AK1", "ws1"]),
+                           ("list_buckets.lua", [run_id, "AK1"]),
                            ("quota.lua", ["reserve", "ws1", "u1", "r", 10, 1]),
                            ("quota.lua", ["release", "ws1", "u1", "r", 10, 1])):
             source = (SCRIPTS / name).read_text()

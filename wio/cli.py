@@ -70,6 +70,13 @@ def cli() -> None:
     """
 
 
+def _redacted(url: str) -> str:
+    """A service URL without its password, for printing."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    return f"{scheme}{sep}{userinfo.split(':')[0]}:***@{hosts}" if at and ":" in userinfo else url
+
+
 @cli.command()
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".wio"), show_default=True,
               help="Where data and secrets live; data survives restarts.")
@@ -78,12 +85,21 @@ def cli() -> None:
 @click.option("--proxy-workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Proxy processes sharing the S3 port.")
 @click.option("--tls", is_flag=True, help="Serve the proxy over https with a self-signed certificate.")
-def dev(state_dir: Path, api_port: int, s3_port: int, proxy_workers: int, tls: bool) -> None:
+@click.option("--redis-url", metavar="URL", default=None,
+              help="Use this Redis instead of starting Valkey (redis://, rediss:// or redis+sentinel://).")
+@click.option("--database-url", metavar="URL", default=None,
+              help="Use this PostgreSQL instead of starting one (postgresql://user:pass@host/db).")
+@click.option("--ha", is_flag=True,
+              help="Start a Valkey primary, a replica and three Sentinels, and use them through Sentinel.")
+def dev(state_dir: Path, api_port: int, s3_port: int, proxy_workers: int, tls: bool, redis_url: str | None,
+        database_url: str | None, ha: bool) -> None:
     """Run a complete stack on this machine: PostgreSQL, Valkey, SeaweedFS, the admin API and the proxy.
 
     \b
-    Example:
+    Examples:
       wio dev --state-dir ./.wio --proxy-workers 2
+      wio dev --ha
+      wio dev --database-url postgresql://wio@db.example/wio --redis-url redis+sentinel://s1,s2,s3/wio
     """
     from wio.devstack import start_dev_stack
     import os
@@ -93,10 +109,12 @@ def dev(state_dir: Path, api_port: int, s3_port: int, proxy_workers: int, tls: b
     try:
         stack = start_dev_stack(state_dir.resolve(), api_port=api_port, s3_port=s3_port, proxy_workers=proxy_workers,
                                 tls=tls, admin_password=os.environ.get("WIO_ADMIN_PASSWORD"),
+                                redis_url=redis_url, database_url=database_url, ha=ha,
                                 log=lambda m: click.echo(m, err=True))
     except Exception as exc:  # noqa: BLE001 - one readable line, not a traceback
         raise click.ClickException(f"could not start the stack: {exc}") from None
     click.echo(f"wio is up.\n  admin API  {stack.api_url}/api/v1\n  S3 proxy   {stack.s3_url}\n"
+               f"  redis      {_redacted(stack.settings.redis_url)}\n"
                f"  admin user admin / {stack.admin_password}\n  state      {state_dir.resolve()}\n"
                "Press Ctrl-C to stop.")
     try:

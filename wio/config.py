@@ -72,6 +72,7 @@ class Profile:
     username: str | None = None
     token: str | None = None
     token_expires_at: float | None = None  # unix time
+    ca_bundle: str | None = None  # the CA certificate the server's /info handed out for its S3 endpoint
 
     def token_for(self, api: str) -> str | None:
         """The stored token, if it was issued by ``api`` (a token is useless against another server)."""
@@ -84,6 +85,9 @@ class Profile:
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "name" and v is not None}
+
+
+_PROFILE_FIELDS = ("api", "s3", "username", "token", "token_expires_at", "ca_bundle")
 
 
 @dataclass
@@ -106,7 +110,7 @@ class UserConfig:
         profiles = {}
         for name, data in raw.get("profiles", {}).items():
             if isinstance(data, dict):
-                known = {k: data[k] for k in ("api", "s3", "username", "token", "token_expires_at") if k in data}
+                known = {k: data[k] for k in _PROFILE_FIELDS if k in data}
                 profiles[name] = Profile(name, **known)
         return cls(path, str(raw.get("current") or DEFAULT_PROFILE), profiles)
 

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wio.services import free_port, start_postgres, start_seaweedfs, start_valkey
-from wio.settings import Settings, derive_master_key
+from wio.services import free_port, start_postgres, start_seaweedfs, start_valkey, start_valkey_ha
+from wio.settings import Settings, derive_master_key, normalize_database_url
 
 __all__ = ["DevStack", "start_dev_stack", "launch_components", "load_state_secrets", "wait_http", "make_tls_pair"]
 
@@ -114,12 +114,6 @@ class DevStack:
 def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int = 1,
                       tls_pair: tuple[str, str] | None = None, timeout: float = 60, indexer: bool = False) -> None:
     """Start the admin API, the proxy and the indexer as ``wio serve`` child processes (API and proxy healthy)."""
-    stack.settings = settings
-    env = {**os.environ, **settings.to_env()}
-    stack.api_url = f"http://127.0.0.1:{settings.api_port}"
-    api = subprocess.Popen([sys.executable, "-m", "wio", "serve", "api"], env=env, start_new_session=True)
-    stack.processes.append(api)
-    wait_http(stack.api_url + "/healthz", timeout, api)
     proxy_cmd = [sys.executable, "-m", "wio", "serve", "proxy", "--workers", str(proxy_workers)]
     context = None
     stack.s3_url = f"http://127.0.0.1:{settings.proxy_port}"
@@ -127,6 +121,14 @@ def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int
         proxy_cmd += ["--tls-cert", tls_pair[0], "--tls-key", tls_pair[1]]
         context = ssl.create_default_context(cafile=tls_pair[0])
         stack.s3_url = f"https://localhost:{settings.proxy_port}"
+        settings = settings.with_(s3_ca_file=settings.s3_ca_file or tls_pair[0])  # served by GET /api/v1/info
+    settings = settings.with_(s3_public_url=settings.s3_public_url or stack.s3_url)
+    stack.settings = settings
+    env = {**os.environ, **settings.to_env()}
+    stack.api_url = f"http://127.0.0.1:{settings.api_port}"
+    api = subprocess.Popen([sys.executable, "-m", "wio", "serve", "api"], env=env, start_new_session=True)
+    stack.processes.append(api)
+    wait_http(stack.api_url + "/healthz", timeout, api)
     proxy = subprocess.Popen(proxy_cmd, env=env, start_new_session=True)
     stack.processes.append(proxy)
     wait_http(stack.s3_url + "/_wio/health", timeout, proxy, context=context)
@@ -136,7 +138,12 @@ def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int
 
 
 def start_dev_stack(state_dir: Path, *, api_port: int = 8080, s3_port: int = 9000, proxy_workers: int = 1,
-                    tls: bool = False, admin_password: str | None = None, log=print) -> DevStack:
+                    tls: bool = False, admin_password: str | None = None, redis_url: str | None = None,
+                    database_url: str | None = None, ha: bool = False, log=print) -> DevStack:
+    """``redis_url`` / ``database_url``: use these services instead of starting embedded ones;
+    ``ha``: start a Valkey primary, a replica and three Sentinels and use them through Sentinel."""
+    if ha and redis_url:
+        raise ValueError("--ha starts its own Valkey; it cannot be combined with --redis-url")
     state_dir.mkdir(parents=True, exist_ok=True)
     secrets_ = load_state_secrets(state_dir, admin_password)
     ports_file = state_dir / "ports.json"
@@ -146,23 +153,46 @@ def start_dev_stack(state_dir: Path, *, api_port: int = 8080, s3_port: int = 900
     ports.setdefault("seaweed_s3", free_port())
     ports_file.write_text(json.dumps(ports))
     stack = DevStack(settings=None, admin_password=secrets_["admin_password"])  # type: ignore[arg-type]
+    urls: dict[str, str] = {}
+
+    def start(what: str, starter, *args) -> None:
+        started = starter(*args)
+        if what == "redis" and ha:
+            services, urls[what] = started
+            stack.services.extend(services)
+        else:
+            stack.services.append(started)
+            urls[what] = started.url
+
     try:
-        log("starting PostgreSQL, Valkey and SeaweedFS …")
-        with ThreadPoolExecutor(3) as pool:
-            futures = [pool.submit(start_postgres, state_dir / "postgres", ports["postgres"]),
-                       pool.submit(start_valkey, state_dir / "valkey", ports["valkey"]),
-                       pool.submit(start_seaweedfs, state_dir / "seaweedfs", ports["seaweed_s3"])]
+        jobs = [("node", start_seaweedfs, state_dir / "seaweedfs", ports["seaweed_s3"])]
+        if database_url:
+            urls["database"] = normalize_database_url(database_url)  # a malformed URL fails before anything starts
+        else:
+            jobs.append(("database", start_postgres, state_dir / "postgres", ports["postgres"]))
+        if redis_url:
+            urls["redis"] = redis_url
+        elif ha:
+            jobs.append(("redis", start_valkey_ha, state_dir / "valkey-ha"))
+        else:
+            jobs.append(("redis", start_valkey, state_dir / "valkey", ports["valkey"]))
+        names = {"node": "SeaweedFS", "database": "PostgreSQL",
+                 "redis": "Valkey with a replica and three Sentinels" if ha else "Valkey"}
+        log(f"starting {', '.join(names[job[0]] for job in jobs)} …")
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            futures = [pool.submit(start, *job) for job in jobs]
             errors = []
             for f in futures:
                 try:
-                    stack.services.append(f.result())
+                    f.result()
                 except Exception as exc:  # noqa: BLE001 - reported together below
                     errors.append(exc)
             if errors:
                 raise errors[0]
-        pg, valkey, node = stack.services
+        node = next(s for s in stack.services if s.url == urls["node"])
         settings = Settings(
-            database_url=pg.url, redis_url=valkey.url, master_key=derive_master_key(secrets_["master_key"]),
+            database_url=normalize_database_url(urls["database"]), redis_url=urls["redis"],
+            master_key=derive_master_key(secrets_["master_key"]),
             jwt_secret=secrets_["jwt_secret"], api_port=api_port, proxy_port=s3_port,
             api_url=f"http://127.0.0.1:{api_port}", allow_private_nodes=True, log_json=False,
             admin_password=secrets_["admin_password"], bootstrap_node_endpoint=node.endpoint,

@@ -15,6 +15,14 @@ this client does only that:
 * EVALSHA, and on ``NOSCRIPT`` (Redis restarted empty) SCRIPT LOAD and one retry;
 * connection lost or refused: every pending call fails with :class:`ConnectionFailed` (an
   ``OSError``), and the next call reconnects;
+* Sentinel (``redis+sentinel://``, see ``wio.redisurl``): each connection asks the Sentinels for the
+  current primary and checks with ``ROLE`` that the server it reached is the primary; a ``READONLY``
+  reply, or a ``ROLE`` check (every ``ROLE_CHECK`` seconds) finding a replica, means the primary was
+  demoted under us: the connection is dropped. While no primary is known, calls fail with
+  :class:`ConnectionFailed`, which the proxy answers with 503;
+* :attr:`RespClient.server_id` is the ``run_id`` of the server the connection reached: it changes
+  on a failover or a restart, which is how the proxy refuses a projection nobody has verified against
+  PostgreSQL since (see ``policy/projection.py``).
 * an error reply raises :class:`ResponseError` (never returned as a value). Replies convert like
   redis-py with ``decode_responses=True``: nil -> ``None``, integers -> ``int``, bulk and status
   strings -> ``str`` (UTF-8), arrays -> ``list``.
@@ -29,11 +37,17 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 
+from wio.redisurl import SentinelTarget, parse_redis_url
+
 __all__ = ["RespClient", "Script", "RespError", "ResponseError", "ConnectionFailed"]
 
 CONNECT_TIMEOUT = 2.0
 # A call cancelled after this long with no reply at all on its connection meanwhile drops the connection.
 STALLED = 1.0
+# With Sentinel: how often the connected server is asked whether it is still the primary. A primary
+# that a failover demoted while it was alive (slow, or cut off from the Sentinels) keeps answering
+# read-only scripts from its old data; this bounds how long a client can go on reading it.
+ROLE_CHECK = 0.5
 
 
 class RespError(Exception):
@@ -82,6 +96,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.pending: deque[asyncio.Future | None] = deque()
+        self.server_id: str | None = None
         self.replies = 0  # replies read so far (to tell a stalled server from a busy one)
         self._reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
         self._loop = self.loop = asyncio.get_running_loop()
@@ -123,6 +138,10 @@ class _Protocol(asyncio.Protocol):
                 continue
             if type(reply) is ResponseError or type(reply) is RespError:
                 fut.set_exception(reply)
+                if str(reply).startswith("READONLY"):  # a demoted primary: find the new one
+                    self._fail("Redis is no longer the primary")
+                    self.transport.abort()
+                    return
             else:
                 fut.set_result(reply)
 
@@ -184,9 +203,24 @@ class Script:
 class RespClient:
     """See the module docstring. ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
     (TLS; ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname``
-    query options as in redis-py) or ``unix:///path?db=N``."""
+    query options as in redis-py), ``unix:///path?db=N`` or ``redis+sentinel://`` (``wio.redisurl``)."""
 
     def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT):
+        self.connect_timeout = connect_timeout
+        self._proto: _Protocol | None = None
+        self._connecting: asyncio.Future | None = None
+        self._closed = False
+        self._watcher: asyncio.Task | None = None
+        self.path: str | None = None
+        self.ssl: ssl.SSLContext | None = None
+        self.sentinel: SentinelTarget | None = parse_redis_url(url)
+        if self.sentinel is not None:
+            target = self.sentinel
+            self.username, self.password, self.db = target.username, target.password, target.db
+            self.sentinels = list(target.sentinels)  # the one that answered moves to the front
+            if target.tls:
+                self.ssl = self._ssl_context(target.ssl_options)
+            return
         parsed = urlparse(url)
         query = {k: v[0] for k, v in parse_qs(parsed.query).items() if v}
         self.username = unquote(parsed.username) if parsed.username else None
@@ -195,8 +229,6 @@ class RespClient:
         if db is None and parsed.scheme != "unix" and parsed.path.strip("/"):
             db = unquote(parsed.path).strip("/")
         self.db = int(db) if db else 0
-        self.path: str | None = None
-        self.ssl: ssl.SSLContext | None = None
         if parsed.scheme == "unix":
             self.path = unquote(parsed.path)
         elif parsed.scheme in ("redis", "rediss"):
@@ -205,11 +237,7 @@ class RespClient:
             if parsed.scheme == "rediss":
                 self.ssl = self._ssl_context(query)
         else:
-            raise ValueError("Redis URL must start with redis://, rediss:// or unix://")
-        self.connect_timeout = connect_timeout
-        self._proto: _Protocol | None = None
-        self._connecting: asyncio.Future | None = None
-        self._closed = False
+            raise ValueError("Redis URL must start with redis://, rediss://, unix:// or redis+sentinel://")
 
     @staticmethod
     def _ssl_context(query: dict[str, str]) -> ssl.SSLContext:
@@ -226,6 +254,17 @@ class RespClient:
         if query.get("ssl_ca_certs"):
             context.load_verify_locations(cafile=query["ssl_ca_certs"])
         return context
+
+    @property
+    def server_id(self) -> str | None:
+        """The run_id of the server the current connection reached (None before the first one)."""
+        proto = self._proto
+        return proto.server_id if proto is not None and proto.usable() else None
+
+    async def connect(self) -> None:
+        """Open the connection now if there is none (the first call would)."""
+        if self._proto is None or not self._proto.usable():
+            await self._connection()
 
     def register_script(self, source: str) -> Script:
         return Script(self, source)
@@ -294,26 +333,85 @@ class RespClient:
         self._connecting = None
         if not task.cancelled() and task.exception() is None:
             self._proto = task.result()
+            if self.sentinel is not None and self._watcher is None and not self._closed:
+                self._watcher = asyncio.ensure_future(self._watch_role())
+
+    async def _watch_role(self) -> None:
+        """Sentinel only: drop the connection as soon as its server is no longer the primary."""
+        while not self._closed:
+            await asyncio.sleep(ROLE_CHECK)
+            proto = self._proto
+            if proto is None or not proto.usable():
+                continue
+            try:
+                async with asyncio.timeout(ROLE_CHECK * 2):
+                    role = await proto.request(pack_command("ROLE"))
+            except (RespError, TimeoutError):
+                continue  # a lost connection reconnects on the next call; a slow one is the STALLED rule's
+            if role[0] != "master" and not proto.closed:
+                proto._fail("Redis is no longer the primary")
+                proto.transport.abort()
+
+    async def _open(self, host: str, port: int, username: str | None, password: str | None,
+                    db: int = 0) -> tuple[asyncio.Transport, _Protocol]:
+        """A connection to one server (TCP/TLS, or the unix socket when ``host`` is None), authenticated."""
+        loop = asyncio.get_running_loop()
+        if self.path is not None and host is None:
+            transport, proto = await loop.create_unix_connection(_Protocol, self.path)
+        else:
+            transport, proto = await loop.create_connection(_Protocol, host, port, ssl=self.ssl,
+                                                            server_hostname=host if self.ssl else None)
+        try:
+            setup = []
+            if password is not None:
+                auth = ("AUTH", username, password) if username else ("AUTH", password)
+                setup.append(proto.request(pack_command(*auth)))
+            if db:
+                setup.append(proto.request(pack_command("SELECT", db)))
+            for fut in setup:
+                await fut
+        except BaseException:
+            transport.abort()
+            raise
+        return transport, proto
+
+    async def _primary_address(self) -> tuple[str, int]:
+        """Ask the Sentinels, in order, which server is the primary now (the Sentinel client protocol)."""
+        target = self.sentinel
+        assert target is not None
+        failures = []
+        for i, (host, port) in enumerate(self.sentinels):
+            transport = None
+            try:
+                transport, proto = await self._open(host, port, target.sentinel_username, target.sentinel_password)
+                reply = await proto.request(pack_command("SENTINEL", "get-master-addr-by-name", target.service))
+            except (OSError, ssl.SSLError, RespError) as exc:
+                failures.append(f"{host}:{port}: {exc or type(exc).__name__}")
+                continue
+            finally:
+                if transport is not None:
+                    transport.abort()
+            if not reply:
+                failures.append(f"{host}:{port}: no primary known for {target.service!r}")
+                continue
+            self.sentinels.insert(0, self.sentinels.pop(i))
+            return reply[0], int(reply[1])
+        raise ConnectionFailed(f"No Sentinel names a primary for {target.service!r}: {'; '.join(failures)}")
 
     async def _connect(self) -> _Protocol:
-        loop = asyncio.get_running_loop()
         transport = None
         try:
             async with asyncio.timeout(self.connect_timeout):
-                if self.path is not None:
-                    transport, proto = await loop.create_unix_connection(_Protocol, self.path)
+                if self.sentinel is not None:
+                    host, port = await self._primary_address()
                 else:
-                    transport, proto = await loop.create_connection(
-                        _Protocol, self.host, self.port, ssl=self.ssl,
-                        server_hostname=self.host if self.ssl else None)
-                setup = []
-                if self.password is not None:
-                    auth = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
-                    setup.append(proto.request(pack_command(*auth)))
-                if self.db:
-                    setup.append(proto.request(pack_command("SELECT", self.db)))
-                for fut in setup:
-                    await fut
+                    host, port = (None, 0) if self.path is not None else (self.host, self.port)
+                transport, proto = await self._open(host, port, self.username, self.password, self.db)
+                info = proto.request(pack_command("INFO", "server"))
+                role = proto.request(pack_command("ROLE")) if self.sentinel is not None else None
+                proto.server_id = _run_id(await info)
+                if role is not None and (await role)[0] != "master":
+                    raise ConnectionFailed(f"Redis at {host}:{port} is not the primary (yet)")
         except ResponseError:
             if transport is not None:
                 transport.abort()
@@ -338,7 +436,16 @@ class RespClient:
         self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         proto, self._proto = self._proto, None
         if proto is not None and proto.transport is not None:
             proto._fail("The Redis client is closed")
             proto.transport.close()
+
+
+def _run_id(info: str) -> str:
+    for line in info.splitlines():
+        if line.startswith("run_id:"):
+            return line[7:].strip()
+    raise ConnectionFailed("Redis did not say its run_id (INFO server)")

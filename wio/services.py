@@ -53,7 +53,7 @@ from wio.executables import find_executable
 
 __all__ = [
     "free_port", "ManagedService", "PostgresService", "ValkeyService", "SeaweedService", "ServiceError",
-    "start_postgres", "start_valkey", "start_seaweedfs",
+    "start_postgres", "start_valkey", "start_seaweedfs", "start_sentinel", "start_valkey_ha", "SentinelService",
 ]
 
 _log = logging.getLogger("wio.services")
@@ -766,9 +766,10 @@ def _conf_quote(value: str) -> str:
 
 
 def start_valkey(data_dir: Path, port: int | None = None, *, persist: bool = True,
-                 timeout: float = 30.0) -> ValkeyService:
+                 timeout: float = 30.0, replica_of: int | None = None) -> ValkeyService:
     """Start Valkey on 127.0.0.1. ``persist=True``: AOF (fsync every second) plus RDB snapshots in
-    ``data_dir``, both reloaded on the next start; ``persist=False``: memory only."""
+    ``data_dir``, both reloaded on the next start; ``persist=False``: memory only. ``replica_of``: the
+    port of a primary on 127.0.0.1 to replicate."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     binary = _valkey_binary()
@@ -787,6 +788,8 @@ def start_valkey(data_dir: Path, port: int | None = None, *, persist: bool = Tru
             "appendonly": "yes" if persist else "no", "appendfsync": "everysec",
             "appenddirname": "appendonlydir", "save": "3600 1 300 100 60 10000" if persist else '""',
         }
+        if replica_of is not None:
+            conf["replicaof"] = f"127.0.0.1 {replica_of}"
         conf_path = data_dir / "valkey.conf"
         conf_path.write_text("# written by wio.services; rewritten on every start\n"
                              + "".join(f"{k} {v}\n" for k, v in conf.items()))
@@ -799,6 +802,71 @@ def start_valkey(data_dir: Path, port: int | None = None, *, persist: bool = Tru
     _start_with_port_retry(attempt, auto)
     _log.info("Valkey ready on port %s in %.1fs", service.port, service.startup_seconds)
     return service
+
+
+class SentinelService(ManagedService):
+    """One Valkey Sentinel on 127.0.0.1 (``valkey-server sentinel.conf --sentinel``), monitoring one
+    primary as ``service``; ``url`` is the Sentinel's own ``redis://`` address."""
+
+    name = "Valkey Sentinel"
+
+
+def start_sentinel(data_dir: Path, port: int | None, primary_port: int, *, service: str = "wio",
+                   quorum: int = 2, down_after_ms: int = 1000, failover_timeout_ms: int = 10_000,
+                   timeout: float = 30.0) -> SentinelService:
+    """Start a Sentinel watching the primary at 127.0.0.1:``primary_port``. Sentinel rewrites its
+    configuration as the topology changes; a restart writes it anew from these arguments."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    binary = _valkey_binary()
+    sentinel = SentinelService(data_dir, data_dir / "sentinel.log")
+    ports, auto = _choose_ports(data_dir, {"sentinel": port})
+
+    def attempt(fresh: bool) -> SentinelService:
+        nonlocal ports
+        if fresh:
+            ports = _fresh_ports(data_dir, ports)
+        sentinel.port = ports["sentinel"]
+        sentinel.url = f"redis://127.0.0.1:{sentinel.port}"
+        conf_path = data_dir / "sentinel.conf"
+        conf_path.write_text(
+            "# written by wio.services; rewritten on every start\n"
+            f"bind 127.0.0.1\nport {sentinel.port}\ndaemonize no\ndir {_conf_quote(str(data_dir))}\n"
+            f"logfile \"\"\npidfile \"\"\n"
+            f"sentinel monitor {service} 127.0.0.1 {primary_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+            f"sentinel failover-timeout {service} {failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {service} 1\n")
+        started = time.monotonic()
+        sentinel._spawn([str(binary), str(conf_path), "--sentinel"], cwd=data_dir)
+        sentinel._wait_ready(lambda: _valkey_ping(sentinel.port), timeout, "PING")
+        sentinel.startup_seconds = time.monotonic() - started
+        return sentinel
+
+    _start_with_port_retry(attempt, auto)
+    _log.info("Valkey Sentinel ready on port %s in %.1fs", sentinel.port, sentinel.startup_seconds)
+    return sentinel
+
+
+def start_valkey_ha(data_dir: Path, *, persist: bool = True, service: str = "wio", down_after_ms: int = 1000,
+                    sentinels: int = 3) -> tuple[list[ManagedService], str]:
+    """A Valkey primary, one replica and ``sentinels`` Sentinels (quorum: a majority), all on
+    127.0.0.1. Returns the services (stop them in reverse) and the ``redis+sentinel://`` URL."""
+    data_dir = Path(data_dir).resolve()
+    started: list[ManagedService] = []
+    try:
+        primary = start_valkey(data_dir / "primary", persist=persist)
+        started.append(primary)
+        started.append(start_valkey(data_dir / "replica", persist=persist, replica_of=primary.port))
+        for i in range(sentinels):
+            started.append(start_sentinel(data_dir / f"sentinel{i}", None, primary.port, service=service,
+                                          quorum=sentinels // 2 + 1, down_after_ms=down_after_ms))
+    except BaseException:
+        for item in reversed(started):
+            item.stop()
+        raise
+    hosts = ",".join(f"127.0.0.1:{s.port}" for s in started[2:])
+    return started, f"redis+sentinel://{hosts}/{service}/0"
 
 
 def _valkey_ping(port: int) -> bool:

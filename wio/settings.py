@@ -96,6 +96,10 @@ class Settings:
     proxy_port: int = 9000
     api_url: str = "http://127.0.0.1:8080"
     elasticsearch_url: str | None = None
+    # The S3 endpoint clients are told to use (GET /api/v1/info): the load balancer in front of the
+    # proxies; unset, the proxy's own address. s3_ca_file: a CA certificate (PEM) clients must trust.
+    s3_public_url: str | None = None
+    s3_ca_file: str | None = None
     # Node endpoints on loopback/private networks are refused unless the operator allows them.
     allow_private_nodes: bool = False
     log_json: bool = True
@@ -133,6 +137,8 @@ class Settings:
             proxy_port=_int(env, "WIO_PROXY_PORT", 9000),
             api_url=env.get("WIO_API_URL") or f"http://127.0.0.1:{api_port}",
             elasticsearch_url=env.get("WIO_ELASTICSEARCH_URL") or None,
+            s3_public_url=env.get("WIO_S3_PUBLIC_URL") or None,
+            s3_ca_file=env.get("WIO_S3_CA_FILE") or None,
             allow_private_nodes=_bool(env, "WIO_ALLOW_PRIVATE_NODES", False),
             log_json=_bool(env, "WIO_LOG_JSON", True),
             admin_password=env.get("WIO_ADMIN_PASSWORD") or None,
@@ -142,6 +148,13 @@ class Settings:
             bootstrap_node_region=env.get("WIO_BOOTSTRAP_NODE_REGION") or "us-east-1",
             **_oidc(env),
         )
+
+    @property
+    def s3_public_endpoint(self) -> str:
+        if self.s3_public_url:
+            return self.s3_public_url.rstrip("/")
+        host = "127.0.0.1" if self.proxy_host in ("0.0.0.0", "::", "") else self.proxy_host
+        return f"http://[{host}]:{self.proxy_port}" if ":" in host else f"http://{host}:{self.proxy_port}"
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -161,6 +174,7 @@ class Settings:
             "WIO_PASSWORD_LOGIN": "true" if self.password_login else "false",
         }
         optional = {"WIO_S3_DOMAIN": self.s3_domain, "WIO_ELASTICSEARCH_URL": self.elasticsearch_url,
+                    "WIO_S3_PUBLIC_URL": self.s3_public_url, "WIO_S3_CA_FILE": self.s3_ca_file,
                     "WIO_ADMIN_PASSWORD": self.admin_password,
                     "WIO_BOOTSTRAP_NODE_ENDPOINT": self.bootstrap_node_endpoint,
                     "WIO_BOOTSTRAP_NODE_ACCESS_KEY": self.bootstrap_node_access_key,

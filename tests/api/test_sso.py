@@ -278,6 +278,8 @@ def test_settings_refuse_an_incomplete_sso_configuration(env, variable):
 def test_code_flow_with_pkce_creates_the_user_just_in_time(sso, provider):
     assert ApiClient(sso.api_url).call("GET", "/auth/oidc") == {"enabled": True, "issuer": provider.url,
                                                                 "password_login": False}
+    info = ApiClient(sso.api_url).call("GET", "/info")  # what clients read before they log in
+    assert info["oidc_issuer"] == provider.url and info["password_login"] is False
     location = _login_redirect(sso)
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
     assert location.startswith(provider.url + "/oauth2/authorize?")

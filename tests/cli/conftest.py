@@ -28,7 +28,7 @@ class Wio:
     """``wio(...)`` runs a command that must succeed; ``.fail(...)`` one that must fail with one line."""
     env: dict[str, str | None]
     home: Path
-    s3_url: str  # the session's proxy: `--s3` for logins (its port is not wio dev's 9000)
+    s3_url: str  # the session's proxy (its port is not wio dev's 9000: logins learn it from /api/v1/info)
     runner: CliRunner = field(default_factory=CliRunner)
 
     def run(self, *args: str, input: str | None = None, env: dict | None = None) -> Result:
@@ -84,7 +84,7 @@ class Account:
 def user(wio) -> Account:
     """A new user, registered and logged in through the CLI (the default profile of ``wio``)."""
     account = Account(unique("cli"), secrets.token_urlsafe(12))
-    wio("register", account.name, "--password", account.password, "--s3", wio.s3_url)
+    wio("register", account.name, "--password", account.password)  # the S3 endpoint comes from /api/v1/info
     return account
 
 

@@ -26,7 +26,7 @@ def test_register_whoami_logout_login(wio):
 
     me = wio.json("whoami")
     assert me["username"] == name and me["email"] == f"{name}@lab.example.org" and me["is_admin"] is False
-    assert me["api"] == wio.env["WIO_API"] and me["s3"].endswith(":9000")
+    assert me["api"] == wio.env["WIO_API"] and me["s3"] == wio.s3_url  # as GET /api/v1/info advertises it
     assert name in wio("whoami").stdout
 
     assert "Logged out" in wio("logout").stdout

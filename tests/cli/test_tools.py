@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import stat
 import subprocess
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 
-from tests.conftest import s3_client, tool
+from tests.conftest import s3_client, tool, unique
 
 
 def parse_exports(text: str) -> dict[str, str | None]:
@@ -133,3 +134,25 @@ def test_rclone_remote(wio, user, ws, tmp_path):
     default_conf = Path(wio.env["XDG_CONFIG_HOME"]) / "rclone" / "rclone.conf"
     assert str(default_conf) in out and "[second]" in default_conf.read_text()
     assert "--force" in wio.fail("rclone-remote", "wiotest", env={"RCLONE_CONFIG": str(conf)})
+
+
+def test_login_learns_the_endpoint_and_its_ca_from_the_server(wio, tls_stack, tmp_path):
+    """`wio dev --tls` serves a self-signed certificate: login reads the S3 endpoint and the CA from
+    GET /api/v1/info, and `wio env` hands both to the aws CLI, which then verifies the certificate."""
+    name, password = unique("tlscli"), secrets.token_urlsafe(12)
+    env = {"WIO_API": tls_stack.api_url}
+    wio("register", name, "--password", password, env=env)
+    variables = wio.json("env", env=env)
+    assert variables["AWS_ENDPOINT_URL"] == tls_stack.s3_url.rstrip("/")
+    assert Path(variables["AWS_CA_BUNDLE"]).read_text() == Path(tls_stack.cert).read_text()
+    bucket = unique("tlsws")
+    wio("workspace", "create", bucket, env=env)
+    src = tmp_path / "t.txt"
+    src.write_bytes(os.urandom(1000))
+    aws_env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **variables,
+               "HOME": str(wio.home)}
+    done = aws("s3", "cp", str(src), f"s3://{bucket}/t.txt", env=aws_env)
+    assert done.returncode == 0, done.stderr
+    without_ca = {k: v for k, v in aws_env.items() if k != "AWS_CA_BUNDLE"}
+    refused = aws("s3", "ls", f"s3://{bucket}/", env=without_ca)
+    assert refused.returncode != 0 and "certificate" in refused.stderr.lower()

@@ -8,7 +8,8 @@ import click
 
 from wio.commands.core import CliState, WioCommand, WioGroup, common_options, pass_state
 from wio.commands.output import emit, print_fields, print_table
-from wio.config import ConfigError, normalize_url
+from wio.client import ApiClientError
+from wio.config import ConfigError, Profile, normalize_url, write_private_file
 from wio.sso import SsoLoginError, sso_login
 
 __all__ = ["register_commands"]
@@ -39,12 +40,14 @@ def _save_login(state: CliState, username: str, answer: dict, s3: str | None) ->
     first = not config.profiles
     profile = state.profile
     if profile.api != api_url:
-        profile.s3 = None  # an S3 endpoint saved for another server doesn't apply here
+        profile.s3 = profile.ca_bundle = None  # what was saved for another server doesn't apply here
     profile.api, profile.username, profile.token = api_url, username, answer["access_token"]
     expires_in = answer.get("expires_in")
     profile.token_expires_at = time.time() + max(0, int(expires_in) - 30) if expires_in else None
     if s3:
         profile.s3 = normalize_url(s3, "the S3 endpoint")
+    else:
+        _adopt_server_info(state, profile)
     config.put(profile)
     if first:
         config.current = profile.name
@@ -53,12 +56,29 @@ def _save_login(state: CliState, username: str, answer: dict, s3: str | None) ->
             "expires_in": expires_in}
 
 
+def _adopt_server_info(state: CliState, profile: Profile) -> None:
+    """The S3 endpoint (and the CA to trust for it) as the server advertises them in GET /api/v1/info;
+    a server without /info leaves the API-host:9000 guess in place."""
+    try:
+        info = state.anonymous().call("GET", "/info")
+    except ApiClientError:
+        return
+    if info.get("s3_endpoint"):
+        profile.s3 = normalize_url(info["s3_endpoint"], "the S3 endpoint")
+    if info.get("ca_certificate"):
+        path = state.config.path.parent / f"ca-{profile.name}.pem"
+        write_private_file(path, info["ca_certificate"])
+        profile.ca_bundle = str(path)
+    else:
+        profile.ca_bundle = None
+
+
 _PASSWORD_OPTIONS = [
     click.option("--password", metavar="SECRET", default=None,
                  help="The password (prefer the prompt or --password-stdin: arguments show up in `ps`)."),
     click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input."),
     click.option("--s3", metavar="URL", default=None, envvar="WIO_S3", show_envvar=True,
-                 help="The S3 endpoint (the proxy) to hand to tools; default: the API's host, port 9000."),
+                 help="The S3 endpoint (the proxy) to hand to tools; default: what the server advertises."),
 ]
 
 

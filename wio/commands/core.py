@@ -58,6 +58,12 @@ class CliState:
             return profile.s3
         return default_s3_endpoint(self.api_url)
 
+    @property
+    def ca_bundle(self) -> str | None:
+        """The CA file to trust for the S3 endpoint, when the server handed one out at login."""
+        profile = self.profile
+        return profile.ca_bundle if profile.api == self.api_url else None
+
     def anonymous(self) -> ApiClient:
         return ApiClient(self.api_url)
 

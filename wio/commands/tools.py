@@ -87,6 +87,8 @@ def env(state: CliState, region: str, key_name: str | None, expires_in: int | No
                  # unset a session token left over from an earlier eval: it would spoil the signature
                  "AWS_SESSION_TOKEN": creds.get("session_token"),
                  "AWS_ENDPOINT_URL": state.s3_url, "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+    if state.ca_bundle:  # the server's own CA (wio dev --tls), as its /api/v1/info handed it out
+        variables["AWS_CA_BUNDLE"] = state.ca_bundle
     if state.json:
         print_json({k: v for k, v in variables.items() if v is not None})
         return
@@ -217,8 +219,10 @@ def aws_profile(state: CliState, name: str, region: str, key_name: str | None, e
     creds = obtain_credentials(state, access_key_id=access_key_id, secret_access_key=secret_access_key,
                                session_token=session_token, key_name=key_name or f"aws {name}",
                                expires_in=expires_in, scopes=scopes)
-    upsert_ini_section(config_file, config_section, [
-        f"region = {region}", f"endpoint_url = {state.s3_url}", "s3 =", "    addressing_style = path"], force=True)
+    settings = [f"region = {region}", f"endpoint_url = {state.s3_url}"]
+    if state.ca_bundle:
+        settings.append(f"ca_bundle = {state.ca_bundle}")
+    upsert_ini_section(config_file, config_section, [*settings, "s3 =", "    addressing_style = path"], force=True)
     secrets = [f"aws_access_key_id = {creds['access_key_id']}", f"aws_secret_access_key = {creds['secret_access_key']}"]
     if creds.get("session_token"):
         secrets.append(f"aws_session_token = {creds['session_token']}")
