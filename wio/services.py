@@ -765,42 +765,53 @@ def _conf_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _run_valkey(server: ManagedService, data_dir: Path, port: int | None, conf_name: str,
+                conf: Callable[[int], list[tuple[str, str]]], args: tuple[str, ...], timeout: float) -> None:
+    """Start ``valkey-server`` (a server, or a Sentinel with ``--sentinel``) on 127.0.0.1 with the
+    configuration ``conf(port)`` written to ``conf_name``, on the port used last time if free."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    binary = _valkey_binary()
+    ports, auto = _choose_ports(data_dir, {"valkey": port})
+
+    def attempt(fresh: bool) -> None:
+        nonlocal ports
+        if fresh:
+            ports = _fresh_ports(data_dir, ports)
+        server.port = ports["valkey"]
+        server.url = f"redis://127.0.0.1:{server.port}"
+        conf_path = data_dir / conf_name
+        conf_path.write_text("# written by wio.services; rewritten on every start\n"
+                             + "".join(f"{k} {v}\n" for k, v in conf(server.port)))
+        started = time.monotonic()
+        server._spawn([str(binary), str(conf_path), *args], cwd=data_dir)
+        server._wait_ready(lambda: _valkey_ping(server.port), timeout, "PING")
+        server.startup_seconds = time.monotonic() - started
+
+    _start_with_port_retry(attempt, auto)
+    _log.info("%s ready on port %s in %.1fs", server.name, server.port, server.startup_seconds)
+
+
 def start_valkey(data_dir: Path, port: int | None = None, *, persist: bool = True,
                  timeout: float = 30.0, replica_of: int | None = None) -> ValkeyService:
     """Start Valkey on 127.0.0.1. ``persist=True``: AOF (fsync every second) plus RDB snapshots in
     ``data_dir``, both reloaded on the next start; ``persist=False``: memory only. ``replica_of``: the
     port of a primary on 127.0.0.1 to replicate."""
     data_dir = Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    binary = _valkey_binary()
     service = ValkeyService(data_dir, persist)
-    ports, auto = _choose_ports(data_dir, {"valkey": port})
 
-    def attempt(fresh: bool) -> ValkeyService:
-        nonlocal ports
-        if fresh:
-            ports = _fresh_ports(data_dir, ports)
-        service.port = ports["valkey"]
-        service.url = f"redis://127.0.0.1:{service.port}/0"
-        conf = {
-            "bind": "127.0.0.1", "port": str(service.port), "protected-mode": "yes", "daemonize": "no",
-            "dir": _conf_quote(str(data_dir)), "logfile": '""', "pidfile": '""', "dbfilename": "dump.rdb",
-            "appendonly": "yes" if persist else "no", "appendfsync": "everysec",
-            "appenddirname": "appendonlydir", "save": "3600 1 300 100 60 10000" if persist else '""',
-        }
+    def conf(port: int) -> list[tuple[str, str]]:
+        lines = [
+            ("bind", "127.0.0.1"), ("port", str(port)), ("protected-mode", "yes"), ("daemonize", "no"),
+            ("dir", _conf_quote(str(data_dir))), ("logfile", '""'), ("pidfile", '""'), ("dbfilename", "dump.rdb"),
+            ("appendonly", "yes" if persist else "no"), ("appendfsync", "everysec"),
+            ("appenddirname", "appendonlydir"), ("save", "3600 1 300 100 60 10000" if persist else '""'),
+        ]
         if replica_of is not None:
-            conf["replicaof"] = f"127.0.0.1 {replica_of}"
-        conf_path = data_dir / "valkey.conf"
-        conf_path.write_text("# written by wio.services; rewritten on every start\n"
-                             + "".join(f"{k} {v}\n" for k, v in conf.items()))
-        started = time.monotonic()
-        service._spawn([str(binary), str(conf_path)], cwd=data_dir)
-        service._wait_ready(lambda: _valkey_ping(service.port), timeout, "PING")
-        service.startup_seconds = time.monotonic() - started
-        return service
+            lines.append(("replicaof", f"127.0.0.1 {replica_of}"))
+        return lines
 
-    _start_with_port_retry(attempt, auto)
-    _log.info("Valkey ready on port %s in %.1fs", service.port, service.startup_seconds)
+    _run_valkey(service, data_dir, port, "valkey.conf", conf, (), timeout)
+    service.url += "/0"
     return service
 
 
@@ -817,34 +828,17 @@ def start_sentinel(data_dir: Path, port: int | None, primary_port: int, *, servi
     """Start a Sentinel watching the primary at 127.0.0.1:``primary_port``. Sentinel rewrites its
     configuration as the topology changes; a restart writes it anew from these arguments."""
     data_dir = Path(data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    binary = _valkey_binary()
     sentinel = SentinelService(data_dir, data_dir / "sentinel.log")
-    ports, auto = _choose_ports(data_dir, {"sentinel": port})
 
-    def attempt(fresh: bool) -> SentinelService:
-        nonlocal ports
-        if fresh:
-            ports = _fresh_ports(data_dir, ports)
-        sentinel.port = ports["sentinel"]
-        sentinel.url = f"redis://127.0.0.1:{sentinel.port}"
-        conf_path = data_dir / "sentinel.conf"
-        conf_path.write_text(
-            "# written by wio.services; rewritten on every start\n"
-            f"bind 127.0.0.1\nport {sentinel.port}\ndaemonize no\ndir {_conf_quote(str(data_dir))}\n"
-            f"logfile \"\"\npidfile \"\"\n"
-            f"sentinel monitor {service} 127.0.0.1 {primary_port} {quorum}\n"
-            f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
-            f"sentinel failover-timeout {service} {failover_timeout_ms}\n"
-            f"sentinel parallel-syncs {service} 1\n")
-        started = time.monotonic()
-        sentinel._spawn([str(binary), str(conf_path), "--sentinel"], cwd=data_dir)
-        sentinel._wait_ready(lambda: _valkey_ping(sentinel.port), timeout, "PING")
-        sentinel.startup_seconds = time.monotonic() - started
-        return sentinel
+    def conf(port: int) -> list[tuple[str, str]]:
+        return [("bind", "127.0.0.1"), ("port", str(port)), ("daemonize", "no"),
+                ("dir", _conf_quote(str(data_dir))), ("logfile", '""'), ("pidfile", '""'),
+                ("sentinel monitor", f"{service} 127.0.0.1 {primary_port} {quorum}"),
+                ("sentinel down-after-milliseconds", f"{service} {down_after_ms}"),
+                ("sentinel failover-timeout", f"{service} {failover_timeout_ms}"),
+                ("sentinel parallel-syncs", f"{service} 1")]
 
-    _start_with_port_retry(attempt, auto)
-    _log.info("Valkey Sentinel ready on port %s in %.1fs", sentinel.port, sentinel.startup_seconds)
+    _run_valkey(sentinel, data_dir, port, "sentinel.conf", conf, ("--sentinel",), timeout)
     return sentinel
 
 
