@@ -1,7 +1,6 @@
 """What every handler needs: app resources (AppKeys), the caller, JSON bodies, mutations."""
 from __future__ import annotations
 
-import re
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
@@ -21,7 +20,7 @@ from wio.secrets import SecretBox
 from wio.settings import Settings
 
 __all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "caller", "json_body", "field", "mutation", "read_session",
-           "parse_time", "iso", "USERNAME_RE", "insert_unique"]
+           "parse_time", "iso", "insert_unique"]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", async_sessionmaker)
@@ -29,7 +28,6 @@ REDIS = web.AppKey("redis", Redis)
 BOX = web.AppKey("box", SecretBox)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,62}$")
 _MISSING = object()
 
 

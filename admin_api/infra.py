@@ -1,7 +1,6 @@
 """Storage nodes and roots. Any user may register a node and controls it; roots are made by its owner or an admin."""
 from __future__ import annotations
 
-import re
 
 from aiohttp import web
 from sqlalchemy import select
@@ -10,13 +9,12 @@ from admin_api.context import BOX, SETTINGS, caller, field, insert_unique, iso, 
 from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Workspace
+from policy.names import bucket_name_error, infra_name_error
 from policy.nodes import NodeError, check_endpoint
 
 __all__ = ["routes", "register_node", "create_root"]
 
 routes = web.RouteTableDef()
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def node_json(node: Node) -> dict:
@@ -30,8 +28,9 @@ def root_json(root: Root) -> dict:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not _NAME_RE.match(name):
-        raise ApiError(400, "InvalidName", f"{what} names are 1-63 lowercase letters, digits, '_' and '-'")
+    error = infra_name_error(name, what)
+    if error is not None:
+        raise ApiError(400, "InvalidName", error)
 
 
 async def register_node(app, session, change, owner, *, name: str, endpoint: str, region: str,
@@ -96,8 +95,9 @@ async def create_root(app, session, change, user, *, name: str, node_name: str, 
     _check_name(name, "root")
     if kind not in ROOT_TYPES:
         raise ApiError(400, "InvalidField", "'type' must be private, public or unmanaged")
-    if not _BUCKET_RE.match(bucket):
-        raise ApiError(400, "InvalidField", "'bucket' is not a valid S3 bucket name")
+    error = bucket_name_error(bucket)
+    if error is not None:
+        raise ApiError(400, "InvalidField", error)
     if prefix.startswith("/") or "\\" in prefix or any(p in (".", "..") for p in prefix.split("/")):
         raise ApiError(400, "InvalidPrefix", "'prefix' must be a relative key prefix")
     node = await session.scalar(select(Node).where(Node.name == node_name))

@@ -12,6 +12,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tests.conftest import unique
+from wio.client import ApiClient, ApiClientError
 
 
 def _send(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
@@ -55,3 +56,25 @@ def test_presigned_pinned_hash_cannot_be_overridden_by_a_header(stack, person, w
         person.s3.get_object(Bucket=workspace, Key="pinned")
     assert _send(url, "PUT", good, {"x-amz-content-sha256": hashlib.sha256(good).hexdigest()})[0] == 200
     assert person.s3.get_object(Bucket=workspace, Key="pinned")["Body"].read() == good
+
+
+# -- 6: names ending in a newline are refused ----------------------------------------------------
+
+def _api_error(call) -> tuple[int, str]:
+    with pytest.raises(ApiClientError) as exc:
+        call()
+    return exc.value.status, exc.value.code
+
+
+def test_names_with_a_trailing_newline_are_refused(stack, person, s3_node):
+    anonymous = ApiClient(stack.api_url)
+    assert _api_error(lambda: anonymous.call("POST", "/auth/register",
+                                             {"username": "admin\n", "password": "long-enough-pw"})) \
+        == (400, "InvalidUsername")
+    workspace = unique("ws")
+    assert _api_error(lambda: person.api.call("POST", "/workspaces", {"name": workspace + "\n"}))[0] == 400
+    assert _api_error(lambda: person.api.call("POST", "/groups", {"name": "eng\n"})) == (400, "InvalidName")
+    node = {"name": unique("node") + "\n", "endpoint": s3_node.endpoint, "access_key": s3_node.access_key,
+            "secret_key": s3_node.secret_key}
+    assert _api_error(lambda: person.api.call("POST", "/nodes", node)) == (400, "InvalidName")
+    assert workspace not in [w["name"].strip() for w in person.api.call("GET", "/workspaces")["workspaces"]]
