@@ -43,11 +43,14 @@ def _duration(form: dict[str, str]) -> int:
     return value
 
 
-async def _issue(request: web.Request, token: str, name: str, duration: int, scope) -> dict:
+async def _issue(request: web.Request, token: str, name: str, duration: int, scope,
+                 parent: str | None = None) -> dict:
     settings = request.app[SETTINGS]
     body = {"name": name[:128], "expires_in_seconds": duration}
     if scope is not None:
         body["scope"] = scope
+    if parent is not None:
+        body["parent"] = parent  # deleting the parent key revokes this one
     async with request.app[API_HTTP].post(settings.api_url.rstrip("/") + "/api/v1/keys", json=body,
                                           headers={"Authorization": f"Bearer {token}"}) as resp:
         data = await resp.json(content_type=None)
@@ -111,7 +114,7 @@ async def sts_entry(request: web.Request) -> web.StreamResponse:
         if caller.temporary:
             raise S3Error("AccessDenied", "Temporary credentials cannot assume a role; use a long-lived key")
         creds = await _issue(request, _login_token(settings, caller.user), form.get("RoleSessionName", "assumed"),
-                             _duration(form), caller.scope)
+                             _duration(form), caller.scope, caller.access_key_id)
         arn = f"arn:aws:sts::wio:assumed-role/{escape(caller.user)}/{escape(form.get('RoleSessionName', ''))}"
         extra = f"<AssumedRoleUser><Arn>{arn}</Arn><AssumedRoleId>{creds['access_key_id']}</AssumedRoleId></AssumedRoleUser>"
         return _credentials_xml(action, creds, extra)

@@ -6,12 +6,14 @@ import hashlib
 import urllib.error
 import urllib.request
 
+import boto3
 import pytest
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
-from tests.conftest import unique
+from tests.conftest import s3_client, unique
 from wio.client import ApiClient, ApiClientError
 
 
@@ -78,3 +80,29 @@ def test_names_with_a_trailing_newline_are_refused(stack, person, s3_node):
             "secret_key": s3_node.secret_key}
     assert _api_error(lambda: person.api.call("POST", "/nodes", node)) == (400, "InvalidName")
     assert workspace not in [w["name"].strip() for w in person.api.call("GET", "/workspaces")["workspaces"]]
+
+
+# -- 4: STS children die with their parent key ---------------------------------------------------
+
+def test_deleting_a_key_revokes_the_keys_assumed_from_it(stack, person, workspace):
+    person.s3.put_object(Bucket=workspace, Key="k", Body=b"k")
+    parent = person.api.call("POST", "/keys", {"name": "parent"})
+    sts = boto3.client("sts", endpoint_url=stack.s3_url, region_name="us-east-1",
+                       aws_access_key_id=parent["access_key_id"], aws_secret_access_key=parent["secret_access_key"])
+    children = [sts.assume_role(RoleArn="arn:aws:iam::wio:role/any", RoleSessionName=f"c{i}")["Credentials"]
+                for i in range(2)]
+    clients = [s3_client(stack.s3_url, {"access_key_id": c["AccessKeyId"], "secret_access_key": c["SecretAccessKey"],
+                                        "session_token": c["SessionToken"]}) for c in children]
+    for client in clients:
+        assert client.get_object(Bucket=workspace, Key="k")["Body"].read() == b"k"
+    person.api.call("DELETE", f"/keys/{parent['access_key_id']}")
+    for client in clients:
+        with pytest.raises(ClientError) as exc:
+            client.get_object(Bucket=workspace, Key="k")
+        assert exc.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    listed = {k["access_key_id"] for k in person.api.call("GET", "/keys")["keys"]}
+    assert not listed & {c["AccessKeyId"] for c in children}
+    # a parent must be one of the caller's own long-lived keys
+    temp = person.api.call("POST", "/keys", {"expires_in_seconds": 900})
+    for bad in (temp["access_key_id"], person.key["access_key_id"] + "x"):
+        assert _api_error(lambda: person.api.call("POST", "/keys", {"expires_in_seconds": 900, "parent": bad}))[0] == 400
