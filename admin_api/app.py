@@ -15,6 +15,7 @@ from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
+from policy.nodes import WIO_SERVICE_HEADER
 from policy.projection import rebuild
 from wio.metrics import api_metrics_middleware, metrics_response
 from wio.secrets import SecretBox
@@ -106,4 +107,9 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_response)
+    app.on_response_prepare.append(_mark_wio)
     return app
+
+
+async def _mark_wio(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[WIO_SERVICE_HEADER] = "api"   # so a node registration pointing back at wio is refused

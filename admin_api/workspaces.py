@@ -162,17 +162,22 @@ async def get_workspace(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/workspaces/{name}")
 async def delete_workspace(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    async with read_session(request.app) as session:
+        checked = await _workspace_to_delete(session, await caller(request, session), name)
+    if checked.root.type != "unmanaged":
+        # Asked of the node before taking the model lock: a node is a user-supplied endpoint.
+        try:
+            non_empty = await node_client(request.app, checked.root.node).has_objects(checked.root.bucket,
+                                                                                       checked.prefix)
+        except NodeError as exc:
+            raise ApiError(502, "NodeUnavailable", str(exc)) from None
+        if non_empty:
+            raise ApiError(409, "WorkspaceNotEmpty", f"workspace '{checked.name}' still holds objects")
     async with mutation(request.app) as (session, change):
-        user = await caller(request, session)
-        ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "admin")
-        if ws.root.type != "unmanaged":
-            try:
-                non_empty = await node_client(request.app, ws.root.node).has_objects(ws.root.bucket, ws.prefix)
-            except NodeError as exc:
-                raise ApiError(502, "NodeUnavailable", str(exc)) from None
-            if non_empty:
-                raise ApiError(409, "WorkspaceNotEmpty", f"workspace '{ws.name}' still holds objects")
+        ws = await _workspace_to_delete(session, await caller(request, session), name)
+        if ws.id != checked.id:
+            raise ApiError(409, "WorkspaceChanged", f"workspace '{name}' was replaced meanwhile; try again")
         grantees = (await session.scalars(select(Share).where(Share.workspace_id == ws.id))).unique().all()
         change.users.update(s.user.username for s in grantees if s.user is not None)
         change.groups.update(s.group.name for s in grantees if s.group is not None)
@@ -180,6 +185,12 @@ async def delete_workspace(request: web.Request) -> web.Response:
         change.workspaces.add(ws.name)
         await session.delete(ws)
     return web.Response(status=204)
+
+
+async def _workspace_to_delete(session, user: User, name: str) -> Workspace:
+    ws = await load_workspace(session, name)
+    await require_on_workspace(session, user, ws, "admin")
+    return ws
 
 
 def share_json(share: Share) -> dict:

@@ -18,10 +18,13 @@ from yarl import URL
 
 from signing import sign_request
 
-__all__ = ["NodeError", "check_endpoint", "NodeClient", "S3_NS"]
+__all__ = ["NodeError", "check_endpoint", "NodeClient", "S3_NS", "WIO_SERVICE_HEADER"]
 
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# wio's own API and proxy answer with this header: a "node" that does is wio itself, and is refused (a
+# node that calls back into wio would make wio wait on itself).
+WIO_SERVICE_HEADER = "X-Wio-Service"
 # Cloud metadata services and other addresses a node endpoint must never point at, whatever the operator allows.
 _ALWAYS_BLOCKED = [ipaddress.ip_network(n) for n in (
     "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "100.100.100.200/32", "fd00:ec2::254/128", "224.0.0.0/4",
@@ -73,6 +76,8 @@ class NodeClient:
         try:
             async with self.session.request(method, url, headers=headers,
                                             timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                if WIO_SERVICE_HEADER in resp.headers:
+                    raise NodeError(f"{self.endpoint} is wio's own {resp.headers[WIO_SERVICE_HEADER]}, not a storage node")
                 return resp.status, await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise NodeError(f"node {self.endpoint} did not answer: {exc or type(exc).__name__}") from None

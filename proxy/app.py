@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from policy.decide import decide_listing, decide_object
+from policy.nodes import WIO_SERVICE_HEADER
 from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
@@ -201,6 +202,7 @@ async def s3_error_middleware(request: web.Request, handler):
         response = _error_response(request, error, request_id)
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
+        response.headers[WIO_SERVICE_HEADER] = "proxy"   # so a node registration pointing back at wio is refused
     account(request, request.app[SINK], response.status, error, started)
     return response
 

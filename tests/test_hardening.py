@@ -3,8 +3,12 @@ attacker would and failed before its fix."""
 from __future__ import annotations
 
 import hashlib
+import http.server
+import threading
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -106,3 +110,81 @@ def test_deleting_a_key_revokes_the_keys_assumed_from_it(stack, person, workspac
     temp = person.api.call("POST", "/keys", {"expires_in_seconds": 900})
     for bad in (temp["access_key_id"], person.key["access_key_id"] + "x"):
         assert _api_error(lambda: person.api.call("POST", "/keys", {"expires_in_seconds": 900, "parent": bad}))[0] == 400
+
+
+# -- 3: a node cannot hold up anyone's revocation -------------------------------------------------
+
+class HangableNode:
+    """A loopback HTTP server that answers like an S3 node until ``hang()``; then it accepts requests and
+    never answers (a hung node, or wio calling back into itself)."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.hanging = threading.Event()
+        node = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                if node.hanging.is_set():
+                    node.release.wait(30)
+                    return
+                body = b'<ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_GET = do_HEAD = do_PUT = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def hang(self):
+        self.hanging.set()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hangable_node():
+    node = HangableNode()
+    yield node
+    node.close()
+
+
+def test_wio_itself_is_refused_as_a_node(stack, person):
+    for endpoint in (stack.s3_url, stack.api_url):
+        node = {"name": unique("self"), "endpoint": endpoint, "access_key": person.key["access_key_id"],
+                "secret_key": person.key["secret_access_key"]}
+        assert _api_error(lambda: person.api.call("POST", "/nodes", node)) == (400, "InvalidEndpoint")
+
+
+def test_a_hung_node_does_not_delay_another_users_revocation(stack, person, other, workspace, hangable_node):
+    node_name = unique("hang")
+    person.api.call("POST", "/nodes", {"name": node_name, "endpoint": hangable_node.endpoint,
+                                       "access_key": "k", "secret_key": "s"})
+    person.s3.put_object(Bucket=workspace, Key="shared", Body=b"x")
+    share = person.api.call("POST", f"/workspaces/{workspace}/shares", {"user": other.name, "permission": "read"})
+    assert other.s3.get_object(Bucket=workspace, Key="shared")["Body"].read() == b"x"
+    hangable_node.hang()
+    with ThreadPoolExecutor(3) as pool:
+        stuck = [pool.submit(lambda i=i: person.api.request("POST", "/roots", {
+            "name": unique("r"), "node": node_name, "bucket": f"bucket-{i}", "type": "private"})) for i in range(3)]
+        time.sleep(0.5)   # the root creations are now waiting on the hung node
+        started = time.monotonic()
+        person.api.call("DELETE", f"/workspaces/{workspace}/shares/{share['id']}")
+        elapsed = time.monotonic() - started
+        with pytest.raises(ClientError) as exc:
+            other.s3.get_object(Bucket=workspace, Key="shared")
+        assert exc.value.response["Error"]["Code"] == "AccessDenied"
+        assert elapsed < 3, f"the share removal waited {elapsed:.1f}s behind a hung node"
+        hangable_node.release.set()
+        for future in stuck:
+            future.result()
