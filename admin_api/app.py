@@ -12,10 +12,10 @@ from sqlalchemy import text
 
 from admin_api import audit, explain, groups, infra, keys, openapi, quotas, search, users, workspaces
 from admin_api.bootstrap import bootstrap
-from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
+from admin_api.context import BOX, DB, HTTP, NODE_HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
-from policy.nodes import WIO_SERVICE_HEADER
+from policy.nodes import WIO_SERVICE_HEADER, node_session
 from policy.projection import rebuild
 from wio.metrics import api_metrics_middleware, metrics_response
 from wio.secrets import SecretBox
@@ -51,7 +51,9 @@ async def _redis(app: web.Application):
 
 async def _http(app: web.Application):
     app[HTTP] = aiohttp.ClientSession()
+    app[NODE_HTTP] = node_session(allow_private=app[SETTINGS].allow_private_nodes)
     yield
+    await app[NODE_HTTP].close()
     await app[HTTP].close()
 
 

@@ -19,7 +19,7 @@ from policy.projection import ProjectionChange, apply_change, lock_model
 from wio.secrets import SecretBox
 from wio.settings import Settings
 
-__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "caller", "json_body", "field", "mutation", "read_session",
+__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "caller", "json_body", "field", "mutation", "read_session",
            "parse_time", "iso", "insert_unique"]
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -27,6 +27,8 @@ DB = web.AppKey("db", async_sessionmaker)
 REDIS = web.AppKey("redis", Redis)
 BOX = web.AppKey("box", SecretBox)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+# calls to user-supplied node endpoints: every resolution checked (policy/nodes.py GuardedResolver)
+NODE_HTTP = web.AppKey("node_http", aiohttp.ClientSession)
 
 _MISSING = object()
 

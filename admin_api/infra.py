@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import BOX, HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation, read_session
+from admin_api.context import BOX, NODE_HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Workspace
@@ -39,7 +39,7 @@ async def probe_node(app, *, name: str, endpoint: str, access_key: str, secret_k
     _check_name(name, "node")
     try:
         endpoint = await check_endpoint(endpoint, allow_private=app[SETTINGS].allow_private_nodes)
-        await NodeClient(app[HTTP], endpoint, region, access_key, secret_key).check()
+        await NodeClient(app[NODE_HTTP], endpoint, region, access_key, secret_key).check()
     except NodeError as exc:
         raise ApiError(400, "InvalidEndpoint", str(exc)) from None
     return dict(name=name, endpoint=endpoint, region=region, access_key=access_key, secret_key=secret_key)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (BOX, HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
+from admin_api.context import (BOX, NODE_HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
                                parse_time, read_session)
 from admin_api.errors import ApiError
 from policy.decide import LEVELS, decide_object
@@ -54,7 +54,7 @@ async def require_on_workspace(session, user: User, ws: Workspace, needed: str, 
 
 
 def node_client(app: web.Application, node) -> NodeClient:
-    return NodeClient(app[HTTP], node.endpoint, node.region, node.access_key, app[BOX].open(node.secret_enc))
+    return NodeClient(app[NODE_HTTP], node.endpoint, node.region, node.access_key, app[BOX].open(node.secret_enc))
 
 
 async def default_root(session, kind: str) -> Root:

@@ -220,7 +220,7 @@ async def _resources(app: web.Application):
     settings = app[SETTINGS]
     app[RESP] = RespClient(settings.redis_url)  # the request path's scripts: one pipelined connection
     app[AUTHZ] = Authorizer(app[RESP], app[BOX])
-    app[UPSTREAM] = Upstream()
+    app[UPSTREAM] = Upstream(allow_private=settings.allow_private_nodes)
     app[QUOTAS] = Quotas(app[RESP])
     app[API_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     app[SINK] = EventSink(app[RESP])

@@ -28,6 +28,9 @@ from typing import AsyncIterable, AsyncIterator
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from policy.nodes import NodeError as AddressRefused
+from policy.nodes import resolve_checked
+
 __all__ = ["NodeError", "NodeUnreachable", "NodeTimeout", "NodeDisconnected", "NodeResponse", "NodePool",
            "splice_body", "can_splice"]
 
@@ -349,13 +352,25 @@ class _EndpointPool:
         ssl_context = self.owner.ssl_context() if self.tls else None
         try:
             async with asyncio.timeout(self.owner.connect_timeout):
-                _, conn = await loop.create_connection(lambda: _Connection(loop, self.tls), self.host, self.port,
-                                                       ssl=ssl_context)
+                # Resolve and check every time, then connect to the address that was checked: a name
+                # that now resolves to a metadata or private address (DNS rebinding) is never reached.
+                addresses = await resolve_checked(self.host, self.port, allow_private=self.owner.allow_private)
+                error: OSError | None = None
+                for family, address in addresses:
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: _Connection(loop, self.tls), address, self.port, family=family, ssl=ssl_context,
+                            server_hostname=self.host if ssl_context is not None else None)
+                        return conn
+                    except OSError as exc:
+                        error = exc
+                raise error
+        except AddressRefused as exc:
+            raise NodeUnreachable(str(exc)) from None
         except TimeoutError:
             raise NodeTimeout(f"connecting to {self.host}:{self.port} timed out") from None
         except (OSError, ssl_module.SSLError) as exc:
             raise NodeUnreachable(f"cannot connect to {self.host}:{self.port}: {exc}") from None
-        return conn
 
     async def acquire(self) -> _Connection:
         now = asyncio.get_running_loop().time()
@@ -404,8 +419,9 @@ def _head(method: str, target: str, headers: dict[str, str]) -> bytes:
 class NodePool:
     """Connections to every node endpoint of this process."""
 
-    def __init__(self, *, connect_timeout: float = 10.0, read_timeout: float = 300.0):
+    def __init__(self, *, connect_timeout: float = 10.0, read_timeout: float = 300.0, allow_private: bool = False):
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.allow_private = allow_private   # node endpoints on loopback/private networks (policy/nodes.py)
         self._pools: dict[str, _EndpointPool] = {}
         self._ssl: ssl_module.SSLContext | None = None
         self._watchdog: asyncio.Task | None = None

@@ -34,9 +34,9 @@ def canonical_query(params: list[tuple[str, str]]) -> str:
 
 
 class Upstream:
-    def __init__(self, *, connect_timeout: float = 10, read_timeout: float = 300):
+    def __init__(self, *, connect_timeout: float = 10, read_timeout: float = 300, allow_private: bool = False):
         self.read_timeout = read_timeout
-        self.pool = NodePool(connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self.pool = NodePool(connect_timeout=connect_timeout, read_timeout=read_timeout, allow_private=allow_private)
 
     async def close(self) -> None:
         self.pool.close()

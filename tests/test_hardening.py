@@ -188,3 +188,12 @@ def test_a_hung_node_does_not_delay_another_users_revocation(stack, person, othe
         hangable_node.release.set()
         for future in stuck:
             future.result()
+
+
+# -- 9: the SSRF guard sees through IPv6 wrappers (nothing is sent: the endpoint is refused first) --
+
+@pytest.mark.parametrize("host", ["[::ffff:169.254.169.254]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]"])
+def test_metadata_address_in_ipv6_disguise_is_refused_as_a_node(person, host):
+    node = {"name": unique("meta"), "endpoint": f"http://{host}", "access_key": "k", "secret_key": "s"}
+    status, code = _api_error(lambda: person.api.call("POST", "/nodes", node))
+    assert (status, code) == (400, "InvalidEndpoint")

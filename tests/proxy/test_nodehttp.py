@@ -57,7 +57,7 @@ HEADERS = {"host": "node"}
 async def test_content_length_body_and_keep_alive_reuse():
     async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"e\"\r\n\r\nhello",
                      b"HTTP/1.1 204 No Content\r\n\r\n"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert resp.status == 200 and resp.headers["etag"] == '"e"' and await resp.read() == b"hello"
         resp.release()
@@ -73,7 +73,7 @@ async def test_chunked_body_with_extensions_and_trailers():
     body = b"4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: yes\r\n\r\n"
     async with Peer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
                      b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert resp.content_length is None
         assert [c async for c in resp.iter_chunks(3)] == [b"wik", b"i", b"ped", b"ia"]
@@ -91,7 +91,7 @@ async def test_body_until_close_and_connection_close_are_not_reused():
         await writer.drain()
         writer.close()
     async with Peer([close_delimited]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert await resp.read() == b"all of it"
         resp.release()
@@ -105,7 +105,7 @@ async def test_stale_keep_alive_connection_is_retried_once_for_replayable_reques
         await asyncio.sleep(0.05)
         writer.close()                     # the node drops the idle keep-alive connection
     async with Peer([answer_then_close, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert await resp.read() == b"a"
         resp.release()
@@ -123,7 +123,7 @@ async def test_short_body_and_garbage_raise_node_errors():
         await writer.drain()
         writer.close()
     async with Peer([short, b"NOT HTTP AT ALL\r\n\r\n"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         with pytest.raises(NodeDisconnected):
             await resp.read()
@@ -137,7 +137,7 @@ async def test_unreachable_and_stalled_nodes():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    pool = NodePool(read_timeout=0.3)
+    pool = NodePool(read_timeout=0.3, allow_private=True)
     with pytest.raises(NodeUnreachable):
         await pool.request("GET", URL(f"http://127.0.0.1:{port}/b/k"), HEADERS)
 
@@ -157,7 +157,7 @@ async def test_streamed_body_is_sent_in_order_and_a_failing_body_aborts():
             raise RuntimeError("the client body failed verification")
         yield b"c"
     async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 2) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("PUT", peer.url, {**HEADERS, "content-length": "200001"}, chunks(False))
         assert resp.status == 200
         resp.release()
@@ -172,7 +172,7 @@ async def test_streamed_body_is_sent_in_order_and_a_failing_body_aborts():
 async def test_splice_moves_a_body_between_sockets_byte_for_byte():
     payload = os.urandom(3 << 20)
     async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         received = bytearray()
         done = asyncio.Event()
 
