@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import ipaddress
 import socket
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from urllib.parse import quote
 
@@ -18,6 +17,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from signing import sign_request
+from wio.safexml import XMLRefused, parse_untrusted_xml
 
 __all__ = ["NodeError", "check_endpoint", "check_address", "resolve_checked", "GuardedResolver", "node_session",
            "NodeClient", "S3_NS", "WIO_SERVICE_HEADER"]
@@ -152,7 +152,7 @@ class NodeClient:
                                                                 ("prefix", prefix)])
         if status != 200:
             raise NodeError(f"cannot list {bucket}/{prefix} on {self.endpoint}: HTTP {status} {_code(body)}")
-        return ET.fromstring(body).find(f"{S3_NS}Contents") is not None
+        return _parse(body, self.endpoint).find(f"{S3_NS}Contents") is not None
 
 
     async def count_prefix(self, bucket: str, prefix: str) -> tuple[int, int]:
@@ -164,7 +164,7 @@ class NodeClient:
             status, body = await self.request("GET", bucket, query=query, timeout=60)
             if status != 200:
                 raise NodeError(f"cannot list {bucket}/{prefix} on {self.endpoint}: HTTP {status} {_code(body)}")
-            root = ET.fromstring(body)
+            root = _parse(body, self.endpoint)
             for item in root.iter(f"{S3_NS}Contents"):
                 total_objects += 1
                 total_bytes += int(item.findtext(f"{S3_NS}Size") or 0)
@@ -173,8 +173,15 @@ class NodeClient:
                 return total_bytes, total_objects
 
 
+def _parse(body: bytes, endpoint: str):
+    try:
+        return parse_untrusted_xml(body)
+    except XMLRefused:
+        raise NodeError(f"{endpoint} answered something that is not acceptable XML") from None
+
+
 def _code(body: bytes) -> str:
     try:
-        return ET.fromstring(body).findtext("Code") or ""
-    except ET.ParseError:
+        return parse_untrusted_xml(body).findtext("Code") or ""
+    except XMLRefused:
         return ""

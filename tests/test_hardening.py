@@ -2,6 +2,7 @@
 attacker would and failed before its fix."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import threading
@@ -30,8 +31,9 @@ def _send(url: str, method: str = "GET", body: bytes | None = None, headers: dic
         return exc.code, exc.read()
 
 
-class _PinnedPayloadQueryAuth(S3SigV4QueryAuth):
-    """A presigned URL whose canonical request carries the body's hash (X-Amz-Content-Sha256 in the query)."""
+class _QueryAuth(S3SigV4QueryAuth):
+    """A presigned URL; with ``payload_hash`` its canonical request carries the body's hash (the query pins
+    it as X-Amz-Content-Sha256)."""
 
     def __init__(self, credentials, payload_hash: str):
         super().__init__(credentials, "s3", "us-east-1", expires=300)
@@ -41,10 +43,13 @@ class _PinnedPayloadQueryAuth(S3SigV4QueryAuth):
         return self._payload_hash
 
 
-def presign_pinned_put(stack, key: dict, bucket: str, object_key: str, body: bytes) -> str:
-    digest = hashlib.sha256(body).hexdigest()
-    request = AWSRequest("PUT", f"{stack.s3_url}/{bucket}/{object_key}?X-Amz-Content-Sha256={digest}")
-    _PinnedPayloadQueryAuth(Credentials(key["access_key_id"], key["secret_access_key"]), digest).add_auth(request)
+def presign(stack, key: dict, method: str, target: str, pinned_body: bytes | None = None) -> str:
+    payload_hash = "UNSIGNED-PAYLOAD"
+    if pinned_body is not None:
+        payload_hash = hashlib.sha256(pinned_body).hexdigest()
+        target += ("&" if "?" in target else "?") + f"X-Amz-Content-Sha256={payload_hash}"
+    request = AWSRequest(method, f"{stack.s3_url}/{target}")
+    _QueryAuth(Credentials(key["access_key_id"], key["secret_access_key"]), payload_hash).add_auth(request)
     return request.url
 
 
@@ -52,7 +57,7 @@ def presign_pinned_put(stack, key: dict, bucket: str, object_key: str, body: byt
 
 def test_presigned_pinned_hash_cannot_be_overridden_by_a_header(stack, person, workspace):
     good = b"the body the URL was signed for"
-    url = presign_pinned_put(stack, person.key, workspace, "pinned", good)
+    url = presign(stack, person.key, "PUT", f"{workspace}/pinned", pinned_body=good)
     for header in ("UNSIGNED-PAYLOAD", hashlib.sha256(b"evil").hexdigest()):
         status, answer = _send(url, "PUT", b"evil", {"x-amz-content-sha256": header})
         assert status == 400 and b"XAmzContentSHA256Mismatch" in answer, (header, status, answer)
@@ -197,3 +202,16 @@ def test_metadata_address_in_ipv6_disguise_is_refused_as_a_node(person, host):
     node = {"name": unique("meta"), "endpoint": f"http://{host}", "access_key": "k", "secret_key": "s"}
     status, code = _api_error(lambda: person.api.call("POST", "/nodes", node))
     assert (status, code) == (400, "InvalidEndpoint")
+
+
+# -- 10: one safe XML parser: a DTD is refused in any encoding ----------------------------------
+
+def test_utf16_xml_with_entities_is_refused(stack, person, workspace):
+    person.s3.put_object(Bucket=workspace, Key="victim", Body=b"v")
+    document = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE d [<!ENTITY k "victim">]>'
+                '<Delete><Object><Key>&k;</Key></Object></Delete>').encode("utf-16")
+    md5 = base64.b64encode(hashlib.md5(document).digest()).decode()
+    status, answer = _send(presign(stack, person.key, "POST", f"{workspace}?delete"), "POST", document,
+                           {"Content-MD5": md5, "Content-Type": "application/xml"})
+    assert (status, b"MalformedXML" in answer) == (400, True), answer
+    assert person.s3.get_object(Bucket=workspace, Key="victim")["Body"].read() == b"v"

@@ -82,3 +82,31 @@ async def test_dns_rebinding_is_refused_by_the_proxys_node_client(monkeypatch):
         assert dns.connects[0][1:3] == ("93.184.216.34", 9000)
     finally:
         pool.close()
+
+
+# -- node XML goes through the one safe parser (issue 17 item 10) --------------------------------
+
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+          b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Contents><Key>&b;</Key>'
+          b'<Size>1</Size></Contents></ListBucketResult>')
+
+
+async def test_node_xml_with_a_dtd_is_refused():
+    async def answer(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        body = LAUGHS.decode().encode("utf-16")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with node_session(allow_private=True) as session:
+            client = NodeClient(session, endpoint, "us-east-1", "k", "s")
+            with pytest.raises(NodeError, match="not acceptable XML"):
+                await client.has_objects("bucket", "p/")
+            with pytest.raises(NodeError, match="not acceptable XML"):
+                await client.count_prefix("bucket", "p/")
+    finally:
+        server.close()
