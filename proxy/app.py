@@ -78,11 +78,34 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
+def _not_utf8(text: str) -> bool:
+    """Percent-decoded query parts and header values keep undecodable bytes as surrogates."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_encodings(params: list[tuple[str, str]], headers: list[tuple[str, str]]) -> None:
+    """Refuse bytes that are not UTF-8 before anything reads them (the credential, uploadId, prefix …):
+    they could reach neither Redis, nor the node, nor the audit trail."""
+    if any(_not_utf8(name) or _not_utf8(value) for name, value in params):
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI: a query parameter is not valid UTF-8.")
+    for name, value in headers:
+        if _not_utf8(value):
+            raise S3Error("InvalidArgument", f"The {name} header is not valid UTF-8.")
+
+
 async def authorize(request: web.Request) -> tuple[Call, object]:
     settings = request.app[SETTINGS]
     raw_path, _, raw_query = request.raw_path.partition("?")
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
     params = parse_query(raw_query)
+    headers = list(request.headers.items())
+    check_encodings(params, headers)
     query = dict(params)
     if len(query) != len(params):
         # One value per parameter: the decision and the node must read the same prefix, marker, uploadId …
@@ -91,7 +114,6 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     request["bucket"], request["key"] = address.bucket, address.key
     op = classify(request.method, address.bucket, address.key, query, request.headers)
     request["operation"] = op.name
-    headers = list(request.headers.items())
     try:
         auth = parse_request_auth(request.method, raw_path, raw_query, headers, now=datetime.now(timezone.utc),
                                   region=settings.region)

@@ -3,13 +3,16 @@ attacker would and failed before its fix."""
 from __future__ import annotations
 
 import base64
+import email.header
 import hashlib
+import http.client
 import http.server
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import boto3
 import pytest
@@ -18,6 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from signing import sign_request
 from tests.conftest import s3_client, unique
 from wio.client import ApiClient, ApiClientError
 
@@ -215,3 +219,74 @@ def test_utf16_xml_with_entities_is_refused(stack, person, workspace):
                            {"Content-MD5": md5, "Content-Type": "application/xml"})
     assert (status, b"MalformedXML" in answer) == (400, True), answer
     assert person.s3.get_object(Bucket=workspace, Key="victim")["Body"].read() == b"v"
+
+
+# -- 7: non-ASCII and non-UTF-8 inputs get a 4xx (or are forwarded as S3 does), never a 500 --------
+
+def signed_raw(stack, key: dict, method: str, target: str, headers: dict[str, str] | None = None,
+               body: bytes = b"") -> tuple[int, dict, bytes]:
+    """Send a request signed over exactly these bytes (header values may be any UTF-8 or surrogate-escaped
+    bytes; ``target`` is the raw path and query)."""
+    host = stack.s3_url.split("://", 1)[1]
+    headers = {"host": host, **(headers or {})}
+    path, _, query = target.partition("?")
+    headers.update(sign_request(method, path, query, headers, payload_hash=hashlib.sha256(body).hexdigest(),
+                                access_key=key["access_key_id"], secret_key=key["secret_access_key"],
+                                region="us-east-1", now=datetime.now(timezone.utc)))
+    conn = http.client.HTTPConnection(host, timeout=30)
+    try:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value.encode("utf-8", "surrogateescape"))
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def test_non_ascii_metadata_is_stored_rfc2047_encoded_as_s3_returns_it(stack, person, workspace):
+    status, _, answer = signed_raw(stack, person.key, "PUT", f"/{workspace}/meta",
+                                   {"x-amz-meta-n": "日本", "content-type": "text/plain"}, b"m")
+    assert status == 200, answer
+    head = person.s3.head_object(Bucket=workspace, Key="meta")
+    encoded = head["ResponseMetadata"]["HTTPHeaders"]["x-amz-meta-n"]
+    assert email.header.decode_header(encoded)[0] == ("日本".encode(), "utf-8")
+
+
+@pytest.mark.parametrize("headers", [{"content-type": "text/plain; name=€"},
+                                     {"content-disposition": "attachment; filename=\udcff.txt"},
+                                     {"x-amz-meta-n": "\udcff\udcfe"}])
+def test_header_values_a_node_cannot_take_are_refused_with_400(stack, person, workspace, headers):
+    status, _, answer = signed_raw(stack, person.key, "PUT", f"/{workspace}/bad-header", headers, b"b")
+    assert status == 400 and b"<Code>InvalidArgument</Code>" in answer, (status, answer)
+
+
+@pytest.mark.parametrize("query", ["list-type=2&prefix=%FF", "uploadId=%FF%FE", "prefix=a%C3&delimiter=/",
+                                   "list-type=2&start-after=%ED%A0%80"])
+def test_query_values_that_are_not_utf8_are_refused(stack, person, workspace, query):
+    target = f"/{workspace}/obj" if "uploadId" in query else f"/{workspace}"
+    status, _, answer = signed_raw(stack, person.key, "GET", f"{target}?{query}")
+    assert status == 400 and b"<Code>InvalidURI</Code>" in answer, (status, answer)
+
+
+def test_a_credential_that_is_not_utf8_is_refused(stack, person, workspace):
+    url = person.s3.generate_presigned_url("get_object", Params={"Bucket": workspace, "Key": "k"})
+    bad = url.replace("X-Amz-Credential=", "X-Amz-Credential=%FF")
+    status, answer = _send(bad)
+    assert status == 400 and (b"InvalidURI" in answer), answer
+    header_signed = {"Authorization": "AWS4-HMAC-SHA256 Credential=\udcff/20260101/us-east-1/s3/aws4_request, "
+                                      "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
+                     "x-amz-date": "20260101T000000Z", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    host = stack.s3_url.split("://", 1)[1]
+    conn = http.client.HTTPConnection(host, timeout=30)
+    try:
+        conn.putrequest("GET", f"/{workspace}/k", skip_accept_encoding=True)
+        for name, value in header_signed.items():
+            conn.putheader(name, value.encode("utf-8", "surrogateescape"))
+        conn.endheaders()
+        resp = conn.getresponse()
+        assert 400 <= resp.status < 500, (resp.status, resp.read())
+    finally:
+        conn.close()
