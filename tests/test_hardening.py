@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 
 from signing import sign_request
 from tests.conftest import s3_client, unique
+from tests.observability.helpers import wait_for_audit
+from tests.observability.test_audit import wait_for_audit
 from wio.client import ApiClient, ApiClientError
 
 
@@ -290,3 +292,15 @@ def test_a_credential_that_is_not_utf8_is_refused(stack, person, workspace):
         assert 400 <= resp.status < 500, (resp.status, resp.read())
     finally:
         conn.close()
+
+
+# -- 8: one bad request does not stop the audit trail ---------------------------------------------
+
+def test_a_non_utf8_credential_does_not_stop_the_audit_trail(stack, admin_api, person, workspace):
+    person.s3.put_object(Bucket=workspace, Key="k", Body=b"k")
+    url = person.s3.generate_presigned_url("get_object", Params={"Bucket": workspace, "Key": "k"})
+    for _ in range(3):
+        assert _send(url.replace("X-Amz-Credential=", "X-Amz-Credential=%FF"))[0] == 400
+    with pytest.raises(ClientError):
+        person.s3.head_object(Bucket=workspace, Key="after-the-bad-ones")
+    wait_for_audit(admin_api, {"workspace": workspace}, lambda e: e["key"] == "after-the-bad-ones")
