@@ -128,7 +128,7 @@ async def test_short_body_and_garbage_raise_node_errors():
         with pytest.raises(NodeDisconnected):
             await resp.read()
         resp.release()
-        with pytest.raises(NodeError, match="malformed status line"):
+        with pytest.raises(NodeError, match="malformed response head"):
             await pool.request("GET", peer.url, HEADERS)
         pool.close()
 
@@ -194,3 +194,92 @@ async def test_splice_moves_a_body_between_sockets_byte_for_byte():
         client_transport.close()
         server.close()
         pool.close()
+
+
+# -- issue 17 item 12: node answers are untrusted input -------------------------------------------
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\r\nContent-Length: +10\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent Length: 3\r\n\r\nabc",
+    b"RTSP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+])
+async def test_ambiguous_response_framing_is_refused(head):
+    async with Peer([head]) as peer:
+        pool = NodePool(allow_private=True)
+        with pytest.raises(NodeError, match="malformed response head"):
+            await pool.request("GET", peer.url, HEADERS)
+        pool.close()
+
+
+@pytest.mark.parametrize("size", [b"0x3", b"+3", b"3_", b" 3", b"-3", b"3 3"])
+async def test_chunk_sizes_are_parsed_strictly(size):
+    async with Peer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nabc\r\n0\r\n\r\n"]) as peer:
+        pool = NodePool(allow_private=True)
+        resp = await pool.request("GET", peer.url, HEADERS)
+        with pytest.raises(NodeError, match="invalid chunk size"):
+            await resp.read()
+        resp.release()
+        pool.close()
+
+
+async def test_a_coding_other_than_chunked_last_is_read_until_close_not_dechunked():
+    async def xchunked(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+    async with Peer([xchunked]) as peer:
+        pool = NodePool(allow_private=True)
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert await resp.read() == b"3\r\nabc\r\n0\r\n\r\n"
+        resp.release()
+        pool.close()
+
+
+async def _close_without_answering(writer):
+    writer.close()
+
+
+@pytest.mark.parametrize("method, retried", [("POST", False), ("PUT", True)])
+async def test_only_idempotent_requests_are_retried_on_a_stale_connection(method, retried):
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"
+    async with Peer([ok + b"a", _close_without_answering, ok + b"b"]) as peer:
+        pool = NodePool(allow_private=True)
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert await resp.read() == b"a"
+        resp.release()
+        request = pool.request(method, peer.url, {**HEADERS, "content-length": "3"}, b"abc")
+        if retried:
+            resp = await request
+            assert await resp.read() == b"b"
+            resp.release()
+        else:
+            with pytest.raises(NodeDisconnected):
+                await request
+        await asyncio.sleep(0.1)
+        assert sum(r.startswith(method.encode()) for r in peer.requests) == (2 if retried else 1)
+        pool.close()
+
+
+async def test_a_node_that_stops_reading_an_upload_hits_the_write_deadline():
+    async def read_head_then_stall(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(30)
+    server = await asyncio.start_server(read_head_then_stall, "127.0.0.1", 0)
+    url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/k")
+
+    async def endless():
+        while True:
+            yield b"x" * (1 << 20)
+    pool = NodePool(allow_private=True, write_timeout=0.5)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(NodeTimeout, match="stopped reading"):
+            await asyncio.wait_for(pool.request("PUT", url, {**HEADERS, "content-length": str(1 << 40)}, endless()),
+                                   20)
+        assert asyncio.get_running_loop().time() - started < 10
+    finally:
+        pool.close()
+        server.close()
