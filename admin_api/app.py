@@ -23,6 +23,7 @@ from wio.settings import Settings
 
 __all__ = ["create_app", "rebuild_projection"]
 
+DB_STATEMENT_SECONDS = 8.0
 log = logging.getLogger("wio.api")
 PROJECTION_CHECK_SECONDS = 1.0
 
@@ -36,7 +37,8 @@ async def rebuild_projection(app: web.Application) -> dict[str, int]:
 
 
 async def _database(app: web.Application):
-    engine = create_engine(app[SETTINGS].database_url)
+    # An API call answers 503 within seconds when PostgreSQL hangs, not after the client gave up.
+    engine = create_engine(app[SETTINGS].database_url, statement_timeout=DB_STATEMENT_SECONDS)
     await migrate(engine)
     app[DB] = sessionmaker_for(engine)
     yield

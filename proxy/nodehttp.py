@@ -74,7 +74,7 @@ def _resolve(waiter: asyncio.Future | None) -> None:
 
 class _Connection(asyncio.Protocol):
     __slots__ = ("transport", "chunks", "size", "eof", "exc", "reading_paused", "writing_paused", "waiter",
-                 "drain_waiter", "last_activity", "idle_since", "reused", "timed_out", "tls", "loop")
+                 "drain_waiter", "last_activity", "idle_since", "reused", "timed_out", "tls", "loop", "head_deadline")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tls: bool):
         self.loop, self.tls = loop, tls
@@ -88,6 +88,7 @@ class _Connection(asyncio.Protocol):
         self.drain_waiter: asyncio.Future | None = None
         self.last_activity = self.idle_since = loop.time()
         self.reused = self.timed_out = False
+        self.head_deadline: float | None = None   # while waiting for a response head: when to give up
 
     # ---- protocol callbacks
     def connection_made(self, transport) -> None:
@@ -450,8 +451,9 @@ class NodePool:
     """Connections to every node endpoint of this process."""
 
     def __init__(self, *, connect_timeout: float = 10.0, read_timeout: float = 300.0, write_timeout: float = 60.0,
-                 allow_private: bool = False):
+                 head_timeout: float = 15.0, allow_private: bool = False):
         self.connect_timeout, self.read_timeout, self.write_timeout = connect_timeout, read_timeout, write_timeout
+        self.head_timeout = head_timeout   # request sent -> response head: a hung node is a 503 within seconds
         self.allow_private = allow_private   # node endpoints on loopback/private networks (policy/nodes.py)
         self._pools: dict[str, _EndpointPool] = {}
         self._ssl: ssl_module.SSLContext | None = None
@@ -472,21 +474,25 @@ class NodePool:
         return pool
 
     async def _watch(self) -> None:
-        """Abort connections that have waited for the node longer than ``read_timeout``."""
+        """Abort connections that have waited for the node longer than ``read_timeout``, or for a
+        response head past their ``head_deadline`` (no timer per read or per request)."""
         loop = asyncio.get_running_loop()
-        interval = max(0.05, min(5.0, self.read_timeout / 4))
+        interval = max(0.05, min(5.0, self.read_timeout / 4, self.head_timeout / 4))
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
             for pool in list(self._pools.values()):
                 for conn in list(pool.active):
-                    if conn.waiter is not None and now - conn.last_activity > self.read_timeout:
+                    if conn.waiter is not None and (now - conn.last_activity > self.read_timeout or (
+                            conn.head_deadline is not None and now > conn.head_deadline)):
                         conn.timed_out = True
                         pool.discard(conn)
 
     async def request(self, method: str, url: URL, headers: dict[str, str],
-                      body: bytes | AsyncIterable[bytes] | None = None) -> NodeResponse:
-        """Send one request (``headers`` complete: Host, Content-Length, signature) and read the head."""
+                      body: bytes | AsyncIterable[bytes] | None = None, *,
+                      head_timeout: float | None = None) -> NodeResponse:
+        """Send one request (``headers`` complete: Host, Content-Length, signature) and read the head,
+        which must begin within ``head_timeout`` (default: the pool's) of the request being sent."""
         pool = self._pool(url)
         target = url.raw_path_qs
         head = _head(method, target, headers)
@@ -496,7 +502,8 @@ class NodePool:
         for attempt in (1, 2):
             conn = await pool.acquire()
             try:
-                return await self._exchange(pool, conn, method, head, body)
+                return await self._exchange(pool, conn, method, head, body,
+                                            self.head_timeout if head_timeout is None else head_timeout)
             except NodeDisconnected:
                 pool.discard(conn)
                 if attempt == 1 and conn.reused and replayable and not conn.size and not conn.timed_out:
@@ -508,7 +515,7 @@ class NodePool:
         raise AssertionError("unreachable")
 
     async def _exchange(self, pool: _EndpointPool, conn: _Connection, method: str, head: bytes,
-                        body: bytes | AsyncIterable[bytes] | None) -> NodeResponse:
+                        body: bytes | AsyncIterable[bytes] | None, head_timeout: float) -> NodeResponse:
         transport = conn.transport
         if body is None or isinstance(body, bytes):
             transport.write(head + body if body else head)
@@ -522,6 +529,7 @@ class NodePool:
                     if conn.writing_paused:
                         await conn.drain(self.write_timeout)
         conn.last_activity = conn.loop.time()
+        conn.head_deadline = conn.last_activity + head_timeout
         while True:
             raw = conn.head_bytes()
             if raw is None:
@@ -532,6 +540,7 @@ class NodePool:
             status, reason, headers, keep_alive = _parse_head(raw)
             if 100 <= status < 200 and status != 101:
                 continue        # an interim response (100 Continue): the real one follows
+            conn.head_deadline = None
             return NodeResponse(conn, pool, method, status, reason, headers, keep_alive)
 
     def close(self) -> None:

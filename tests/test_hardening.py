@@ -7,6 +7,8 @@ import email.header
 import hashlib
 import http.client
 import http.server
+import os
+import signal
 import threading
 import time
 import urllib.error
@@ -28,10 +30,11 @@ from tests.observability.test_audit import wait_for_audit
 from wio.client import ApiClient, ApiClientError
 
 
-def _send(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
+def _send(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None,
+          timeout: float = 30):
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -143,7 +146,8 @@ class HangableNode:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
             do_GET = do_HEAD = do_PUT = _answer
 
             def log_message(self, *args):
@@ -304,3 +308,39 @@ def test_a_non_utf8_credential_does_not_stop_the_audit_trail(stack, admin_api, p
     with pytest.raises(ClientError):
         person.s3.head_object(Bucket=workspace, Key="after-the-bad-ones")
     wait_for_audit(admin_api, {"workspace": workspace}, lambda e: e["key"] == "after-the-bad-ones")
+
+
+# -- 13: every wait has a deadline ------------------------------------------------------------------
+
+def test_a_hung_node_is_a_503_within_seconds(stack, person, hangable_node):
+    node, root, workspace = unique("hung"), unique("hungroot"), unique("hungws")
+    person.api.call("POST", "/nodes", {"name": node, "endpoint": hangable_node.endpoint, "access_key": "k",
+                                       "secret_key": "s"})
+    person.api.call("POST", "/roots", {"name": root, "node": node, "bucket": "hung-bucket", "type": "private"})
+    person.api.call("POST", "/workspaces", {"name": workspace, "root": root})
+    hangable_node.hang()
+    url = person.s3.generate_presigned_url("get_object", Params={"Bucket": workspace, "Key": "anything"})
+    started = time.monotonic()
+    status, answer = _send(url, timeout=120)     # one attempt (an SDK would retry the 503)
+    elapsed = time.monotonic() - started
+    assert (status, b"<Code>ServiceUnavailable</Code>" in answer) == (503, True), answer
+    assert elapsed < 25, f"the GET waited {elapsed:.0f}s for a hung node"
+
+
+def test_a_hung_database_is_a_503_from_the_api_within_seconds(pg_service, person):
+    pids = pg_service.process_ids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        status, body = person.api.request("POST", "/keys", {"name": "while-pg-hangs"})
+        elapsed = time.monotonic() - started
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert (status, body["error"]["code"]) == (503, "ServiceUnavailable"), (status, body)
+    assert elapsed < 20, f"POST /keys waited {elapsed:.0f}s for a hung PostgreSQL"
+    deadline = time.monotonic() + 30
+    while person.api.request("GET", "/keys")[0] != 200:     # and it recovers once PostgreSQL does
+        assert time.monotonic() < deadline
+        time.sleep(0.5)

@@ -264,9 +264,12 @@ async def test_only_idempotent_requests_are_retried_on_a_stale_connection(method
 
 
 async def test_a_node_that_stops_reading_an_upload_hits_the_write_deadline():
+    done = asyncio.Event()
+
     async def read_head_then_stall(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
-        await asyncio.sleep(30)
+        await done.wait()
+        writer.close()
     server = await asyncio.start_server(read_head_then_stall, "127.0.0.1", 0)
     url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/k")
 
@@ -281,5 +284,20 @@ async def test_a_node_that_stops_reading_an_upload_hits_the_write_deadline():
                                    20)
         assert asyncio.get_running_loop().time() - started < 10
     finally:
+        done.set()
         pool.close()
         server.close()
+
+
+async def test_a_node_that_never_starts_answering_hits_the_first_byte_deadline():
+    """Issue 17 item 13: a hung node (socket open, no answer) is given up on after ``head_timeout``, not
+    after the idle ``read_timeout`` meant for streams."""
+    async def stall(writer):
+        await asyncio.sleep(30)
+    async with Peer([stall]) as peer:
+        pool = NodePool(read_timeout=300, head_timeout=0.5, allow_private=True)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(NodeTimeout):
+            await asyncio.wait_for(pool.request("GET", peer.url, HEADERS), 20)
+        assert asyncio.get_running_loop().time() - started < 3
+        pool.close()
