@@ -49,6 +49,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("wio.proxy")
 # Request ids: a random per-process prefix and a counter (uuid4 costs a getrandom() call a request).
+CLIENT_CLOSED = 499
 _request_ids = [os.urandom(4).hex().upper(), itertools.count()]
 os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(slice(None), [os.urandom(4).hex().upper(),
                                                                                     itertools.count()]))
@@ -209,11 +210,16 @@ async def s3_error_middleware(request: web.Request, handler):
         # The node failed in the middle of an exchange (a copy source, a response body): if nothing
         # was sent yet the client gets an S3 error; otherwise its connection was already cut.
         log.info("node failed request_id=%s: %s", request_id, exc)
-        if request.transport is None or request.transport.is_closing():
-            raise
         error = S3Error("ServiceUnavailable", "The storage node failed during the request")
-    except (ConnectionResetError, aiohttp.ClientConnectionError) as exc:
-        log.info("connection failed request_id=%s: %s", request_id, exc)
+        if request.transport is None or request.transport.is_closing():
+            account(request, request.app[SINK], error.status, error, started)
+            raise
+    except (ConnectionResetError, aiohttp.ClientConnectionError, asyncio.CancelledError) as exc:
+        # The client went away (aiohttp may cancel the handler then): the request still leaves its one
+        # access-log line and audit entry, with nginx's 499 "client closed request".
+        log.info("connection failed request_id=%s: %r", request_id, exc)
+        account(request, request.app[SINK], CLIENT_CLOSED,
+                S3Error("ClientDisconnected", "The client closed the connection", status=CLIENT_CLOSED), started)
         raise
     except S3Error as exc:
         error = exc

@@ -9,6 +9,7 @@ import http.client
 import http.server
 import os
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -344,3 +345,22 @@ def test_a_hung_database_is_a_503_from_the_api_within_seconds(pg_service, person
     while person.api.request("GET", "/keys")[0] != 200:     # and it recovers once PostgreSQL does
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+# -- 14: a request the client aborts still leaves exactly one record -------------------------------
+
+def test_an_aborted_put_leaves_exactly_one_audit_record(stack, admin_api, person, workspace):
+    url = person.s3.generate_presigned_url("put_object", Params={"Bucket": workspace, "Key": "aborted"})
+    host, _, rest = url.split("://", 1)[1].partition("/")
+    with socket.create_connection(tuple(host.rsplit(":", 1)[0:1]) + (int(host.rsplit(":", 1)[1]),)) as sock:
+        sock.sendall(f"PUT /{rest} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {8 << 20}\r\n\r\n".encode())
+        sock.sendall(b"x" * (1 << 20))
+        time.sleep(0.5)                    # the proxy is streaming it to the node by now
+    entries = wait_for_audit(admin_api, {"workspace": workspace}, lambda e: e["key"] == "aborted")
+    time.sleep(2)                          # a second record would have arrived by now
+    entries = [e for e in admin_api.call("GET", "/audit", params={"workspace": workspace})["entries"]
+               if e["key"] == "aborted"]
+    assert len(entries) == 1, entries
+    assert entries[0]["operation"] == "PutObject" and entries[0]["status"] >= 400
+    with pytest.raises(ClientError):
+        person.s3.head_object(Bucket=workspace, Key="aborted")
