@@ -70,7 +70,9 @@ async def create_key(request: web.Request) -> web.Response:
     if parent_id is not None and expires_in is None:
         raise ApiError(400, "InvalidField", "a key minted from another key ('parent') must be temporary")
     async with mutation(request.app) as (session, change):
-        user = await caller(request, session)
+        user = await caller(request, session, proxy_may_act=True)   # STS AssumeRole
+        if request["via_proxy"] and parent_id is None:
+            raise ApiError(403, "Forbidden", "the proxy only mints keys from a key it verified ('parent')")
         parent = None
         if parent_id is not None:
             parent = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == parent_id))

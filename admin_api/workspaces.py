@@ -82,7 +82,7 @@ async def create_workspace(request: web.Request) -> web.Response:
     root_name = field(body, "root", str, default=None)
     _check_name(name)
     async with mutation(request.app) as (session, change):
-        user = await caller(request, session)
+        user = await caller(request, session, proxy_may_act=True)   # S3 CreateBucket
         existing = await session.scalar(select(Workspace).where(Workspace.name == name))
         if existing is not None:
             code = "WorkspaceOwnedByYou" if existing.owner_id == user.id else "WorkspaceExists"
@@ -164,7 +164,8 @@ async def get_workspace(request: web.Request) -> web.Response:
 async def delete_workspace(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     async with read_session(request.app) as session:
-        checked = await _workspace_to_delete(session, await caller(request, session), name)
+        user = await caller(request, session, proxy_may_act=True)   # S3 DeleteBucket
+        checked = await _workspace_to_delete(session, user, name)
     if checked.root.type != "unmanaged":
         # Asked of the node before taking the model lock: a node is a user-supplied endpoint.
         try:
@@ -175,7 +176,8 @@ async def delete_workspace(request: web.Request) -> web.Response:
         if non_empty:
             raise ApiError(409, "WorkspaceNotEmpty", f"workspace '{checked.name}' still holds objects")
     async with mutation(request.app) as (session, change):
-        ws = await _workspace_to_delete(session, await caller(request, session), name)
+        user = await caller(request, session, proxy_may_act=True)
+        ws = await _workspace_to_delete(session, user, name)
         if ws.id != checked.id:
             raise ApiError(409, "WorkspaceChanged", f"workspace '{name}' was replaced meanwhile; try again")
         grantees = (await session.scalars(select(Share).where(Share.workspace_id == ws.id))).unique().all()

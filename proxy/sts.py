@@ -9,16 +9,15 @@ admin API, so they are ordinary wio keys: listed, scoped, and revocable like eve
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-import jwt
+import aiohttp
 from aiohttp import web
 
 from proxy.errors import S3Error
-from proxy.resources import API_HTTP, AUTHZ, SETTINGS
+from proxy.resources import API_HTTP, AUTHZ, SETTINGS, proxy_api_headers
 from signing import SigningError, parse_request_auth, verify_signature
 
 __all__ = ["sts_entry", "is_sts_request"]
@@ -43,21 +42,29 @@ def _duration(form: dict[str, str]) -> int:
     return value
 
 
-async def _issue(request: web.Request, token: str, name: str, duration: int, scope,
-                 parent: str | None = None) -> dict:
+async def _api(request: web.Request, method: str, path: str, headers: dict[str, str], body: dict | None = None,
+               expect: int = 200) -> dict:
     settings = request.app[SETTINGS]
+    try:
+        async with request.app[API_HTTP].request(method, settings.api_url.rstrip("/") + path, json=body,
+                                                 headers=headers) as resp:
+            data = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        raise S3Error("ServiceUnavailable", "The wio admin service is unavailable") from None
+    if resp.status != expect:
+        message = (data or {}).get("error", {}).get("message", "could not issue credentials")
+        raise S3Error("AccessDenied" if resp.status in (401, 403) else "ServiceUnavailable", message)
+    return data
+
+
+async def _issue(request: web.Request, headers: dict[str, str], name: str, duration: int, scope,
+                 parent: str | None = None) -> dict:
     body = {"name": name[:128], "expires_in_seconds": duration}
     if scope is not None:
         body["scope"] = scope
     if parent is not None:
         body["parent"] = parent  # deleting the parent key revokes this one
-    async with request.app[API_HTTP].post(settings.api_url.rstrip("/") + "/api/v1/keys", json=body,
-                                          headers={"Authorization": f"Bearer {token}"}) as resp:
-        data = await resp.json(content_type=None)
-        if resp.status != 201:
-            message = (data or {}).get("error", {}).get("message", "could not issue credentials")
-            raise S3Error("AccessDenied" if resp.status in (401, 403) else "ServiceUnavailable", message)
-        return data
+    return await _api(request, "POST", "/api/v1/keys", headers, body, expect=201)
 
 
 def _credentials_xml(action: str, creds: dict, extra: str) -> web.Response:
@@ -72,12 +79,6 @@ def _credentials_xml(action: str, creds: dict, extra: str) -> web.Response:
     return web.Response(body=body.encode(), content_type="text/xml")
 
 
-def _login_token(settings, user: str, ttl: int = 60) -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": user, "iat": now, "exp": now + ttl, "typ": "wio-login"}, settings.jwt_secret,
-                      algorithm="HS256")
-
-
 async def sts_entry(request: web.Request) -> web.StreamResponse:
     raw = await request.content.read((64 << 10) + 1)
     if len(raw) > 64 << 10:
@@ -87,15 +88,17 @@ async def sts_entry(request: web.Request) -> web.StreamResponse:
     request["operation"] = action or "STS"
     settings = request.app[SETTINGS]
     if action == "AssumeRoleWithWebIdentity":
-        token = form.get("WebIdentityToken", "")
+        # The admin API checks the login token (the proxy does not hold the key that signs them).
+        user_token = {"Authorization": f"Bearer {form.get('WebIdentityToken', '')}"}
         try:
-            claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"],
-                                options={"require": ["sub", "exp"]})
-        except jwt.PyJWTError:
+            subject = (await _api(request, "GET", "/api/v1/me", user_token))["username"]
+        except S3Error as exc:
+            if exc.code != "AccessDenied":
+                raise
             raise S3Error("AccessDenied", "The web identity token is not a valid wio login token") from None
-        request["user"] = claims["sub"]
-        creds = await _issue(request, token, form.get("RoleSessionName", "web-identity"), _duration(form), None)
-        extra = f"<SubjectFromWebIdentityToken>{escape(claims['sub'])}</SubjectFromWebIdentityToken>"
+        request["user"] = subject
+        creds = await _issue(request, user_token, form.get("RoleSessionName", "web-identity"), _duration(form), None)
+        extra = f"<SubjectFromWebIdentityToken>{escape(subject)}</SubjectFromWebIdentityToken>"
         return _credentials_xml(action, creds, extra)
     if action == "AssumeRole":
         # STS signs the form body itself (no x-amz-content-sha256 header): present its hash as that header.
@@ -113,7 +116,7 @@ async def sts_entry(request: web.Request) -> web.StreamResponse:
         request["user"], request["access_key"] = caller.user, caller.access_key_id
         if caller.temporary:
             raise S3Error("AccessDenied", "Temporary credentials cannot assume a role; use a long-lived key")
-        creds = await _issue(request, _login_token(settings, caller.user), form.get("RoleSessionName", "assumed"),
+        creds = await _issue(request, proxy_api_headers(settings, caller.user), form.get("RoleSessionName", "assumed"),
                              _duration(form), caller.scope, caller.access_key_id)
         arn = f"arn:aws:sts::wio:assumed-role/{escape(caller.user)}/{escape(form.get('RoleSessionName', ''))}"
         extra = f"<AssumedRoleUser><Arn>{arn}</Arn><AssumedRoleId>{creds['access_key_id']}</AssumedRoleId></AssumedRoleUser>"

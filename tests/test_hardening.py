@@ -7,6 +7,7 @@ import email.header
 import hashlib
 import http.client
 import http.server
+import json
 import os
 import signal
 import socket
@@ -29,6 +30,7 @@ from tests.conftest import s3_client, unique
 from tests.observability.helpers import wait_for_audit
 from tests.observability.test_audit import wait_for_audit
 from wio.client import ApiClient, ApiClientError
+from wio.secrets import proxy_api_credential
 
 
 def _send(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None,
@@ -364,3 +366,42 @@ def test_an_aborted_put_leaves_exactly_one_audit_record(stack, admin_api, person
     assert entries[0]["operation"] == "PutObject" and entries[0]["status"] >= 400
     with pytest.raises(ClientError):
         person.s3.head_object(Bucket=workspace, Key="aborted")
+
+
+# -- 11: the proxy holds no JWT secret; its own credential authorizes its few calls only -------------
+
+def test_the_proxy_runs_without_the_jwt_secret(stack):
+    proxy = next(p for p in stack.processes if "proxy" in p.args)
+    pids = [proxy.pid] + [int(c) for c in open(f"/proc/{proxy.pid}/task/{proxy.pid}/children").read().split()]
+    for pid in pids:
+        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        assert not any(v.startswith(b"WIO_JWT_SECRET=") for v in environ), pid
+        assert stack.settings.jwt_secret.encode() not in b"\0".join(environ)
+
+
+def test_the_proxys_credential_authorizes_only_the_proxys_calls(stack, person, workspace):
+    proxy = ApiClient(stack.api_url)
+    credential = proxy_api_credential(stack.settings.master_key)
+
+    def as_proxy(method, path, body=None, user="admin", credential=credential):
+        url = f"{stack.api_url}/api/v1{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"WioProxy {credential}", "X-Wio-Acting-User": user,
+                   "Content-Type": "application/json"}
+        status, answer = _send(url, method, data, headers)
+        return status, json.loads(answer or b"{}")
+
+    assert as_proxy("GET", "/keys")[0] == 403
+    assert as_proxy("GET", "/me")[0] == 403
+    assert as_proxy("POST", "/keys", {"name": "forever"}, user=person.name)[0] == 403
+    assert as_proxy("POST", "/keys", {"name": "tmp", "expires_in_seconds": 900}, user=person.name)[0] == 403
+    assert as_proxy("POST", f"/workspaces/{workspace}/shares", {"user": "admin", "permission": "admin"},
+                    user=person.name)[0] == 403
+    assert as_proxy("POST", "/workspaces", {"name": unique("viaproxy")}, user=person.name,
+                    credential="0" * 64)[0] == 403
+    assert proxy.request("GET", "/keys")[0] == 401
+    # what it is for: CreateBucket for the caller it authenticated (through the proxy, as users do)
+    bucket = unique("made-by-proxy")
+    person.s3.create_bucket(Bucket=bucket)
+    assert bucket in [w["name"] for w in person.api.call("GET", "/workspaces")["workspaces"]]
+    person.s3.delete_bucket(Bucket=bucket)

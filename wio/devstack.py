@@ -127,11 +127,13 @@ def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int
         proxy_cmd += ["--tls-cert", tls_pair[0], "--tls-key", tls_pair[1]]
         context = ssl.create_default_context(cafile=tls_pair[0])
         stack.s3_url = f"https://localhost:{settings.proxy_port}"
-    proxy = subprocess.Popen(proxy_cmd, env=env, start_new_session=True)
+    # The proxy gets no JWT secret: it calls the API with its own credential (wio/secrets.py).
+    proxy_env = {k: v for k, v in env.items() if k != "WIO_JWT_SECRET"}
+    proxy = subprocess.Popen(proxy_cmd, env=proxy_env, start_new_session=True)
     stack.processes.append(proxy)
     wait_http(stack.s3_url + "/_wio/health", timeout, proxy, context=context)
     if indexer:
-        stack.processes.append(subprocess.Popen([sys.executable, "-m", "wio", "serve", "indexer"], env=env,
+        stack.processes.append(subprocess.Popen([sys.executable, "-m", "wio", "serve", "indexer"], env=proxy_env,
                                                 start_new_session=True))
 
 
