@@ -28,7 +28,6 @@ from botocore.exceptions import ClientError
 from signing import sign_request
 from tests.conftest import s3_client, unique
 from tests.observability.helpers import wait_for_audit
-from tests.observability.test_audit import wait_for_audit
 from wio.client import ApiClient, ApiClientError
 from wio.secrets import proxy_api_credential
 
