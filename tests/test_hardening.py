@@ -170,10 +170,16 @@ class HangableNode:
 
 
 @pytest.fixture
-def hangable_node():
+def hangable_node(person):
+    """A HangableNode registered by ``person`` as ``.name``; unregistered afterwards (other tests take the
+    first node an administrator sees)."""
     node = HangableNode()
+    node.name = unique("hang")
+    person.api.call("POST", "/nodes", {"name": node.name, "endpoint": node.endpoint, "access_key": "k",
+                                       "secret_key": "s"})
     yield node
     node.close()
+    person.api.call("DELETE", f"/nodes/{node.name}")
 
 
 def test_wio_itself_is_refused_as_a_node(stack, person):
@@ -184,9 +190,7 @@ def test_wio_itself_is_refused_as_a_node(stack, person):
 
 
 def test_a_hung_node_does_not_delay_another_users_revocation(stack, person, other, workspace, hangable_node):
-    node_name = unique("hang")
-    person.api.call("POST", "/nodes", {"name": node_name, "endpoint": hangable_node.endpoint,
-                                       "access_key": "k", "secret_key": "s"})
+    node_name = hangable_node.name
     person.s3.put_object(Bucket=workspace, Key="shared", Body=b"x")
     share = person.api.call("POST", f"/workspaces/{workspace}/shares", {"user": other.name, "permission": "read"})
     assert other.s3.get_object(Bucket=workspace, Key="shared")["Body"].read() == b"x"
@@ -315,10 +319,9 @@ def test_a_non_utf8_credential_does_not_stop_the_audit_trail(stack, admin_api, p
 # -- 13: every wait has a deadline ------------------------------------------------------------------
 
 def test_a_hung_node_is_a_503_within_seconds(stack, person, hangable_node):
-    node, root, workspace = unique("hung"), unique("hungroot"), unique("hungws")
-    person.api.call("POST", "/nodes", {"name": node, "endpoint": hangable_node.endpoint, "access_key": "k",
-                                       "secret_key": "s"})
-    person.api.call("POST", "/roots", {"name": root, "node": node, "bucket": "hung-bucket", "type": "private"})
+    root, workspace = unique("hungroot"), unique("hungws")
+    person.api.call("POST", "/roots", {"name": root, "node": hangable_node.name, "bucket": "hung-bucket",
+                                       "type": "private"})
     person.api.call("POST", "/workspaces", {"name": workspace, "root": root})
     hangable_node.hang()
     url = person.s3.generate_presigned_url("get_object", Params={"Bucket": workspace, "Key": "anything"})
