@@ -20,8 +20,8 @@ from policy.projection import ProjectionChange, apply_change, lock_model
 from wio.secrets import SecretBox, proxy_api_credential
 from wio.settings import Settings
 
-__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "caller", "json_body", "field", "mutation", "read_session",
-           "parse_time", "iso", "insert_unique", "PROXY_AUTH_SCHEME"]
+__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "caller", "json_body", "field", "mutation",
+           "read_session", "parse_time", "iso", "insert_unique", "PROXY_AUTH_SCHEME"]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", async_sessionmaker)

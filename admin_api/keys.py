@@ -78,6 +78,8 @@ async def create_key(request: web.Request) -> web.Response:
             parent = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == parent_id))
             if parent is None or parent.user_id != user.id or parent.session_token_hash is not None:
                 raise ApiError(400, "InvalidField", "'parent' must be one of your long-lived keys")
+            if parent.scope is not None and scope != parent.scope:
+                raise ApiError(400, "InvalidField", "a key minted from a scoped key has exactly that key's scope")
         out = await issue_key(session, change, request.app, user, name=name, expires_in=expires_in, scope=scope,
                               temporary=expires_in is not None, parent=parent)
     return web.json_response(out, status=201)

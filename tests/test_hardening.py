@@ -407,3 +407,11 @@ def test_the_proxys_credential_authorizes_only_the_proxys_calls(stack, person, w
     person.s3.create_bucket(Bucket=bucket)
     assert bucket in [w["name"] for w in person.api.call("GET", "/workspaces")["workspaces"]]
     person.s3.delete_bucket(Bucket=bucket)
+
+
+def test_a_key_minted_from_a_scoped_key_cannot_widen_its_scope(person, workspace):
+    scoped = person.api.call("POST", "/keys", {"scope": [{"workspace": workspace, "permission": "read"}]})
+    wider = {"expires_in_seconds": 900, "parent": scoped["access_key_id"]}
+    assert _api_error(lambda: person.api.call("POST", "/keys", wider))[0] == 400
+    same = person.api.call("POST", "/keys", {**wider, "scope": [{"workspace": workspace, "permission": "read"}]})
+    assert same["scope"] == [{"workspace": workspace, "permission": "read", "prefix": ""}]
