@@ -11,9 +11,10 @@ from sqlalchemy import text
 
 from admin_api import audit, explain, groups, info, infra, keys, openapi, quotas, search, sso, users, workspaces
 from admin_api.bootstrap import bootstrap
-from admin_api.context import BOX, DB, HTTP, REDIS, SETTINGS
+from admin_api.context import BOX, DB, HTTP, NODE_HTTP, REDIS, SETTINGS
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
+from policy.nodes import WIO_SERVICE_HEADER, node_session
 from policy.projection import verify
 from wio.metrics import api_metrics_middleware, metrics_response
 from wio.redisurl import redis_client
@@ -22,6 +23,7 @@ from wio.settings import Settings
 
 __all__ = ["create_app", "verify_projection"]
 
+DB_STATEMENT_SECONDS = 8.0
 log = logging.getLogger("wio.api")
 # How often the keeper checks that the server Redis clients reach holds a verified projection. After a
 # failover or a restart the proxies answer 503 until it has (policy/projection.py, "Failover").
@@ -39,7 +41,8 @@ async def verify_projection(app: web.Application) -> str:
 
 
 async def _database(app: web.Application):
-    engine = create_engine(app[SETTINGS].database_url)
+    # An API call answers 503 within seconds when PostgreSQL hangs, not after the client gave up.
+    engine = create_engine(app[SETTINGS].database_url, statement_timeout=DB_STATEMENT_SECONDS)
     await migrate(engine)
     app[DB] = sessionmaker_for(engine)
     yield
@@ -54,7 +57,9 @@ async def _redis(app: web.Application):
 
 async def _http(app: web.Application):
     app[HTTP] = aiohttp.ClientSession()
+    app[NODE_HTTP] = node_session(allow_private=app[SETTINGS].allow_private_nodes)
     yield
+    await app[NODE_HTTP].close()
     await app[HTTP].close()
 
 
@@ -110,4 +115,9 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_response)
+    app.on_response_prepare.append(_mark_wio)
     return app
+
+
+async def _mark_wio(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[WIO_SERVICE_HEADER] = "api"   # so a node registration pointing back at wio is refused

@@ -24,7 +24,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import select
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from admin_api.audit_store import (AuditQuery, AuditStore, AuditStoreError, ElasticsearchAuditStore,
                                    PostgresAuditStore, row_from_entry)
@@ -32,8 +32,8 @@ from admin_api.context import DB, HTTP, SETTINGS, caller, parse_time, read_sessi
 from admin_api.errors import ApiError
 from admin_api.workspaces import require_on_workspace
 from policy.models import Workspace
-from wio.events import AUDIT_STREAM, entry_fields
-from wio.metrics import AUDIT_STORE_ERRORS, AUDIT_STORED
+from wio.events import AUDIT_DEAD_LETTER, AUDIT_STREAM, STREAM_MAXLEN, entry_fields
+from wio.metrics import AUDIT_QUARANTINED, AUDIT_STORE_ERRORS, AUDIT_STORED
 from wio.redisurl import redis_client
 
 __all__ = ["routes", "audit_trail", "AUDIT_STORE", "AUDIT_GROUP", "AuditConsumer"]
@@ -51,6 +51,15 @@ CLAIM_EVERY_SECONDS = 30.0
 MAX_LIMIT = 1000
 
 
+# The store (or Redis) being unreachable: the batch is retried. Anything else an insert raises is about
+# the rows, and the row that causes it is quarantined.
+_UNAVAILABLE = (RedisError, OSError, TimeoutError, AuditStoreError, OperationalError, InterfaceError)
+
+
+def _unavailable(exc: Exception) -> bool:
+    return isinstance(exc, _UNAVAILABLE) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
 def _decode(fields: dict | None) -> dict[str, str]:
     # Bytes from Redis, decoded leniently: one odd entry must not stop the trail.
     return entry_fields(fields or {})
@@ -61,8 +70,10 @@ class AuditConsumer:
 
     def __init__(self, redis: Redis, store: AuditStore, name: str | None = None, *, stream: str = AUDIT_STREAM,
                  group: str = AUDIT_GROUP, claim_idle_ms: int = CLAIM_IDLE_MS,
-                 claim_every: float = CLAIM_EVERY_SECONDS, pause: float = PAUSE_SECONDS):
+                 claim_every: float = CLAIM_EVERY_SECONDS, pause: float = PAUSE_SECONDS,
+                 dead_letter: str = AUDIT_DEAD_LETTER):
         self.redis, self.store, self.stream, self.group = redis, store, stream, group
+        self.dead_letter = dead_letter
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms, self.claim_every, self.pause = claim_idle_ms, claim_every, pause
         self._last_claim = time.monotonic()
@@ -103,19 +114,35 @@ class AuditConsumer:
 
     async def store_batch(self, entries: list[tuple[bytes, dict | None]]) -> None:
         ids = [entry_id for entry_id, _ in entries]
-        rows = [row_from_entry(entry_id.decode(), _decode(fields)) for entry_id, fields in entries if fields]
+        rows = [(entry_id, fields, row_from_entry(entry_id.decode(), _decode(fields)))
+                for entry_id, fields in entries if fields]
+        stored = len(rows)
         try:
-            await self.store.insert(rows)
-        except (DataError, IntegrityError):
-            # Some row the database refuses: store the others one by one rather than retry forever.
-            for row in rows:
+            await self.store.insert([row for _, _, row in rows])
+        except Exception as exc:  # noqa: BLE001 - some row the store refuses: find it, store the others
+            if _unavailable(exc):
+                raise
+            for entry_id, fields, row in rows:
                 try:
                     await self.store.insert([row])
-                except (DataError, IntegrityError) as exc:
-                    log.error("audit entry %s dropped, the store refused it: %s", row["stream_id"], exc)
+                except Exception as row_exc:  # noqa: BLE001 - anything about this one row
+                    if _unavailable(row_exc):
+                        raise
+                    await self.quarantine(entry_id, fields, row_exc)
+                    stored -= 1
         await self.redis.xack(self.stream, self.group, *ids)
-        if rows:
-            AUDIT_STORED.labels(self.store.name).inc(len(rows))
+        if stored:
+            AUDIT_STORED.labels(self.store.name).inc(stored)
+
+    async def quarantine(self, entry_id: bytes, fields: dict, exc: Exception) -> None:
+        """Keep an entry the store refused in the dead-letter stream (as it was, with why), count it, and
+        move on: one bad entry must not stop the trail."""
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        log.error("audit entry %s quarantined in %s, the store refused it: %s", entry_id.decode(),
+                  self.dead_letter, reason)
+        await self.redis.xadd(self.dead_letter, {**fields, b"stream_id": entry_id, b"error": reason.encode()},
+                              maxlen=STREAM_MAXLEN, approximate=True)
+        AUDIT_QUARANTINED.labels(self.store.name).inc()
 
     async def run(self) -> None:
         backlog, ready, failures = True, False, 0

@@ -1,7 +1,7 @@
 """What every handler needs: app resources (AppKeys), the caller, JSON bodies, mutations."""
 from __future__ import annotations
 
-import re
+import hmac
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
@@ -17,20 +17,22 @@ from admin_api.errors import ApiError
 from admin_api.security import TokenError, decode_token
 from policy.models import User
 from policy.projection import ProjectionChange, apply_change, lock_model
-from wio.secrets import SecretBox
+from wio.secrets import SecretBox, proxy_api_credential
 from wio.settings import Settings
 
-__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "caller", "json_body", "field", "mutation", "read_session",
-           "parse_time", "iso", "USERNAME_RE", "insert_unique"]
+__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "caller", "json_body", "field", "mutation",
+           "read_session", "parse_time", "iso", "insert_unique", "PROXY_AUTH_SCHEME"]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", async_sessionmaker)
 REDIS = web.AppKey("redis", Redis)
 BOX = web.AppKey("box", SecretBox)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+# calls to user-supplied node endpoints: every resolution checked (policy/nodes.py GuardedResolver)
+NODE_HTTP = web.AppKey("node_http", aiohttp.ClientSession)
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,62}$")
 _MISSING = object()
+PROXY_AUTH_SCHEME = "WioProxy"
 
 
 async def json_body(request: web.Request) -> dict:
@@ -79,16 +81,27 @@ async def insert_unique(session: AsyncSession, row, code: str, message: str) -> 
         raise ApiError(409, code, message) from None
 
 
-async def caller(request: web.Request, session: AsyncSession) -> User:
-    """The authenticated, enabled user making this request (Bearer JWT), loaded fresh from PostgreSQL."""
+async def caller(request: web.Request, session: AsyncSession, *, proxy_may_act: bool = False) -> User:
+    """The authenticated, enabled user making this request (Bearer JWT), loaded fresh from PostgreSQL.
+
+    ``proxy_may_act``: this call may also come from the proxy, with its own credential
+    (``WioProxy <credential>``) and the user it authenticated in ``X-Wio-Acting-User``; every other
+    call refuses that credential. ``request["via_proxy"]`` tells which it was."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    request["via_proxy"] = scheme == PROXY_AUTH_SCHEME
+    if request["via_proxy"]:
+        expected = proxy_api_credential(request.app[SETTINGS].master_key)
+        if not proxy_may_act or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            raise ApiError(403, "Forbidden", "the proxy's credential does not authorize this call")
+        username = request.headers.get("X-Wio-Acting-User", "")
+    elif scheme.lower() != "bearer" or not token:
         raise ApiError(401, "Unauthorized", "log in and send 'Authorization: Bearer <token>'")
-    try:
-        username = decode_token(request.app[SETTINGS].jwt_secret, token.strip())
-    except TokenError as exc:
-        raise ApiError(401, "Unauthorized", str(exc)) from None
+    else:
+        try:
+            username = decode_token(request.app[SETTINGS].jwt_secret, token.strip())
+        except TokenError as exc:
+            raise ApiError(401, "Unauthorized", str(exc)) from None
     user = await session.scalar(select(User).where(User.username == username))
     if user is None:
         raise ApiError(401, "Unauthorized", "the login token names an unknown user")

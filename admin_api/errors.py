@@ -12,6 +12,7 @@ import uuid
 from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 __all__ = ["ApiError", "error_middleware", "json_error"]
 
@@ -34,11 +35,11 @@ _HTTP_CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "N
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, (OSError, ConnectionError))
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError))   # asyncpg's command_timeout
 
 
 @web.middleware

@@ -1,7 +1,6 @@
 """Groups: a named set of users that can be granted on workspaces."""
 from __future__ import annotations
 
-import re
 
 from aiohttp import web
 from sqlalchemy import select
@@ -9,11 +8,11 @@ from sqlalchemy import select
 from admin_api.context import caller, field, insert_unique, iso, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from policy.models import Group, GroupMember, Share, User, Workspace
+from policy.names import group_name_error
 
-__all__ = ["routes", "GROUP_NAME_RE"]
+__all__ = ["routes"]
 
 routes = web.RouteTableDef()
-GROUP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 async def _members(session, group: Group) -> list[str]:
@@ -33,8 +32,9 @@ async def _group_for_change(session, user: User, name: str) -> Group:
 @routes.post("/api/v1/groups")
 async def create_group(request: web.Request) -> web.Response:
     name = field(await json_body(request), "name", str)
-    if not GROUP_NAME_RE.match(name):
-        raise ApiError(400, "InvalidName", "group names are 1-63 lowercase letters, digits, '.', '_' and '-'")
+    error = group_name_error(name)
+    if error is not None:
+        raise ApiError(400, "InvalidName", error)
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         group = Group(name=name, owner=user, owner_id=user.id)

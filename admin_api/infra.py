@@ -1,22 +1,20 @@
 """Storage nodes and roots. Any user may register a node and controls it; roots are made by its owner or an admin."""
 from __future__ import annotations
 
-import re
 
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import BOX, SETTINGS, caller, field, insert_unique, iso, json_body, mutation, read_session
+from admin_api.context import BOX, NODE_HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Workspace
-from policy.nodes import NodeError, check_endpoint
+from policy.names import bucket_name_error, infra_name_error
+from policy.nodes import NodeClient, NodeError, check_endpoint
 
-__all__ = ["routes", "register_node", "create_root"]
+__all__ = ["routes", "probe_node", "add_node", "check_root_fields", "root_node", "ensure_root_bucket", "add_root"]
 
 routes = web.RouteTableDef()
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def node_json(node: Node) -> dict:
@@ -30,23 +28,28 @@ def root_json(root: Root) -> dict:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not _NAME_RE.match(name):
-        raise ApiError(400, "InvalidName", f"{what} names are 1-63 lowercase letters, digits, '_' and '-'")
+    error = infra_name_error(name, what)
+    if error is not None:
+        raise ApiError(400, "InvalidName", error)
 
 
-async def register_node(app, session, change, owner, *, name: str, endpoint: str, region: str,
-                        access_key: str, secret_key: str) -> Node:
+async def probe_node(app, *, name: str, endpoint: str, access_key: str, secret_key: str, region: str) -> dict:
+    """Everything a new node needs checked over the network, done BEFORE ``mutation()``: a node is a
+    user-supplied endpoint, and no one's revocation may wait on it. Returns ``add_node``'s arguments."""
     _check_name(name, "node")
     try:
         endpoint = await check_endpoint(endpoint, allow_private=app[SETTINGS].allow_private_nodes)
+        await NodeClient(app[NODE_HTTP], endpoint, region, access_key, secret_key).check()
     except NodeError as exc:
         raise ApiError(400, "InvalidEndpoint", str(exc)) from None
+    return dict(name=name, endpoint=endpoint, region=region, access_key=access_key, secret_key=secret_key)
+
+
+async def add_node(app, session, change, owner, *, name: str, endpoint: str, region: str,
+                   access_key: str, secret_key: str) -> Node:
+    """Record a node ``probe_node`` accepted (no network I/O: this runs under the model lock)."""
     node = Node(name=name, endpoint=endpoint, region=region, access_key=access_key,
                 secret_enc=app[BOX].seal(secret_key), owner=owner, owner_id=owner.id)
-    try:
-        await node_client(app, node).check()
-    except NodeError as exc:
-        raise ApiError(400, "NodeUnreachable", str(exc)) from None
     await insert_unique(session, node, "NodeExists", f"a node named '{name}' already exists")
     change.nodes.add(name)
     return node
@@ -58,9 +61,12 @@ async def create_node(request: web.Request) -> web.Response:
     args = dict(name=field(body, "name", str), endpoint=field(body, "endpoint", str),
                 region=field(body, "region", str, default="us-east-1"),
                 access_key=field(body, "access_key", str), secret_key=field(body, "secret_key", str))
+    async with read_session(request.app) as session:
+        await caller(request, session)
+    probed = await probe_node(request.app, **args)
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        node = await register_node(request.app, session, change, user, **args)
+        node = await add_node(request.app, session, change, user, **probed)
     return web.json_response(node_json(node), status=201)
 
 
@@ -91,24 +97,37 @@ async def delete_node(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def create_root(app, session, change, user, *, name: str, node_name: str, bucket: str, prefix: str,
-                      kind: str) -> Root:
+def check_root_fields(*, name: str, bucket: str, prefix: str, kind: str) -> None:
     _check_name(name, "root")
     if kind not in ROOT_TYPES:
         raise ApiError(400, "InvalidField", "'type' must be private, public or unmanaged")
-    if not _BUCKET_RE.match(bucket):
-        raise ApiError(400, "InvalidField", "'bucket' is not a valid S3 bucket name")
+    error = bucket_name_error(bucket)
+    if error is not None:
+        raise ApiError(400, "InvalidField", error)
     if prefix.startswith("/") or "\\" in prefix or any(p in (".", "..") for p in prefix.split("/")):
         raise ApiError(400, "InvalidPrefix", "'prefix' must be a relative key prefix")
+
+
+async def root_node(session, user, node_name: str, checked: Node | None = None) -> Node:
+    """The node a root goes on, if ``user`` may place roots there. Under the lock, pass the node that was
+    ``checked`` before it: the node must still be that one (not deleted, not replaced by another)."""
     node = await session.scalar(select(Node).where(Node.name == node_name))
-    if node is None:
+    if node is None or (checked is not None and node.id != checked.id):
         raise ApiError(404, "NoSuchNode", f"no node named '{node_name}'")
     if node.owner_id != user.id and not user.is_admin:
         raise ApiError(403, "Forbidden", "roots on a node are created by its owner or an administrator")
+    return node
+
+
+async def ensure_root_bucket(app, node: Node, bucket: str) -> None:
+    """Create the root's bucket on the node: network I/O, so never inside ``mutation()``."""
     try:
         await node_client(app, node).ensure_bucket(bucket)
     except NodeError as exc:
         raise ApiError(502, "NodeUnavailable", str(exc)) from None
+
+
+async def add_root(session, change, user, node: Node, *, name: str, bucket: str, prefix: str, kind: str) -> Root:
     root = Root(name=name, node=node, node_id=node.id, bucket=bucket, prefix=prefix, type=kind, owner_id=user.id)
     await insert_unique(session, root, "RootExists", f"a root named '{name}' already exists")
     change.roots.add(name)
@@ -118,11 +137,16 @@ async def create_root(app, session, change, user, *, name: str, node_name: str, 
 @routes.post("/api/v1/roots")
 async def post_root(request: web.Request) -> web.Response:
     body = await json_body(request)
-    args = dict(name=field(body, "name", str), node_name=field(body, "node", str), bucket=field(body, "bucket", str),
+    node_name = field(body, "node", str)
+    args = dict(name=field(body, "name", str), bucket=field(body, "bucket", str),
                 prefix=field(body, "prefix", str, default=""), kind=field(body, "type", str))
+    check_root_fields(**args)
+    async with read_session(request.app) as session:
+        checked = await root_node(session, await caller(request, session), node_name)
+    await ensure_root_bucket(request.app, checked, args["bucket"])
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        root = await create_root(request.app, session, change, user, **args)
+        root = await add_root(session, change, user, await root_node(session, user, node_name, checked), **args)
     return web.json_response(root_json(root), status=201)
 
 

@@ -42,11 +42,11 @@ def parse_scope(raw) -> list[dict] | None:
 
 
 async def issue_key(session, change, app, user: User, *, name: str | None, expires_in: int | None,
-                    scope: list[dict] | None, temporary: bool) -> dict:
+                    scope: list[dict] | None, temporary: bool, parent: AccessKey | None = None) -> dict:
     """Create a key for ``user``; returns the one-time JSON with the secret (and session token)."""
     secret, token = new_secret_key(), (new_session_token() if temporary else None)
     key = AccessKey(access_key_id=new_access_key_id(), secret_enc=app[BOX].seal(secret), user=user,
-                    user_id=user.id, name=name, scope=scope,
+                    user_id=user.id, name=name, scope=scope, parent_id=parent.id if parent is not None else None,
                     session_token_hash=hashlib.sha256(token.encode()).hexdigest() if token else None,
                     expires_at=datetime.now(timezone.utc) + timedelta(seconds=expires_in) if expires_in else None)
     session.add(key)
@@ -66,10 +66,22 @@ async def create_key(request: web.Request) -> web.Response:
     if expires_in is not None and not 60 <= expires_in <= MAX_KEY_SECONDS:
         raise ApiError(400, "InvalidField", f"'expires_in_seconds' must be between 60 and {MAX_KEY_SECONDS}")
     scope = parse_scope(body.get("scope"))
+    parent_id = field(body, "parent", str, default=None)
+    if parent_id is not None and expires_in is None:
+        raise ApiError(400, "InvalidField", "a key minted from another key ('parent') must be temporary")
     async with mutation(request.app) as (session, change):
-        user = await caller(request, session)
+        user = await caller(request, session, proxy_may_act=True)   # STS AssumeRole
+        if request["via_proxy"] and parent_id is None:
+            raise ApiError(403, "Forbidden", "the proxy only mints keys from a key it verified ('parent')")
+        parent = None
+        if parent_id is not None:
+            parent = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == parent_id))
+            if parent is None or parent.user_id != user.id or parent.session_token_hash is not None:
+                raise ApiError(400, "InvalidField", "'parent' must be one of your long-lived keys")
+            if parent.scope is not None and scope != parent.scope:
+                raise ApiError(400, "InvalidField", "a key minted from a scoped key has exactly that key's scope")
         out = await issue_key(session, change, request.app, user, name=name, expires_in=expires_in, scope=scope,
-                              temporary=expires_in is not None)
+                              temporary=expires_in is not None, parent=parent)
     return web.json_response(out, status=201)
 
 
@@ -89,6 +101,10 @@ async def delete_key(request: web.Request) -> web.Response:
         key = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == request.match_info["access_key_id"]))
         if key is None or (key.user_id != user.id and not user.is_admin):
             raise ApiError(404, "NoSuchKey", "no such access key")
+        # every key minted from this one goes with it (the foreign key cascades; the projection needs the ids)
+        children = (await session.scalars(select(AccessKey.access_key_id)
+                                          .where(AccessKey.parent_id == key.id))).all()
         await session.delete(key)
         change.keys.add(key.access_key_id)
+        change.keys.update(children)
     return web.Response(status=204)

@@ -31,12 +31,12 @@ from aiohttp import web
 from sqlalchemy import select
 from yarl import URL
 
-from admin_api.context import HTTP, REDIS, SETTINGS, USERNAME_RE, field, json_body, mutation
+from admin_api.context import HTTP, REDIS, SETTINGS, field, json_body, mutation
 from admin_api.errors import ApiError
-from admin_api.groups import GROUP_NAME_RE
 from admin_api.oidc import OidcClient, OidcError, ProviderUnavailable
 from admin_api.users import login_response
 from policy.models import Group, GroupMember, User
+from policy.names import group_name_error, username_error
 
 __all__ = ["routes", "oidc_client", "OIDC"]
 
@@ -238,7 +238,7 @@ async def _free_username(session, claims: dict[str, Any], username_claim: str) -
     wanted = claims.get(username_claim)
     fallback = "sso-" + hashlib.sha256(f"{claims['iss']}\0{claims['sub']}".encode()).hexdigest()[:12]
     base = _slug(wanted, dots=False) if isinstance(wanted, str) else ""
-    base = base if USERNAME_RE.match(base) else fallback
+    base = base if username_error(base) is None else fallback
     for candidate in [base] + [f"{base}-{n}" for n in range(2, 10)] + [f"{base}-{fallback[4:]}"]:
         if await session.scalar(select(User.id).where(User.username == candidate)) is None:
             return candidate
@@ -248,7 +248,7 @@ async def _free_username(session, claims: dict[str, Any], username_claim: str) -
 def _provider_groups(claims: dict[str, Any], groups_claim: str) -> set[str]:
     raw = claims.get(groups_claim)
     names = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    return {slug for slug in (_slug(n, dots=True) for n in names if isinstance(n, str)) if GROUP_NAME_RE.match(slug)}
+    return {slug for slug in (_slug(n, dots=True) for n in names if isinstance(n, str)) if group_name_error(slug) is None}
 
 
 async def _sync_groups(session, change, user: User, wanted: set[str]) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (DB, SETTINGS, USERNAME_RE, caller, field, insert_unique, iso, json_body, mutation,
+from admin_api.context import (DB, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
                                 read_session)
 from admin_api.errors import ApiError
 from admin_api.security import hash_password, issue_token, verify_password
 from policy.models import User
+from policy.names import username_error
 
 __all__ = ["routes", "user_json", "require_admin", "create_user", "login_response"]
 
@@ -26,9 +27,9 @@ def require_admin(user: User) -> None:
 
 
 def _validate_credentials(username: str, password: str) -> None:
-    if not USERNAME_RE.match(username):
-        raise ApiError(400, "InvalidUsername",
-                       "usernames are 2-63 characters: lowercase letters, digits, '.', '_' and '-'")
+    error = username_error(username)
+    if error is not None:
+        raise ApiError(400, "InvalidUsername", error)
     if len(password) < 8 or len(password) > 1024:
         raise ApiError(400, "WeakPassword", "passwords must be 8 to 1024 characters long")
 

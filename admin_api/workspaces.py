@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (BOX, HTTP, caller, field, insert_unique, iso, json_body, mutation,
+from admin_api.context import (BOX, NODE_HTTP, caller, field, insert_unique, iso, json_body, mutation,
                                parse_time, read_session)
 from admin_api.errors import ApiError
 from policy.decide import LEVELS, decide_object
@@ -54,7 +54,7 @@ async def require_on_workspace(session, user: User, ws: Workspace, needed: str, 
 
 
 def node_client(app: web.Application, node) -> NodeClient:
-    return NodeClient(app[HTTP], node.endpoint, node.region, node.access_key, app[BOX].open(node.secret_enc))
+    return NodeClient(app[NODE_HTTP], node.endpoint, node.region, node.access_key, app[BOX].open(node.secret_enc))
 
 
 async def default_root(session, kind: str) -> Root:
@@ -82,7 +82,7 @@ async def create_workspace(request: web.Request) -> web.Response:
     root_name = field(body, "root", str, default=None)
     _check_name(name)
     async with mutation(request.app) as (session, change):
-        user = await caller(request, session)
+        user = await caller(request, session, proxy_may_act=True)   # S3 CreateBucket
         existing = await session.scalar(select(Workspace).where(Workspace.name == name))
         if existing is not None:
             code = "WorkspaceOwnedByYou" if existing.owner_id == user.id else "WorkspaceExists"
@@ -162,17 +162,24 @@ async def get_workspace(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/workspaces/{name}")
 async def delete_workspace(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    async with read_session(request.app) as session:
+        user = await caller(request, session, proxy_may_act=True)   # S3 DeleteBucket
+        checked = await _workspace_to_delete(session, user, name)
+    if checked.root.type != "unmanaged":
+        # Asked of the node before taking the model lock: a node is a user-supplied endpoint.
+        try:
+            non_empty = await node_client(request.app, checked.root.node).has_objects(checked.root.bucket,
+                                                                                       checked.prefix)
+        except NodeError as exc:
+            raise ApiError(502, "NodeUnavailable", str(exc)) from None
+        if non_empty:
+            raise ApiError(409, "WorkspaceNotEmpty", f"workspace '{checked.name}' still holds objects")
     async with mutation(request.app) as (session, change):
-        user = await caller(request, session)
-        ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "admin")
-        if ws.root.type != "unmanaged":
-            try:
-                non_empty = await node_client(request.app, ws.root.node).has_objects(ws.root.bucket, ws.prefix)
-            except NodeError as exc:
-                raise ApiError(502, "NodeUnavailable", str(exc)) from None
-            if non_empty:
-                raise ApiError(409, "WorkspaceNotEmpty", f"workspace '{ws.name}' still holds objects")
+        user = await caller(request, session, proxy_may_act=True)
+        ws = await _workspace_to_delete(session, user, name)
+        if ws.id != checked.id:
+            raise ApiError(409, "WorkspaceChanged", f"workspace '{name}' was replaced meanwhile; try again")
         grantees = (await session.scalars(select(Share).where(Share.workspace_id == ws.id))).unique().all()
         change.users.update(s.user.username for s in grantees if s.user is not None)
         change.groups.update(s.group.name for s in grantees if s.group is not None)
@@ -180,6 +187,12 @@ async def delete_workspace(request: web.Request) -> web.Response:
         change.workspaces.add(ws.name)
         await session.delete(ws)
     return web.Response(status=204)
+
+
+async def _workspace_to_delete(session, user: User, name: str) -> Workspace:
+    ws = await load_workspace(session, name)
+    await require_on_workspace(session, user, ws, "admin")
+    return ws
 
 
 def share_json(share: Share) -> dict:

@@ -22,6 +22,7 @@ from indexer.consumer import EventConsumer
 from indexer.crawl import CRAWL_LOCK, Crawler, due_workspaces
 from indexer.storage import WorkspaceRoute, load_routes
 from policy.db import create_engine, migrate, sessionmaker_for
+from policy.nodes import node_session
 from wio.secrets import SecretBox
 from wio.serve import configure_logging
 from wio.settings import Settings
@@ -145,7 +146,7 @@ async def run_indexer(settings: Settings, stop: asyncio.Event, *, crawl_every_se
     engine = create_engine(settings.database_url)
     backend = backend or open_backend(settings)
     redis = redis_client(settings.redis_url, decode_responses=True, health_check_interval=10)
-    http = aiohttp.ClientSession()
+    http = node_session(allow_private=settings.allow_private_nodes)
     try:
         await migrate(engine)  # the crawl state lives in PostgreSQL whatever the backend
         if not await _prepare(backend, stop):

@@ -7,7 +7,6 @@ process, and ``encoding-type=url`` so that any key survives the XML (decoded as 
 from __future__ import annotations
 
 import asyncio
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -21,6 +20,7 @@ from yarl import URL
 from policy.models import Workspace
 from policy.nodes import EMPTY_SHA256, S3_NS, NodeClient, NodeError
 from signing import sign_request
+from wio.safexml import XMLRefused, parse_untrusted_xml
 from wio.secrets import SecretBox
 
 __all__ = ["WorkspaceRoute", "Listed", "ObjectHead", "load_routes", "list_page", "head_object"]
@@ -90,8 +90,8 @@ async def list_page(route: WorkspaceRoute, after: str, max_keys: int = PAGE_SIZE
     if status != 200:
         raise NodeError(f"cannot list {route.bucket}/{route.prefix} on {route.client.endpoint}: HTTP {status}")
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
+        root = parse_untrusted_xml(body)
+    except XMLRefused:
         raise NodeError(f"{route.client.endpoint} answered a listing that is not XML") from None
     out = []
     for item in root.iter(f"{S3_NS}Contents"):

@@ -13,8 +13,11 @@ __all__ = ["create_engine", "sessionmaker_for", "migrate"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str) -> AsyncEngine:
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+def create_engine(url: str, *, statement_timeout: float = 60.0, connect_timeout: float = 5.0) -> AsyncEngine:
+    """Every wait on PostgreSQL has a deadline: connecting, getting a pooled connection, each statement
+    (asyncpg's client-side ``command_timeout``: a server that stopped answering is given up on)."""
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=connect_timeout,
+                               connect_args={"timeout": connect_timeout, "command_timeout": statement_timeout})
 
 
 def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

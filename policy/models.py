@@ -68,6 +68,8 @@ class AccessKey(Base):
     access_key_id: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
     secret_enc: Mapped[str] = mapped_column(Text, nullable=False)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    # the key this one was minted from (STS AssumeRole): deleting the parent deletes it
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("access_keys.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(128))
     session_token_hash: Mapped[str | None] = mapped_column(String(64))
     scope: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)

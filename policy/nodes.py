@@ -9,27 +9,91 @@ import asyncio
 import hashlib
 import ipaddress
 import socket
-import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from signing import sign_request
+from wio.safexml import XMLRefused, parse_untrusted_xml
 
-__all__ = ["NodeError", "check_endpoint", "NodeClient", "S3_NS"]
+__all__ = ["NodeError", "check_endpoint", "check_address", "resolve_checked", "GuardedResolver", "node_session",
+           "NodeClient", "S3_NS", "WIO_SERVICE_HEADER"]
 
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+# wio's own API and proxy answer with this header: a "node" that does is wio itself, and is refused (a
+# node that calls back into wio would make wio wait on itself).
+WIO_SERVICE_HEADER = "X-Wio-Service"
 # Cloud metadata services and other addresses a node endpoint must never point at, whatever the operator allows.
 _ALWAYS_BLOCKED = [ipaddress.ip_network(n) for n in (
     "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "100.100.100.200/32", "fd00:ec2::254/128", "224.0.0.0/4",
     "ff00::/8", "::/128")]
+# IPv6 forms that carry an IPv4 address a packet may end up at: NAT64 (RFC 6052, RFC 8215). IPv4-mapped
+# (::ffff:0:0/96), 6to4 (2002::/16) and Teredo are unwrapped by the ipaddress module's own properties.
+_NAT64 = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48")]
 
 
 class NodeError(Exception):
     """A node endpoint is not acceptable or did not answer as an S3 server should."""
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    found = [a for a in (addr.ipv4_mapped, addr.sixtofour) if a is not None]
+    if addr.teredo is not None:
+        found.extend(addr.teredo)
+    if any(addr in net for net in _NAT64):
+        found.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    return found
+
+
+def check_address(raw: str, *, allow_private: bool) -> None:
+    """Refuse an address a node must not be reached at (checked on every resolution, not only at
+    registration, and on the IPv4 address an IPv6 form wraps)."""
+    addr = ipaddress.ip_address(raw.split("%", 1)[0])
+    # an address that wraps an IPv4 one (mapped, NAT64, 6to4, Teredo) is judged by what it wraps
+    candidates = (_embedded_ipv4(addr) if addr.version == 6 else []) or [addr]
+    for candidate in candidates:
+        if any(candidate in net for net in _ALWAYS_BLOCKED):
+            raise NodeError(f"endpoint resolves to {addr}, which is in a blocked network")
+        if not allow_private and (candidate.is_private or candidate.is_loopback or candidate.is_reserved):
+            raise NodeError(f"endpoint resolves to {addr}, a private address; the operator has not allowed those")
+
+
+async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[tuple[int, str]]:
+    """(family, address) for ``host``, every one of them checked: connect only to these."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise NodeError(f"cannot resolve {host}") from None
+    if not infos:
+        raise NodeError(f"cannot resolve {host}")
+    for info in infos:
+        check_address(info[4][0], allow_private=allow_private)
+    return [(info[0], info[4][0]) for info in infos]
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, with every answer checked: a name that resolved to a public address at
+    registration and to a metadata or private one now (DNS rebinding) is refused before connecting."""
+
+    def __init__(self, *, allow_private: bool):
+        self.allow_private = allow_private
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
+                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+                for fam, address in await resolve_checked(host, port, allow_private=self.allow_private)]
+
+    async def close(self) -> None:
+        pass
+
+
+def node_session(*, allow_private: bool) -> aiohttp.ClientSession:
+    """The HTTP session for control-plane calls to nodes (never for wio's own services)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=allow_private)))
 
 
 async def check_endpoint(endpoint: str, *, allow_private: bool) -> str:
@@ -42,19 +106,7 @@ async def check_endpoint(endpoint: str, *, allow_private: bool) -> str:
         raise NodeError("endpoint must be an http:// or https:// URL with a host")
     if url.user or url.password or url.query_string or url.fragment or url.path not in ("", "/"):
         raise NodeError("endpoint must be scheme://host[:port] only")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise NodeError(f"cannot resolve {url.host}") from None
-    for info in infos:
-        host = info[4][0]
-        if not isinstance(host, str):  # an address family this Python cannot decode
-            raise NodeError(f"{url.host} resolves to an address of an unsupported family")
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-        if any(addr in net for net in _ALWAYS_BLOCKED):
-            raise NodeError(f"endpoint resolves to {addr}, which is in a blocked network")
-        if not allow_private and (addr.is_private or addr.is_loopback or addr.is_reserved):
-            raise NodeError(f"endpoint resolves to {addr}, a private address; the operator has not allowed those")
+    await resolve_checked(url.host, url.port, allow_private=allow_private)
     return str(url.origin())
 
 
@@ -76,6 +128,8 @@ class NodeClient:
         try:
             async with self.session.request(method, url, headers=headers,
                                             timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                if WIO_SERVICE_HEADER in resp.headers:
+                    raise NodeError(f"{self.endpoint} is wio's own {resp.headers[WIO_SERVICE_HEADER]}, not a storage node")
                 return resp.status, await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise NodeError(f"node {self.endpoint} did not answer: {exc or type(exc).__name__}") from None
@@ -98,7 +152,7 @@ class NodeClient:
                                                                 ("prefix", prefix)])
         if status != 200:
             raise NodeError(f"cannot list {bucket}/{prefix} on {self.endpoint}: HTTP {status} {_code(body)}")
-        return ET.fromstring(body).find(f"{S3_NS}Contents") is not None
+        return _parse(body, self.endpoint).find(f"{S3_NS}Contents") is not None
 
 
     async def count_prefix(self, bucket: str, prefix: str) -> tuple[int, int]:
@@ -110,7 +164,7 @@ class NodeClient:
             status, body = await self.request("GET", bucket, query=query, timeout=60)
             if status != 200:
                 raise NodeError(f"cannot list {bucket}/{prefix} on {self.endpoint}: HTTP {status} {_code(body)}")
-            root = ET.fromstring(body)
+            root = _parse(body, self.endpoint)
             for item in root.iter(f"{S3_NS}Contents"):
                 total_objects += 1
                 total_bytes += int(item.findtext(f"{S3_NS}Size") or 0)
@@ -119,8 +173,15 @@ class NodeClient:
                 return total_bytes, total_objects
 
 
+def _parse(body: bytes, endpoint: str):
+    try:
+        return parse_untrusted_xml(body)
+    except XMLRefused:
+        raise NodeError(f"{endpoint} answered something that is not acceptable XML") from None
+
+
 def _code(body: bytes) -> str:
     try:
-        return ET.fromstring(body).findtext("Code") or ""
-    except ET.ParseError:
+        return parse_untrusted_xml(body).findtext("Code") or ""
+    except XMLRefused:
         return ""

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from policy.decide import decide_listing, decide_object
+from policy.nodes import WIO_SERVICE_HEADER
 from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
@@ -48,6 +49,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("wio.proxy")
 # Request ids: a random per-process prefix and a counter (uuid4 costs a getrandom() call a request).
+CLIENT_CLOSED = 499
 _request_ids = [os.urandom(4).hex().upper(), itertools.count()]
 os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(slice(None), [os.urandom(4).hex().upper(),
                                                                                     itertools.count()]))
@@ -77,11 +79,34 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
+def _not_utf8(text: str) -> bool:
+    """Percent-decoded query parts and header values keep undecodable bytes as surrogates."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_encodings(params: list[tuple[str, str]], headers: list[tuple[str, str]]) -> None:
+    """Refuse bytes that are not UTF-8 before anything reads them (the credential, uploadId, prefix …):
+    they could reach neither Redis, nor the node, nor the audit trail."""
+    if any(_not_utf8(name) or _not_utf8(value) for name, value in params):
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI: a query parameter is not valid UTF-8.")
+    for name, value in headers:
+        if _not_utf8(value):
+            raise S3Error("InvalidArgument", f"The {name} header is not valid UTF-8.")
+
+
 async def authorize(request: web.Request) -> tuple[Call, object]:
     settings = request.app[SETTINGS]
     raw_path, _, raw_query = request.raw_path.partition("?")
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
     params = parse_query(raw_query)
+    headers = list(request.headers.items())
+    check_encodings(params, headers)
     query = dict(params)
     if len(query) != len(params):
         # One value per parameter: the decision and the node must read the same prefix, marker, uploadId …
@@ -90,7 +115,6 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     request["bucket"], request["key"] = address.bucket, address.key
     op = classify(request.method, address.bucket, address.key, query, request.headers)
     request["operation"] = op.name
-    headers = list(request.headers.items())
     try:
         auth = parse_request_auth(request.method, raw_path, raw_query, headers, now=datetime.now(timezone.utc),
                                   region=settings.region)
@@ -186,11 +210,16 @@ async def s3_error_middleware(request: web.Request, handler):
         # The node failed in the middle of an exchange (a copy source, a response body): if nothing
         # was sent yet the client gets an S3 error; otherwise its connection was already cut.
         log.info("node failed request_id=%s: %s", request_id, exc)
-        if request.transport is None or request.transport.is_closing():
-            raise
         error = S3Error("ServiceUnavailable", "The storage node failed during the request")
-    except (ConnectionResetError, aiohttp.ClientConnectionError) as exc:
-        log.info("connection failed request_id=%s: %s", request_id, exc)
+        if request.transport is None or request.transport.is_closing():
+            account(request, request.app[SINK], error.status, error, started)
+            raise
+    except (ConnectionResetError, aiohttp.ClientConnectionError, asyncio.CancelledError) as exc:
+        # The client went away (aiohttp may cancel the handler then): the request still leaves its one
+        # access-log line and audit entry, with nginx's 499 "client closed request".
+        log.info("connection failed request_id=%s: %r", request_id, exc)
+        account(request, request.app[SINK], CLIENT_CLOSED,
+                S3Error("ClientDisconnected", "The client closed the connection", status=CLIENT_CLOSED), started)
         raise
     except S3Error as exc:
         error = exc
@@ -201,6 +230,7 @@ async def s3_error_middleware(request: web.Request, handler):
         response = _error_response(request, error, request_id)
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
+        response.headers[WIO_SERVICE_HEADER] = "proxy"   # so a node registration pointing back at wio is refused
     account(request, request.app[SINK], response.status, error, started)
     return response
 
@@ -218,7 +248,7 @@ async def _resources(app: web.Application):
     settings = app[SETTINGS]
     app[RESP] = RespClient(settings.redis_url)  # the request path's scripts: one pipelined connection
     app[AUTHZ] = Authorizer(app[RESP], app[BOX])
-    app[UPSTREAM] = Upstream()
+    app[UPSTREAM] = Upstream(allow_private=settings.allow_private_nodes)
     app[QUOTAS] = Quotas(app[RESP])
     app[API_HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     app[SINK] = EventSink(app[RESP])

@@ -1,11 +1,9 @@
 """Service- and bucket-level operations: ListBuckets, Create/Delete/HeadBucket, location, versioning, listings."""
 from __future__ import annotations
 
-import time
 from xml.sax.saxutils import escape
 
 import aiohttp
-import jwt
 from aiohttp import web
 
 from policy.decide import ListingFilter
@@ -14,7 +12,7 @@ from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.listing import S3_NS, ListingView, open_marker, prefix_matches_nothing, rewrite_listing
 from proxy.relay import backend_error, iso_time, xml_response
-from proxy.resources import API_HTTP, BOX, SETTINGS, UPSTREAM
+from proxy.resources import API_HTTP, BOX, SETTINGS, UPSTREAM, proxy_api_headers
 from signing import make_body_verifier
 
 __all__ = ["list_buckets", "create_bucket", "delete_bucket", "head_bucket", "get_bucket_location",
@@ -33,15 +31,13 @@ async def list_buckets(call: Call, visible) -> web.Response:
 async def _api(call: Call, method: str, path: str, json_body: dict | None = None) -> tuple[int, dict]:
     """Workspace creation/deletion go through the admin API: the proxy never writes PostgreSQL.
 
-    The proxy acts for the caller it has just authenticated, with a one-minute login token.
+    The proxy acts for the caller it has just authenticated, with its own credential, which the API
+    accepts for these calls only (it holds no JWT secret that could act as anyone on any call).
     """
     settings = call.request.app[SETTINGS]
-    now = int(time.time())
-    token = jwt.encode({"sub": call.caller.user, "iat": now, "exp": now + 60, "typ": "wio-login"},
-                       settings.jwt_secret, algorithm="HS256")
     try:
         async with call.request.app[API_HTTP].request(method, settings.api_url.rstrip("/") + path, json=json_body,
-                                                      headers={"Authorization": f"Bearer {token}"}) as resp:
+                                                      headers=proxy_api_headers(settings, call.caller.user)) as resp:
             data = await resp.json(content_type=None) if resp.status != 204 else {}
             return resp.status, data or {}
     except (aiohttp.ClientError, TimeoutError, ValueError):

@@ -1,12 +1,14 @@
 """The authorized call: everything a handler knows about the request once steps 1-3 have passed."""
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from policy.decide import ListingFilter
 from proxy.authz import Caller, Target
+from proxy.errors import S3Error
 from proxy.operations import Operation
 
 __all__ = ["Call", "FORWARDED_HEADERS", "forwarded_headers"]
@@ -63,7 +65,18 @@ def forwarded_headers(call: Call) -> dict[str, str]:
                 value = ",".join(v.strip() for v in value.split(",") if v.strip().lower() != "aws-chunked")
                 if not value:
                     continue
-            out[lname] = value
+            out[lname] = _ascii_value(lname, value)
         elif lname.startswith("x-amz-") and lname in signed and lname not in _NOT_FORWARDED:
-            out[lname] = value
+            out[lname] = _ascii_value(lname, value)
     return out
+
+
+def _ascii_value(name: str, value: str) -> str:
+    """What the node gets for a header value: HTTP header values are ASCII. User metadata may hold any
+    UTF-8 text: S3 stores and returns it RFC 2047-encoded (UsingMetadata.html), so it goes to the node
+    that way; any other header with non-ASCII text is refused."""
+    if value.isascii():
+        return value
+    if name.startswith("x-amz-meta-"):
+        return "=?UTF-8?B?" + base64.b64encode(value.encode()).decode() + "?="
+    raise S3Error("InvalidArgument", f"The {name} header must be US-ASCII; only x-amz-meta-* values may be UTF-8.")

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from policy.decide import ListingFilter
 from proxy.errors import S3Error
 from wio.secrets import SecretBox
+from wio.safexml import XMLRefused, parse_untrusted_xml
 
 __all__ = ["S3_NS", "ListingView", "rewrite_result", "rewrite_listing", "parse_xml", "seal_marker", "open_marker",
            "prefix_matches_nothing"]
@@ -44,12 +45,10 @@ MAX_XML_BYTES = 32 << 20
 
 
 def parse_xml(body: bytes, what: str = "request body") -> ET.Element:
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise S3Error("MalformedXML", f"The {what} must not contain a DOCTYPE")
     try:
-        return ET.fromstring(body)
-    except ET.ParseError:
-        raise S3Error("MalformedXML") from None
+        return parse_untrusted_xml(body)
+    except XMLRefused:
+        raise S3Error("MalformedXML", f"The {what} is not well-formed XML without a DTD") from None
 
 
 def _local(tag: str) -> str:

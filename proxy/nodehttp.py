@@ -14,7 +14,9 @@ read, auto headers, cookie jars, tracing hooks, a StreamReader per response. Her
   ``os.splice`` through a pipe, never copied into Python (plain TCP on both sides only).
 
 Requests whose connection turns out to be stale (closed by the node while idle, before any byte of
-the response arrived) are retried once on a new connection when their body can be sent again.
+the response arrived) are retried once on a new connection when they are idempotent and their body
+can be sent again. Node answers are untrusted (any user may register a node): heads are parsed by
+llhttp (httptools), chunk sizes strictly, and a node that stops reading an upload hits a write deadline.
 """
 from __future__ import annotations
 
@@ -22,15 +24,23 @@ import asyncio
 import collections
 import fcntl
 import os
+import re
 import ssl as ssl_module
 from typing import AsyncIterable, AsyncIterator
 
+import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
+
+from policy.nodes import NodeError as AddressRefused
+from policy.nodes import resolve_checked
 
 __all__ = ["NodeError", "NodeUnreachable", "NodeTimeout", "NodeDisconnected", "NodeResponse", "NodePool",
            "splice_body", "can_splice"]
 
+# chunk-size = 1*HEXDIG, then optional extensions (RFC 9112 7.1); no sign, prefix, underscore or space
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;.*)?")
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})   # RFC 9110 9.2.2: safe to send twice
 HIGH_WATER = 4 << 20          # buffered response bytes before the node's socket is paused
 MAX_HEAD = 64 << 10           # a response head larger than this is an error
 IDLE_SECONDS = 15.0           # idle keep-alive connections older than this are closed, not reused
@@ -64,7 +74,7 @@ def _resolve(waiter: asyncio.Future | None) -> None:
 
 class _Connection(asyncio.Protocol):
     __slots__ = ("transport", "chunks", "size", "eof", "exc", "reading_paused", "writing_paused", "waiter",
-                 "drain_waiter", "last_activity", "idle_since", "reused", "timed_out", "tls", "loop")
+                 "drain_waiter", "last_activity", "idle_since", "reused", "timed_out", "tls", "loop", "head_deadline")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tls: bool):
         self.loop, self.tls = loop, tls
@@ -78,6 +88,7 @@ class _Connection(asyncio.Protocol):
         self.drain_waiter: asyncio.Future | None = None
         self.last_activity = self.idle_since = loop.time()
         self.reused = self.timed_out = False
+        self.head_deadline: float | None = None   # while waiting for a response head: when to give up
 
     # ---- protocol callbacks
     def connection_made(self, transport) -> None:
@@ -135,10 +146,15 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter = self.loop.create_future()
         await waiter
 
-    async def drain(self) -> None:
-        while self.writing_paused and not self.eof:
-            waiter = self.drain_waiter = self.loop.create_future()
-            await waiter
+    async def drain(self, deadline: float) -> None:
+        """Until the node reads again; a node that stops reading for ``deadline`` seconds is given up on."""
+        try:
+            async with asyncio.timeout(deadline):
+                while self.writing_paused and not self.eof:
+                    waiter = self.drain_waiter = self.loop.create_future()
+                    await waiter
+        except TimeoutError:
+            raise NodeTimeout(f"the node stopped reading the request body for {deadline:g}s") from None
 
     def take(self, limit: int) -> bytes:
         """Up to ``limit`` buffered bytes (the oldest first); the buffer must not be empty."""
@@ -178,22 +194,42 @@ class _Connection(asyncio.Protocol):
         self.reused = True
 
 
+class _Head:
+    """httptools (llhttp, aiohttp's parser) callbacks: the head's headers, in order."""
+    __slots__ = ("headers",)
+
+    def __init__(self):
+        self.headers: CIMultiDict[str] = CIMultiDict()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+
 def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict, bool]:
-    """Status, reason, headers, and whether the connection may be kept alive."""
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise NodeError(f"the node sent a malformed status line: {lines[0][:100]!r}")
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name[-1] in " \t" or name[0] in " \t":
-            raise NodeError("the node sent a malformed header line")
-        headers.add(name, value.strip(" \t"))
-    connection = headers.get("Connection", "").lower()
-    keep_alive = ("close" not in connection) if version == "HTTP/1.1" else ("keep-alive" in connection)
-    return int(code), reason, headers, keep_alive
+    """Status, reason, headers, and whether the connection may be kept alive.
+
+    A node is user-supplied, so its answers are untrusted input: llhttp parses the head strictly
+    (Content-Length digits only and once, never together with Transfer-Encoding, well-formed status
+    line and header fields), as aiohttp's own client does."""
+    if not head.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")):     # llhttp also takes RTSP/ and ICE/
+        raise NodeError(f"the node sent a malformed response head: {head[:40]!r}")
+    parsed = _Head()
+    parser = httptools.HttpResponseParser(parsed)
+    try:
+        parser.feed_data(head + b"\r\n\r\n")
+    except httptools.HttpParserUpgrade:
+        pass
+    except httptools.HttpParserError as exc:
+        raise NodeError(f"the node sent a malformed response head: {exc}") from None
+    reason = head.split(b"\r\n", 1)[0].split(b" ", 2)[2:]
+    return parser.get_status_code(), reason[0].decode("latin-1") if reason else "", parsed.headers, \
+        parser.should_keep_alive()
+
+
+def _is_chunked(headers: CIMultiDict) -> bool:
+    """Chunked framing as RFC 9112 6.3 (and llhttp) decide it: ``chunked`` is the final coding."""
+    codings = ",".join(headers.getall("Transfer-Encoding", ())).split(",")
+    return codings[-1].strip().lower() == "chunked"
 
 
 class NodeResponse:
@@ -212,15 +248,13 @@ class NodeResponse:
         self._released = False
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             self._remaining: int | None = 0
-        elif "chunked" in headers.get("Transfer-Encoding", "").lower():
-            self._chunked, self._remaining = True, None
+        elif "Transfer-Encoding" in headers:
+            if _is_chunked(headers):
+                self._chunked, self._remaining = True, None
+            else:   # a coding that is not chunked last: the body ends when the connection does
+                self._remaining, self._keep_alive = None, False
         elif (length := headers.get("Content-Length")) is not None:
-            try:
-                self._remaining = int(length)
-            except ValueError:
-                raise NodeError("the node sent an invalid Content-Length") from None
-            if self._remaining < 0:
-                raise NodeError("the node sent an invalid Content-Length")
+            self._remaining = int(length)      # digits only, once: llhttp checked it
         else:
             self._remaining, self._keep_alive = None, False   # the body ends when the connection does
         self._done = self._remaining == 0
@@ -281,10 +315,10 @@ class NodeResponse:
         conn = self._conn
         while self._chunk_left == 0:
             line = await self._line()
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise NodeError("the node sent an invalid chunk size") from None
+            digits = _CHUNK_SIZE.fullmatch(line)
+            if digits is None:
+                raise NodeError("the node sent an invalid chunk size")
+            size = int(digits.group(1), 16)
             if size == 0:
                 while await self._line():      # trailers, up to the empty line
                     pass
@@ -349,13 +383,25 @@ class _EndpointPool:
         ssl_context = self.owner.ssl_context() if self.tls else None
         try:
             async with asyncio.timeout(self.owner.connect_timeout):
-                _, conn = await loop.create_connection(lambda: _Connection(loop, self.tls), self.host, self.port,
-                                                       ssl=ssl_context)
+                # Resolve and check every time, then connect to the address that was checked: a name
+                # that now resolves to a metadata or private address (DNS rebinding) is never reached.
+                addresses = await resolve_checked(self.host, self.port, allow_private=self.owner.allow_private)
+                error: OSError | None = None
+                for family, address in addresses:
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: _Connection(loop, self.tls), address, self.port, family=family, ssl=ssl_context,
+                            server_hostname=self.host if ssl_context is not None else None)
+                        return conn
+                    except OSError as exc:
+                        error = exc
+                raise error
+        except AddressRefused as exc:
+            raise NodeUnreachable(str(exc)) from None
         except TimeoutError:
             raise NodeTimeout(f"connecting to {self.host}:{self.port} timed out") from None
         except (OSError, ssl_module.SSLError) as exc:
             raise NodeUnreachable(f"cannot connect to {self.host}:{self.port}: {exc}") from None
-        return conn
 
     async def acquire(self) -> _Connection:
         now = asyncio.get_running_loop().time()
@@ -404,8 +450,11 @@ def _head(method: str, target: str, headers: dict[str, str]) -> bytes:
 class NodePool:
     """Connections to every node endpoint of this process."""
 
-    def __init__(self, *, connect_timeout: float = 10.0, read_timeout: float = 300.0):
-        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+    def __init__(self, *, connect_timeout: float = 10.0, read_timeout: float = 300.0, write_timeout: float = 60.0,
+                 head_timeout: float = 15.0, allow_private: bool = False):
+        self.connect_timeout, self.read_timeout, self.write_timeout = connect_timeout, read_timeout, write_timeout
+        self.head_timeout = head_timeout   # request sent -> response head: a hung node is a 503 within seconds
+        self.allow_private = allow_private   # node endpoints on loopback/private networks (policy/nodes.py)
         self._pools: dict[str, _EndpointPool] = {}
         self._ssl: ssl_module.SSLContext | None = None
         self._watchdog: asyncio.Task | None = None
@@ -425,29 +474,36 @@ class NodePool:
         return pool
 
     async def _watch(self) -> None:
-        """Abort connections that have waited for the node longer than ``read_timeout``."""
+        """Abort connections that have waited for the node longer than ``read_timeout``, or for a
+        response head past their ``head_deadline`` (no timer per read or per request)."""
         loop = asyncio.get_running_loop()
-        interval = max(0.05, min(5.0, self.read_timeout / 4))
+        interval = max(0.05, min(5.0, self.read_timeout / 4, self.head_timeout / 4))
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
             for pool in list(self._pools.values()):
                 for conn in list(pool.active):
-                    if conn.waiter is not None and now - conn.last_activity > self.read_timeout:
+                    if conn.waiter is not None and (now - conn.last_activity > self.read_timeout or (
+                            conn.head_deadline is not None and now > conn.head_deadline)):
                         conn.timed_out = True
                         pool.discard(conn)
 
     async def request(self, method: str, url: URL, headers: dict[str, str],
-                      body: bytes | AsyncIterable[bytes] | None = None) -> NodeResponse:
-        """Send one request (``headers`` complete: Host, Content-Length, signature) and read the head."""
+                      body: bytes | AsyncIterable[bytes] | None = None, *,
+                      head_timeout: float | None = None) -> NodeResponse:
+        """Send one request (``headers`` complete: Host, Content-Length, signature) and read the head,
+        which must begin within ``head_timeout`` (default: the pool's) of the request being sent."""
         pool = self._pool(url)
         target = url.raw_path_qs
         head = _head(method, target, headers)
-        replayable = body is None or isinstance(body, bytes)
+        # Only an idempotent request is sent again: a POST (CompleteMultipartUpload, DeleteObjects …) may
+        # have been acted on by a node that closed the connection without answering.
+        replayable = method in IDEMPOTENT and (body is None or isinstance(body, bytes))
         for attempt in (1, 2):
             conn = await pool.acquire()
             try:
-                return await self._exchange(pool, conn, method, head, body)
+                return await self._exchange(pool, conn, method, head, body,
+                                            self.head_timeout if head_timeout is None else head_timeout)
             except NodeDisconnected:
                 pool.discard(conn)
                 if attempt == 1 and conn.reused and replayable and not conn.size and not conn.timed_out:
@@ -459,7 +515,7 @@ class NodePool:
         raise AssertionError("unreachable")
 
     async def _exchange(self, pool: _EndpointPool, conn: _Connection, method: str, head: bytes,
-                        body: bytes | AsyncIterable[bytes] | None) -> NodeResponse:
+                        body: bytes | AsyncIterable[bytes] | None, head_timeout: float) -> NodeResponse:
         transport = conn.transport
         if body is None or isinstance(body, bytes):
             transport.write(head + body if body else head)
@@ -471,8 +527,9 @@ class NodePool:
                 if data:
                     transport.write(data)
                     if conn.writing_paused:
-                        await conn.drain()
+                        await conn.drain(self.write_timeout)
         conn.last_activity = conn.loop.time()
+        conn.head_deadline = conn.last_activity + head_timeout
         while True:
             raw = conn.head_bytes()
             if raw is None:
@@ -483,6 +540,7 @@ class NodePool:
             status, reason, headers, keep_alive = _parse_head(raw)
             if 100 <= status < 200 and status != 101:
                 continue        # an interim response (100 Continue): the real one follows
+            conn.head_deadline = None
             return NodeResponse(conn, pool, method, status, reason, headers, keep_alive)
 
     def close(self) -> None:

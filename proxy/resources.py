@@ -9,16 +9,22 @@ from proxy.quota import Quotas
 from proxy.upstream import Upstream
 from wio.events import EventSink
 from wio.resp import RespClient
-from wio.secrets import SecretBox
+from wio.secrets import SecretBox, proxy_api_credential
 from wio.settings import Settings
 
-__all__ = ["SETTINGS", "RESP", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK", "QUOTAS"]
+__all__ = ["SETTINGS", "RESP", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK", "QUOTAS", "proxy_api_headers"]
 
 SETTINGS = web.AppKey("settings", Settings)
 RESP = web.AppKey("resp", RespClient)  # the proxy's one Redis client (wio.resp): scripts and stream entries
 BOX = web.AppKey("box", SecretBox)
 AUTHZ = web.AppKey("authz", Authorizer)
 UPSTREAM = web.AppKey("upstream", Upstream)
-API_HTTP = web.AppKey("api_http", aiohttp.ClientSession)
+API_HTTP = web.AppKey("api_http", aiohttp.ClientSession)  # the admin API, for the few calls below
 SINK = web.AppKey("sink", EventSink)
 QUOTAS = web.AppKey("quotas", Quotas)
+
+
+def proxy_api_headers(settings: Settings, user: str) -> dict[str, str]:
+    """How the proxy calls the admin API for a user it authenticated (CreateBucket, DeleteBucket, STS
+    AssumeRole): its own credential, which the API accepts for those calls only."""
+    return {"Authorization": f"WioProxy {proxy_api_credential(settings.master_key)}", "X-Wio-Acting-User": user}

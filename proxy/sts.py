@@ -11,17 +11,15 @@ admin API, so they are ordinary wio keys: listed, scoped, and revocable like eve
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import datetime, timezone
-from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-import jwt
+import aiohttp
 from aiohttp import web
 
 from proxy.errors import S3Error
-from proxy.resources import API_HTTP, AUTHZ, SETTINGS
+from proxy.resources import API_HTTP, AUTHZ, SETTINGS, proxy_api_headers
 from signing import SigningError, parse_request_auth, verify_signature
 
 __all__ = ["sts_entry", "is_sts_request"]
@@ -46,37 +44,46 @@ def _duration(form: dict[str, str]) -> int:
     return value
 
 
-async def _api_post(request: web.Request, path: str, body: dict[str, Any], token: str | None,
-                    expected: int) -> dict[str, Any]:
-    """A call to the admin API; its refusals become AccessDenied, anything else ServiceUnavailable."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with request.app[API_HTTP].post(request.app[SETTINGS].api_url.rstrip("/") + path, json=body,
-                                          headers=headers) as resp:
-        data: dict[str, Any] = await resp.json(content_type=None)
-        if resp.status != expected:
-            message = (data or {}).get("error", {}).get("message", "could not issue credentials")
-            raise S3Error("AccessDenied" if resp.status in (400, 401, 403) else "ServiceUnavailable", message)
-        return data
+async def _api(request: web.Request, method: str, path: str, headers: dict[str, str], body: dict | None = None,
+               expect: int = 200) -> dict:
+    settings = request.app[SETTINGS]
+    try:
+        async with request.app[API_HTTP].request(method, settings.api_url.rstrip("/") + path, json=body,
+                                                 headers=headers) as resp:
+            data = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        raise S3Error("ServiceUnavailable", "The wio admin service is unavailable") from None
+    if resp.status != expect:
+        message = (data or {}).get("error", {}).get("message", "could not issue credentials")
+        raise S3Error("AccessDenied" if resp.status in (401, 403) else "ServiceUnavailable", message)
+    return data
 
 
-async def _issue(request: web.Request, token: str, name: str, duration: int, scope) -> dict:
+async def _issue(request: web.Request, headers: dict[str, str], name: str, duration: int, scope,
+                 parent: str | None = None) -> dict:
     body = {"name": name[:128], "expires_in_seconds": duration}
     if scope is not None:
         body["scope"] = scope
-    return await _api_post(request, "/api/v1/keys", body, token, 201)
+    if parent is not None:
+        body["parent"] = parent  # deleting the parent key revokes this one
+    return await _api(request, "POST", "/api/v1/keys", headers, body, expect=201)
 
 
-async def _web_identity(request: web.Request, token: str) -> tuple[str, str, str]:
-    """(wio login token, username, subject) for a web identity token: a wio token, else a provider ID token."""
-    settings = request.app[SETTINGS]
+async def _web_identity(request: web.Request, token: str) -> tuple[dict[str, str], str, str]:
+    """(headers that act as the caller at the API, username, subject) for a web identity token: a wio
+    login token (checked by the API: the proxy does not hold the key that signs them), else, with single
+    sign-on configured, a provider ID token that the API verifies and exchanges for a wio login token."""
+    bearer = {"Authorization": f"Bearer {token}"}
     try:
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
-        return token, claims["sub"], claims["sub"]
-    except jwt.PyJWTError:
-        if not settings.oidc_issuer:
+        username = (await _api(request, "GET", "/api/v1/me", bearer))["username"]
+        return bearer, username, username
+    except S3Error as exc:
+        if exc.code != "AccessDenied":
+            raise
+        if not request.app[SETTINGS].oidc_issuer:
             raise S3Error("AccessDenied", "The web identity token is not a valid wio login token") from None
-    answer = await _api_post(request, "/api/v1/auth/oidc/token", {"id_token": token}, None, 200)
-    return answer["access_token"], answer["username"], answer["subject"]
+    answer = await _api(request, "POST", "/api/v1/auth/oidc/token", {}, {"id_token": token})
+    return {"Authorization": f"Bearer {answer['access_token']}"}, answer["username"], answer["subject"]
 
 
 def _credentials_xml(action: str, creds: dict, extra: str) -> web.Response:
@@ -91,12 +98,6 @@ def _credentials_xml(action: str, creds: dict, extra: str) -> web.Response:
     return web.Response(body=body.encode(), content_type="text/xml")
 
 
-def _login_token(settings, user: str, ttl: int = 60) -> str:
-    now = int(time.time())
-    return jwt.encode({"sub": user, "iat": now, "exp": now + ttl, "typ": "wio-login"}, settings.jwt_secret,
-                      algorithm="HS256")
-
-
 async def sts_entry(request: web.Request) -> web.StreamResponse:
     raw = await request.content.read((64 << 10) + 1)
     if len(raw) > 64 << 10:
@@ -106,9 +107,8 @@ async def sts_entry(request: web.Request) -> web.StreamResponse:
     request["operation"] = action or "STS"
     settings = request.app[SETTINGS]
     if action == "AssumeRoleWithWebIdentity":
-        login_token, request["user"], subject = await _web_identity(request, form.get("WebIdentityToken", ""))
-        creds = await _issue(request, login_token, form.get("RoleSessionName", "web-identity"), _duration(form),
-                             None)
+        user_token, request["user"], subject = await _web_identity(request, form.get("WebIdentityToken", ""))
+        creds = await _issue(request, user_token, form.get("RoleSessionName", "web-identity"), _duration(form), None)
         extra = f"<SubjectFromWebIdentityToken>{escape(subject)}</SubjectFromWebIdentityToken>"
         return _credentials_xml(action, creds, extra)
     if action == "AssumeRole":
@@ -127,8 +127,8 @@ async def sts_entry(request: web.Request) -> web.StreamResponse:
         request["user"], request["access_key"] = caller.user, caller.access_key_id
         if caller.temporary:
             raise S3Error("AccessDenied", "Temporary credentials cannot assume a role; use a long-lived key")
-        creds = await _issue(request, _login_token(settings, caller.user), form.get("RoleSessionName", "assumed"),
-                             _duration(form), caller.scope)
+        creds = await _issue(request, proxy_api_headers(settings, caller.user), form.get("RoleSessionName", "assumed"),
+                             _duration(form), caller.scope, caller.access_key_id)
         arn = f"arn:aws:sts::wio:assumed-role/{escape(caller.user)}/{escape(form.get('RoleSessionName', ''))}"
         extra = f"<AssumedRoleUser><Arn>{arn}</Arn><AssumedRoleId>{creds['access_key_id']}</AssumedRoleId></AssumedRoleUser>"
         return _credentials_xml(action, creds, extra)

@@ -34,9 +34,11 @@ def canonical_query(params: list[tuple[str, str]]) -> str:
 
 
 class Upstream:
-    def __init__(self, *, connect_timeout: float = 10, read_timeout: float = 300):
+    def __init__(self, *, connect_timeout: float = 10, read_timeout: float = 300, head_timeout: float = 15,
+                 allow_private: bool = False):
         self.read_timeout = read_timeout
-        self.pool = NodePool(connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self.pool = NodePool(connect_timeout=connect_timeout, read_timeout=read_timeout, head_timeout=head_timeout,
+                             allow_private=allow_private)
 
     async def close(self) -> None:
         self.pool.close()
@@ -72,8 +74,12 @@ class Upstream:
             raise ValueError("a streamed body needs its content-length")
         url, headers = self.build(node, method, bucket, key, params, headers, payload_hash)
         started = time.monotonic()
+        # A node may think before its first byte about a server-side copy or a multipart assembly (it
+        # may copy gigabytes): those get the idle deadline, every other request the first-byte one.
+        slow = "x-amz-copy-source" in headers or (method == "POST" and any(k == "uploadId" for k, _ in params))
         try:
-            response = await self.pool.request(method, url, headers, body)
+            response = await self.pool.request(method, url, headers, body,
+                                               head_timeout=self.read_timeout if slow else None)
         except NodeTimeout:
             backend_failed(node.name, "timeout")
             raise S3Error("ServiceUnavailable", f"The storage node '{node.name}' timed out") from None

@@ -463,6 +463,10 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     content_sha256 = _single(header_map, "x-amz-content-sha256")
     if content_sha256 is not None and not _valid_payload_hash(content_sha256):
         raise SigningError("InvalidArgument", "x-amz-content-sha256 is not a valid payload hash.")
+    if "X-Amz-Content-Sha256" in params and content_sha256 is not None and content_sha256 != payload_hash:
+        # The URL pins the body's hash; an unsigned header must not switch the check off or change it.
+        raise SigningError("XAmzContentSHA256Mismatch",
+                           "The x-amz-content-sha256 header must equal the X-Amz-Content-Sha256 the URL was signed with.")
     _check_signed_header_coverage(signed, header_map, signed_set)
     return ParsedAuth._build({
         "access_key_id": access_key,

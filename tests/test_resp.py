@@ -363,3 +363,18 @@ async def test_event_sink_writes_batches_and_counts_what_redis_refuses(client):
     await sink.stop()
     assert sink.dropped == 1
     assert len(await client.execute("XRANGE", stream, "-", "+")) == 51
+
+
+async def test_event_sink_counts_what_it_drops_when_its_queue_is_full(client):
+    """Issue 17: the sink's drops when its queue was full were silent; they are a metric now."""
+    from wio.events import EventSink
+    from wio.metrics import STREAM_DROPPED
+    before = STREAM_DROPPED.labels("queue_full")._value.get()
+    stream = f"sink-full-{os.getpid()}-{time.time_ns()}"
+    sink = EventSink(client, max_queue=3)       # not started: nothing drains the queue meanwhile
+    for i in range(10):
+        sink.emit(stream, {"i": i})
+    assert sink.dropped == 7
+    assert STREAM_DROPPED.labels("queue_full")._value.get() - before == 7
+    await sink.stop()
+    assert len(await client.execute("XRANGE", stream, "-", "+")) == 3

@@ -136,6 +136,8 @@ def serve(component: str, workers: int, tls_cert: str | None, tls_key: str | Non
     """Run one production component, configured by WIO_* environment variables."""
     try:
         settings = Settings.from_env()
+        if component == "api":
+            settings.require_jwt_secret()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     if component == "indexer":

@@ -29,7 +29,7 @@ __all__ = ["Profile", "UserConfig", "ConfigError", "default_config_dir", "DEFAUL
 
 DEFAULT_API = "http://127.0.0.1:8080"  # what `wio dev` serves by default
 DEFAULT_PROFILE = "default"
-_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_PROFILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 class ConfigError(Exception):
@@ -152,5 +152,5 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 def check_profile_name(name: str) -> None:
-    if not _PROFILE_RE.match(name):
+    if not _PROFILE_RE.fullmatch(name):
         raise ConfigError(f"profile names are letters, digits, '.', '_' and '-' (got {name!r})")

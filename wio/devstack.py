@@ -129,11 +129,13 @@ def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int
     api = subprocess.Popen([sys.executable, "-m", "wio", "serve", "api"], env=env, start_new_session=True)
     stack.processes.append(api)
     wait_http(stack.api_url + "/healthz", timeout, api)
-    proxy = subprocess.Popen(proxy_cmd, env=env, start_new_session=True)
+    # The proxy gets no JWT secret: it calls the API with its own credential (wio/secrets.py).
+    proxy_env = {k: v for k, v in env.items() if k != "WIO_JWT_SECRET"}
+    proxy = subprocess.Popen(proxy_cmd, env=proxy_env, start_new_session=True)
     stack.processes.append(proxy)
     wait_http(stack.s3_url + "/_wio/health", timeout, proxy, context=context)
     if indexer:
-        stack.processes.append(subprocess.Popen([sys.executable, "-m", "wio", "serve", "indexer"], env=env,
+        stack.processes.append(subprocess.Popen([sys.executable, "-m", "wio", "serve", "indexer"], env=proxy_env,
                                                 start_new_session=True))
 
 

@@ -30,12 +30,15 @@ import json
 import logging
 from typing import Any
 
+from wio.metrics import STREAM_DROPPED
 from wio.resp import RespClient, RespError, pack_command
 
-__all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "STREAM_MAXLEN", "EventSink", "entry_fields"]
+__all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "AUDIT_DEAD_LETTER", "STREAM_MAXLEN", "EventSink", "entry_fields"]
 
 EVENTS_STREAM = "wio:events"
 AUDIT_STREAM = "wio:audit"
+# audit entries the store refused (the consumer moves them here and goes on): kept for inspection
+AUDIT_DEAD_LETTER = "wio:audit:dead-letter"
 STREAM_MAXLEN = 1_000_000
 
 log = logging.getLogger("wio.events")
@@ -71,9 +74,13 @@ class EventSink:
         self._wake = asyncio.Event()
         self._closing = False
 
+    def _drop(self, count: int, reason: str) -> None:
+        self.dropped += count
+        STREAM_DROPPED.labels(reason).inc(count)
+
     def emit(self, stream: str, fields: dict[str, Any]) -> None:
         if len(self.queue) >= self.max_queue:
-            self.dropped += 1
+            self._drop(1, "queue_full")
             return
         prefix = _XADD_PREFIX.get(stream)
         if prefix is None:
@@ -100,7 +107,7 @@ class EventSink:
                 await asyncio.gather(task, return_exceptions=True)
         while self.queue:
             if not await self.flush():
-                self.dropped += len(self.queue)
+                self._drop(len(self.queue), "redis")
                 self.queue.clear()
 
     async def flush(self) -> bool:
@@ -113,12 +120,12 @@ class EventSink:
             async with asyncio.timeout(self.timeout):
                 replies = await self.client.pipeline(items)
         except (RespError, OSError, TimeoutError) as exc:
-            self.dropped += len(items)
+            self._drop(len(items), "redis")
             log.warning("could not write %d stream entries: %s", len(items), exc)
             return False
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
-            self.dropped += len(failed)
+            self._drop(len(failed), "redis")
             log.warning("Redis refused %d of %d stream entries: %s", len(failed), len(items), failed[0])
         return True
 

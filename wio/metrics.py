@@ -31,7 +31,8 @@ from prometheus_client import multiprocess
 from prometheus_client import values as _values
 
 __all__ = ["MULTIPROC_ENV", "LATENCY_BUCKETS", "MetricsDir", "render_metrics", "metrics_response",
-           "api_metrics_middleware", "API_REQUESTS", "API_SECONDS", "AUDIT_STORED", "AUDIT_STORE_ERRORS"]
+           "api_metrics_middleware", "API_REQUESTS", "API_SECONDS", "AUDIT_STORED", "AUDIT_STORE_ERRORS",
+           "AUDIT_QUARANTINED", "STREAM_DROPPED"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -56,6 +57,11 @@ AUDIT_STORED = Counter("wio_audit_entries_stored_total", "Audit entries written 
                        ["store"])
 AUDIT_STORE_ERRORS = Counter("wio_audit_store_errors_total",
                              "Failed attempts to write a batch of audit entries (retried)", ["store"])
+AUDIT_QUARANTINED = Counter("wio_audit_entries_quarantined_total",
+                            "Audit entries the store refused, moved to the dead-letter stream", ["store"])
+STREAM_DROPPED = Counter("wio_stream_entries_dropped_total",
+                         "Stream entries (audit, index events) the event sink dropped: queue full or Redis refused",
+                         ["reason"])
 
 
 @dataclass

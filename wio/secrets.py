@@ -15,7 +15,8 @@ from functools import lru_cache
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["SecretBox", "new_access_key_id", "new_secret_key", "new_session_token", "constant_time_equal"]
+__all__ = ["SecretBox", "new_access_key_id", "new_secret_key", "new_session_token", "constant_time_equal",
+           "proxy_api_credential"]
 
 _AKID_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -32,6 +33,13 @@ class SecretBox:
     def open(self, token: str) -> str:
         raw = base64.b64decode(token)
         return self._aead.decrypt(raw[:12], raw[12:], b"wio").decode()
+
+
+def proxy_api_credential(master_key: bytes) -> str:
+    """The proxy's own credential for the few admin-API calls it makes for a caller it authenticated
+    (CreateBucket, DeleteBucket, STS AssumeRole). Derived from the master key, which both hold; the
+    proxy never holds the JWT signing secret, which would let it act as anyone on every call."""
+    return hmac.new(master_key, b"wio: proxy -> admin API", "sha256").hexdigest()
 
 
 def new_access_key_id() -> str:

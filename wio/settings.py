@@ -47,8 +47,9 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def _jwt_secret(env: Mapping[str, str]) -> str:
-    secret = _required(env, "WIO_JWT_SECRET")
-    if len(secret) < 32:
+    """Only the admin API signs and checks login tokens; the proxy and the indexer run without it ("")."""
+    secret = env.get("WIO_JWT_SECRET", "")
+    if secret and len(secret) < 32:
         raise SettingsError("WIO_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)")
     return secret
 
@@ -159,11 +160,15 @@ class Settings:
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
 
+    def require_jwt_secret(self) -> None:
+        if not self.jwt_secret:
+            raise SettingsError("WIO_JWT_SECRET is required by the admin API (at least 32 characters)")
+
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process (``wio dev`` uses it)."""
         env = {
             "WIO_DATABASE_URL": self.database_url, "WIO_REDIS_URL": self.redis_url,
-            "WIO_MASTER_KEY": base64.urlsafe_b64encode(self.master_key).decode(), "WIO_JWT_SECRET": self.jwt_secret,
+            "WIO_MASTER_KEY": base64.urlsafe_b64encode(self.master_key).decode(),
             "WIO_JWT_TTL_SECONDS": str(self.jwt_ttl_seconds), "WIO_REGION": self.region,
             "WIO_API_HOST": self.api_host, "WIO_API_PORT": str(self.api_port), "WIO_PROXY_HOST": self.proxy_host,
             "WIO_PROXY_PORT": str(self.proxy_port), "WIO_API_URL": self.api_url,
@@ -173,7 +178,8 @@ class Settings:
             "WIO_OIDC_USERNAME_CLAIM": self.oidc_username_claim, "WIO_OIDC_GROUPS_CLAIM": self.oidc_groups_claim,
             "WIO_PASSWORD_LOGIN": "true" if self.password_login else "false",
         }
-        optional = {"WIO_S3_DOMAIN": self.s3_domain, "WIO_ELASTICSEARCH_URL": self.elasticsearch_url,
+        optional = {"WIO_JWT_SECRET": self.jwt_secret,
+                    "WIO_S3_DOMAIN": self.s3_domain, "WIO_ELASTICSEARCH_URL": self.elasticsearch_url,
                     "WIO_S3_PUBLIC_URL": self.s3_public_url, "WIO_S3_CA_FILE": self.s3_ca_file,
                     "WIO_ADMIN_PASSWORD": self.admin_password,
                     "WIO_BOOTSTRAP_NODE_ENDPOINT": self.bootstrap_node_endpoint,

@@ -26,8 +26,9 @@ def test_every_component_finds_valkey_through_the_sentinels():
     monitored = re.findall(r"sentinel monitor (\S+) (\S+) (\d+) (\d+)", " ".join(SERVICES["sentinel1"]["command"]))
     assert monitored == [(target.service, "valkey-primary", "6379", "2")]
     assert "valkey-primary" in SERVICES["valkey-replica"]["command"]
-    for name in ("api", "proxy1", "proxy2", "indexer"):
-        assert SERVICES[name]["environment"] is ENV or SERVICES[name]["environment"] == ENV
+    for name in ("proxy1", "proxy2", "indexer"):  # the same settings, and never the JWT signing secret
+        assert SERVICES[name]["environment"] == ENV and "WIO_JWT_SECRET" not in ENV
+    assert {k: v for k, v in SERVICES["api"]["environment"].items() if k != "WIO_JWT_SECRET"} == ENV
 
 
 def test_the_load_balancer_and_prometheus_reach_every_proxy():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -147,3 +148,56 @@ async def test_elasticsearch_store_round_trip():
             assert [e["request_id"] for e in early] == ["R1", "R0"]
         finally:
             await http.delete(f"{store.url}/{index}")
+
+
+@pytest.fixture
+async def pg_audit_store(pg_service):
+    from policy.db import create_engine, migrate, sessionmaker_for
+    from wio.settings import normalize_database_url
+    from admin_api.audit_store import PostgresAuditStore
+    engine = create_engine(normalize_database_url(pg_service.url))
+    await migrate(engine)
+    yield PostgresAuditStore(sessionmaker_for(engine))
+    await engine.dispose()
+
+
+@pytest.mark.timeout(60)
+async def test_unstorable_entries_are_quarantined_and_the_trail_goes_on(stream_redis, pg_audit_store):
+    """Issue 17: one entry PostgreSQL cannot take (text that is not UTF-8, a NUL, a field that is not
+    text at all) stopped the trail for good. It now goes to a dead-letter stream, counted, and the
+    entries after it are stored."""
+    from sqlalchemy import select
+    from admin_api.audit_store import audit_log
+    from wio.metrics import AUDIT_QUARANTINED
+    redis, stream = stream_redis
+    dead_letter = stream + ":dead-letter"
+    tag = secrets.token_hex(4)
+    before = AUDIT_QUARANTINED.labels("postgresql")._value.get()
+    bad = [{**_entry(1), "access_key": "\udcff"}, {**_entry(2), "user": "a\udcffb"}]
+    consumer = AuditConsumer(redis, pg_audit_store, "c1", stream=stream, group="g", pause=0.01,
+                             dead_letter=dead_letter)
+    consumer.start()
+    try:
+        for n, entry in enumerate([_entry(0), *bad, _entry(3)]):
+            fields = {**entry, "request_id": f"{tag}-{n}"}
+            await redis.xadd(stream, {"e": json.dumps(fields)})
+        stored: list[str] = []
+
+        async def fetch():
+            async with pg_audit_store.sessions() as session:
+                return list((await session.scalars(select(audit_log.c.request_id)
+                                                   .where(audit_log.c.request_id.like(f"{tag}-%")))).all())
+        deadline = asyncio.get_running_loop().time() + 20
+        while sorted(stored) != [f"{tag}-0", f"{tag}-3"]:
+            assert asyncio.get_running_loop().time() < deadline, stored
+            await asyncio.sleep(0.1)
+            stored = await fetch()
+        assert (await redis.xpending(stream, "g"))["pending"] == 0
+    finally:
+        await consumer.stop()
+    quarantined = await redis.xrange(dead_letter)
+    assert len(quarantined) == 2
+    assert {json.loads(f[b"e"])["request_id"] for _, f in quarantined} == {f"{tag}-1", f"{tag}-2"}
+    assert all(f[b"error"] and f[b"stream_id"] for _, f in quarantined)
+    assert AUDIT_QUARANTINED.labels("postgresql")._value.get() - before == 2
+    await redis.delete(dead_letter)

@@ -76,7 +76,7 @@ def test_decide_object_takes_the_first_sufficient_covering_grant() -> None:
 
 
 def _reference_key_error(key: str) -> bool:
-    return bool(_DOT_SEGMENT.search(key) or _CONTROL.search(key))
+    return bool(_DOT_SEGMENT.search(key) or _CONTROL.search(key) or key.startswith("/") or "//" in key)
 
 
 @settings(database=None, max_examples=300, deadline=None)

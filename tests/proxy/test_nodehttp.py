@@ -57,7 +57,7 @@ HEADERS = {"host": "node"}
 async def test_content_length_body_and_keep_alive_reuse():
     async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"e\"\r\n\r\nhello",
                      b"HTTP/1.1 204 No Content\r\n\r\n"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert resp.status == 200 and resp.headers["etag"] == '"e"' and await resp.read() == b"hello"
         resp.release()
@@ -73,7 +73,7 @@ async def test_chunked_body_with_extensions_and_trailers():
     body = b"4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: yes\r\n\r\n"
     async with Peer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
                      b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert resp.content_length is None
         assert [c async for c in resp.iter_chunks(3)] == [b"wik", b"i", b"ped", b"ia"]
@@ -91,7 +91,7 @@ async def test_body_until_close_and_connection_close_are_not_reused():
         await writer.drain()
         writer.close()
     async with Peer([close_delimited]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert await resp.read() == b"all of it"
         resp.release()
@@ -105,7 +105,7 @@ async def test_stale_keep_alive_connection_is_retried_once_for_replayable_reques
         await asyncio.sleep(0.05)
         writer.close()                     # the node drops the idle keep-alive connection
     async with Peer([answer_then_close, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         assert await resp.read() == b"a"
         resp.release()
@@ -123,12 +123,12 @@ async def test_short_body_and_garbage_raise_node_errors():
         await writer.drain()
         writer.close()
     async with Peer([short, b"NOT HTTP AT ALL\r\n\r\n"]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("GET", peer.url, HEADERS)
         with pytest.raises(NodeDisconnected):
             await resp.read()
         resp.release()
-        with pytest.raises(NodeError, match="malformed status line"):
+        with pytest.raises(NodeError, match="malformed response head"):
             await pool.request("GET", peer.url, HEADERS)
         pool.close()
 
@@ -137,7 +137,7 @@ async def test_unreachable_and_stalled_nodes():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    pool = NodePool(read_timeout=0.3)
+    pool = NodePool(read_timeout=0.3, allow_private=True)
     with pytest.raises(NodeUnreachable):
         await pool.request("GET", URL(f"http://127.0.0.1:{port}/b/k"), HEADERS)
 
@@ -157,7 +157,7 @@ async def test_streamed_body_is_sent_in_order_and_a_failing_body_aborts():
             raise RuntimeError("the client body failed verification")
         yield b"c"
     async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"] * 2) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         resp = await pool.request("PUT", peer.url, {**HEADERS, "content-length": "200001"}, chunks(False))
         assert resp.status == 200
         resp.release()
@@ -172,7 +172,7 @@ async def test_streamed_body_is_sent_in_order_and_a_failing_body_aborts():
 async def test_splice_moves_a_body_between_sockets_byte_for_byte():
     payload = os.urandom(3 << 20)
     async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload]) as peer:
-        pool = NodePool()
+        pool = NodePool(allow_private=True)
         received = bytearray()
         done = asyncio.Event()
 
@@ -193,4 +193,111 @@ async def test_splice_moves_a_body_between_sockets_byte_for_byte():
         resp.release()
         client_transport.close()
         server.close()
+        pool.close()
+
+
+# -- issue 17 item 12: node answers are untrusted input -------------------------------------------
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\r\nContent-Length: +10\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n0123456789",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent Length: 3\r\n\r\nabc",
+    b"RTSP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+])
+async def test_ambiguous_response_framing_is_refused(head):
+    async with Peer([head]) as peer:
+        pool = NodePool(allow_private=True)
+        with pytest.raises(NodeError, match="malformed response head"):
+            await pool.request("GET", peer.url, HEADERS)
+        pool.close()
+
+
+@pytest.mark.parametrize("size", [b"0x3", b"+3", b"3_", b" 3", b"-3", b"3 3"])
+async def test_chunk_sizes_are_parsed_strictly(size):
+    async with Peer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\nabc\r\n0\r\n\r\n"]) as peer:
+        pool = NodePool(allow_private=True)
+        resp = await pool.request("GET", peer.url, HEADERS)
+        with pytest.raises(NodeError, match="invalid chunk size"):
+            await resp.read()
+        resp.release()
+        pool.close()
+
+
+async def test_a_coding_other_than_chunked_last_is_read_until_close_not_dechunked():
+    async def xchunked(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+    async with Peer([xchunked]) as peer:
+        pool = NodePool(allow_private=True)
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert await resp.read() == b"3\r\nabc\r\n0\r\n\r\n"
+        resp.release()
+        pool.close()
+
+
+async def _close_without_answering(writer):
+    writer.close()
+
+
+@pytest.mark.parametrize("method, retried", [("POST", False), ("PUT", True)])
+async def test_only_idempotent_requests_are_retried_on_a_stale_connection(method, retried):
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"
+    async with Peer([ok + b"a", _close_without_answering, ok + b"b"]) as peer:
+        pool = NodePool(allow_private=True)
+        resp = await pool.request("GET", peer.url, HEADERS)
+        assert await resp.read() == b"a"
+        resp.release()
+        request = pool.request(method, peer.url, {**HEADERS, "content-length": "3"}, b"abc")
+        if retried:
+            resp = await request
+            assert await resp.read() == b"b"
+            resp.release()
+        else:
+            with pytest.raises(NodeDisconnected):
+                await request
+        await asyncio.sleep(0.1)
+        assert sum(r.startswith(method.encode()) for r in peer.requests) == (2 if retried else 1)
+        pool.close()
+
+
+async def test_a_node_that_stops_reading_an_upload_hits_the_write_deadline():
+    done = asyncio.Event()
+
+    async def read_head_then_stall(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        await done.wait()
+        writer.close()
+    server = await asyncio.start_server(read_head_then_stall, "127.0.0.1", 0)
+    url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/k")
+
+    async def endless():
+        while True:
+            yield b"x" * (1 << 20)
+    pool = NodePool(allow_private=True, write_timeout=0.5)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(NodeTimeout, match="stopped reading"):
+            await asyncio.wait_for(pool.request("PUT", url, {**HEADERS, "content-length": str(1 << 40)}, endless()),
+                                   20)
+        assert asyncio.get_running_loop().time() - started < 10
+    finally:
+        done.set()
+        pool.close()
+        server.close()
+
+
+async def test_a_node_that_never_starts_answering_hits_the_first_byte_deadline():
+    """Issue 17 item 13: a hung node (socket open, no answer) is given up on after ``head_timeout``, not
+    after the idle ``read_timeout`` meant for streams."""
+    async def stall(writer):
+        await asyncio.sleep(30)
+    async with Peer([stall]) as peer:
+        pool = NodePool(read_timeout=300, head_timeout=0.5, allow_private=True)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(NodeTimeout):
+            await asyncio.wait_for(pool.request("GET", peer.url, HEADERS), 20)
+        assert asyncio.get_running_loop().time() - started < 3
         pool.close()

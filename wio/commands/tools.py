@@ -23,7 +23,7 @@ from wio.executables import find_executable
 __all__ = ["register_commands", "upsert_ini_section"]
 
 DEFAULT_REGION = "us-east-1"
-_SECTION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_SECTION_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def credential_options(*, default_expires: str | None):
@@ -54,7 +54,7 @@ def obtain_credentials(state: CliState, *, access_key_id: str | None, secret_acc
 
 
 def _check_section_name(name: str, what: str) -> None:
-    if not _SECTION_NAME_RE.match(name):
+    if not _SECTION_NAME_RE.fullmatch(name):
         raise click.BadParameter(f"{name!r}: {what} names are letters, digits, '.', '_' and '-'")
 
 
