@@ -194,6 +194,8 @@ async def s3_error_middleware(request: web.Request, handler):
         raise
     except S3Error as exc:
         error = exc
+    except SigningError as exc:  # a header checked where the body is set up (Content-MD5, checksums, lengths)
+        error = S3Error(exc.code, exc.message, status=exc.status)
     except Exception:  # noqa: BLE001 - the one place anything becomes an S3 error
         log.exception("internal error request_id=%s", request_id)
         error = S3Error("InternalError")

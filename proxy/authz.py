@@ -99,12 +99,12 @@ class Authorizer:
                                   scope=caller.scope)
         return Target(ws, node, grants)
 
-    async def _round_trip(self, name: str, script, args: list[str]) -> list:
-        """Run one script with a deadline; any Redis failure fails closed (503)."""
+    async def _round_trip(self, name: str, command) -> list:
+        """Run one Redis call (``command()``, a coroutine) with a deadline; any Redis failure fails closed (503)."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
-                reply = await script(args=args)
+                reply = await command()
         except (RespError, OSError, TimeoutError) as exc:
             redis_failed(name)
             raise _unavailable(exc) from None
@@ -114,7 +114,7 @@ class Authorizer:
     async def load(self, akid: str, session_token: str | None,
                    workspaces: list[str]) -> tuple[Caller, list[Target | None]]:
         """Key, user and every named workspace in one round trip. Raises S3Error for bad keys."""
-        reply = await self._round_trip("authorize", self._authorize, [akid, *workspaces])
+        reply = await self._round_trip("authorize", lambda: self._authorize(args=[akid, *workspaces]))
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         targets = []
@@ -125,7 +125,7 @@ class Authorizer:
 
     async def load_visible(self, akid: str, session_token: str | None) -> tuple[Caller, list[tuple[Target, str]]]:
         """For ListBuckets: every workspace the caller can read, with its creation time."""
-        reply = await self._round_trip("list_buckets", self._list_buckets, [akid])
+        reply = await self._round_trip("list_buckets", lambda: self._list_buckets(args=[akid]))
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         out = []
@@ -139,3 +139,9 @@ class Authorizer:
             if grants:
                 out.append((Target(ws, None, grants), ws_fields[6] or "0"))
         return caller, out
+
+    async def share_lists(self, workspace: str) -> dict[str, str]:
+        """Every share list of a workspace as the projection holds it (``u:{user}``/``g:{group}`` -> list),
+        for the read-only ACL views."""
+        flat = await self._round_trip("shares", lambda: self.redis.execute("HGETALL", f"wio:s:{workspace}"))
+        return dict(zip(flat[::2], flat[1::2]))

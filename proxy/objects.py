@@ -65,12 +65,20 @@ async def _prepare_body(call: Call, headers: dict[str, str], limit: int) -> tupl
     """The body to forward (bytes when small, else a verified stream), its payload hash, and its length."""
     verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
     length = verifier.decoded_length
+    body = None
     if length is None:
-        raise S3Error("MissingContentLength")
-    if length > limit:
+        if "chunked" not in call.request.headers.get("Transfer-Encoding", "").lower():
+            raise S3Error("MissingContentLength")
+        # HTTP chunked and no length: the node (and the quota) need the length up front, so a small
+        # body is read whole to learn it; a larger one needs its Content-Length, as S3 requires.
+        body = await read_verified(call.request, verifier, min(SMALL_BODY, limit), too_large="MissingContentLength")
+        length = len(body)
+    elif length > limit:
         raise S3Error("EntityTooLarge", f"This upload is limited to {limit} bytes; use multipart upload")
     headers["content-length"] = str(length)
     call.extra["bytes_in"] = length
+    if body is not None:
+        return body, None, length
     if length <= SMALL_BODY:
         return await read_verified(call.request, verifier, SMALL_BODY), None, length
     return VerifiedBody(call.request, verifier, max_bytes=length), "UNSIGNED-PAYLOAD", length
