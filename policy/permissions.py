@@ -21,6 +21,7 @@ OPERATION_PERMISSIONS: dict[str, str | None] = {
     "AbortMultipartUpload": "write", "DeleteObjects": None,
     # admin
     "DeleteBucket": "admin", "GetBucketAcl": "admin", "GetObjectAcl": "admin",  # the ACLs show every share
+    "PutObjectAcl": "admin",
     # not a workspace grant
     "ListBuckets": None, "CreateBucket": None,
 }

@@ -2,7 +2,7 @@
 
 wio decides access from its own shares (DESIGN.md "Permission levels"); these calls only show that
 decision in S3's shapes, so tools that read bucket configuration work. Writing ACLs or policies stays
-refused (``proxy.operations``). The owner holds FULL_CONTROL; each live share is a grant to its user
+refused (``proxy.operations``), except setting an object's ACL to the one it already has. The owner holds FULL_CONTROL; each live share is a grant to its user
 (CanonicalUser, ID = username) or group (Group, URI ``wio:group/{name}``); a public workspace grants
 READ to S3's AuthenticatedUsers group, as every authenticated wio user may read it. An ACL cannot
 say "only under this prefix": the bucket's ACL lists whole-workspace shares, an object's ACL the
@@ -16,14 +16,16 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from policy.decide import workspace_shares
+from proxy.body import read_verified
 from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_size
 from proxy.relay import xml_response
 from proxy.resources import AUTHZ
+from signing import make_body_verifier
 
-__all__ = ["get_bucket_acl", "get_object_acl", "get_bucket_policy_status"]
+__all__ = ["get_bucket_acl", "get_object_acl", "put_object_acl", "get_bucket_policy_status"]
 
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 _XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
@@ -41,7 +43,8 @@ def _group(uri: str) -> str:
     return f'<Grantee {_XSI} xsi:type="Group"><URI>{escape(uri)}</URI></Grantee>'
 
 
-async def _acl(call: Call, covers, permissions: dict[str, tuple[str, ...]]) -> web.Response:
+async def _grants(call: Call, covers, permissions: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """(Grantee XML, S3 permission) for the owner, every live share ``covers(prefix)`` accepts, and public."""
     ws = call.target.ws
     grants = [(_user(ws.owner), "FULL_CONTROL")]
     shares = workspace_shares(await call.request.app[AUTHZ].share_lists(ws.name), time.time())
@@ -51,20 +54,42 @@ async def _acl(call: Call, covers, permissions: dict[str, tuple[str, ...]]) -> w
             grants += [(grantee, permission) for permission in permissions[level]]
     if ws.public:
         grants.append((_group(AUTHENTICATED_USERS), "READ"))
+    return grants
+
+
+def _acl_response(owner: str, grants: list[tuple[str, str]]) -> web.Response:
     body = "".join(f"<Grant>{grantee}<Permission>{permission}</Permission></Grant>" for grantee, permission in grants)
-    return xml_response(f'<AccessControlPolicy xmlns="{S3_NS}"><Owner><ID>{escape(ws.owner)}</ID><DisplayName>'
-                        f"{escape(ws.owner)}</DisplayName></Owner><AccessControlList>{body}</AccessControlList>"
+    return xml_response(f'<AccessControlPolicy xmlns="{S3_NS}"><Owner><ID>{escape(owner)}</ID><DisplayName>'
+                        f"{escape(owner)}</DisplayName></Owner><AccessControlList>{body}</AccessControlList>"
                         "</AccessControlPolicy>")
 
 
+async def _object_grants(call: Call) -> list[tuple[str, str]]:
+    if await head_size(call, call.target, call.key) is None:
+        raise S3Error("NoSuchKey")
+    return await _grants(call, call.key.startswith, _OBJECT_PERMISSIONS)
+
+
 async def get_bucket_acl(call: Call) -> web.Response:
-    return await _acl(call, lambda prefix: prefix == "", _BUCKET_PERMISSIONS)
+    return _acl_response(call.target.ws.owner, await _grants(call, lambda prefix: prefix == "", _BUCKET_PERMISSIONS))
 
 
 async def get_object_acl(call: Call) -> web.Response:
-    if await head_size(call, call.target, call.key) is None:
-        raise S3Error("NoSuchKey")
-    return await _acl(call, call.key.startswith, _OBJECT_PERMISSIONS)
+    return _acl_response(call.target.ws.owner, await _object_grants(call))
+
+
+async def put_object_acl(call: Call) -> web.Response:
+    """Only the ACL the object already has can be "set": the canned ``private`` on an object that no
+    share or public workspace opens to anyone but its owner. Any other ACL would be a change wio
+    makes with shares, so it is refused as not implemented."""
+    verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
+    body = await read_verified(call.request, verifier, 64 << 10)
+    canned = call.request.headers.get("x-amz-acl", "").strip()
+    grant_headers = [name for name in call.request.headers if name.lower().startswith("x-amz-grant-")]
+    if body.strip() or grant_headers or canned != "private" or len(await _object_grants(call)) > 1:
+        raise S3Error("NotImplemented", "Object access is granted with wio shares, not ACLs; "
+                                        "only the ACL the object already has (private) can be set")
+    return web.Response(status=200)
 
 
 async def get_bucket_policy_status(call: Call) -> web.Response:

@@ -189,7 +189,7 @@ async def s3_error_middleware(request: web.Request, handler):
         if request.transport is None or request.transport.is_closing():
             raise
         error = S3Error("ServiceUnavailable", "The storage node failed during the request")
-    except (ConnectionResetError, aiohttp.ClientConnectionError) as exc:
+    except (ConnectionError, aiohttp.ClientConnectionError) as exc:  # the client went away (reset, broken pipe)
         log.info("connection failed request_id=%s: %s", request_id, exc)
         raise
     except S3Error as exc:

@@ -8,7 +8,7 @@ __all__ = ["HANDLERS"]
 HANDLERS = {
     "CreateBucket": buckets.create_bucket, "DeleteBucket": buckets.delete_bucket, "HeadBucket": buckets.head_bucket,
     "GetBucketLocation": buckets.get_bucket_location, "GetBucketVersioning": buckets.get_bucket_versioning,
-    "GetBucketAcl": acl.get_bucket_acl, "GetObjectAcl": acl.get_object_acl,
+    "GetBucketAcl": acl.get_bucket_acl, "GetObjectAcl": acl.get_object_acl, "PutObjectAcl": acl.put_object_acl,
     "GetBucketPolicyStatus": acl.get_bucket_policy_status,
     "ListObjects": buckets.list_objects, "ListObjectsV2": buckets.list_objects,
     "ListObjectVersions": buckets.list_objects, "ListMultipartUploads": buckets.list_objects,

@@ -19,7 +19,7 @@ from proxy.listing import S3_NS, parse_xml, rewrite_result
 from proxy.quota import Reservation
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
-from signing import make_body_verifier
+from signing import CHECKSUM_HEADERS, make_body_verifier
 
 __all__ = ["forward_object", "put_object", "delete_object", "upload_part", "abort_upload", "complete_upload",
            "create_upload", "delete_objects", "head_size", "object_params", "part_number"]
@@ -61,9 +61,16 @@ async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | N
     return resp
 
 
-async def _prepare_body(call: Call, headers: dict[str, str], limit: int) -> tuple[object, str | None, int]:
-    """The body to forward (bytes when small, else a verified stream), its payload hash, and its length."""
-    verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
+async def _prepare_body(call: Call, headers: dict[str, str], limit: int, *,
+                        checksum_of_body: bool = True) -> tuple[object, str | None, int]:
+    """The body to forward (bytes when small, else a verified stream), its payload hash, and its length.
+
+    ``checksum_of_body=False``: the request's x-amz-checksum-* header is not the body's (on
+    CompleteMultipartUpload it is the whole object's checksum, for the node to check).
+    """
+    request_headers = [(name, value) for name, value in call.request.headers.items()
+                       if checksum_of_body or name.lower() not in CHECKSUM_HEADERS]
+    verifier = make_body_verifier(call.auth, call.signing_ctx, request_headers)
     length = verifier.decoded_length
     body = None
     if length is None:
@@ -163,7 +170,7 @@ async def abort_upload(call: Call) -> web.StreamResponse:
 
 async def complete_upload(call: Call) -> web.StreamResponse:
     headers = forwarded_headers(call)
-    body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY)
+    body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY, checksum_of_body=False)
     old = await head_size(call, call.target, call.key)
     quotas = call.request.app[QUOTAS]
     new_object = 0 if old is not None else 1

@@ -102,8 +102,8 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             return _COPY_OBJECT if "x-amz-copy-source" in headers else _PUT_OBJECT
         if method == "DELETE":
             return _DELETE_OBJECT
-    if method == "GET" and "acl" in query:
-        return _op("GetObjectAcl")
+    if "acl" in query and method in ("GET", "PUT"):
+        return _op("GetObjectAcl" if method == "GET" else "PutObjectAcl", method == "PUT")
     if type(query) is not dict or not _OBJECT_UNSUPPORTED.isdisjoint(query):  # (a dict's lookups are exact)
         for sub in _OBJECT_UNSUPPORTED:
             if sub in query:
