@@ -415,6 +415,16 @@ def test_post_policy_bad_conditions(condition) -> None:
     assert error.code == "InvalidPolicyDocument"
 
 
+@pytest.mark.parametrize("expiration", [
+    "2024-01-02 04:00:00+00:00",      # str(datetime): not the ISO 8601 UTC form S3 requires
+    "2024-01-02T04:00:00+00:00", "2024-01-02T04:00:00", "2024-01-02", "2024-13-02T04:00:00Z", 1704168000, None,
+])
+def test_post_policy_expiration_format(expiration) -> None:
+    error = error_of(lambda: check_post(post_form([{"bucket": "ws"}, ["starts-with", "$key", ""]],
+                                                  expiration=expiration)))
+    assert error.code == "InvalidPolicyDocument"
+
+
 def test_post_policy_expired() -> None:
     error = error_of(lambda: check_post(post_form([], expiration="2024-01-02T03:00:00Z")))
     assert error.code == "AccessDenied" and "expired" in error.message
