@@ -13,7 +13,9 @@ OPERATION_PERMISSIONS: dict[str, str | None] = {
     "GetObject": "read", "HeadObject": "read", "GetObjectTagging": "read", "GetObjectAttributes": "read",
     "ListParts": "read", "ListObjects": "read", "ListObjectsV2": "read", "ListObjectVersions": "read",
     "ListMultipartUploads": "read", "HeadBucket": "read", "GetBucketLocation": "read",
-    "GetBucketVersioning": "read", "GetBucketPolicyStatus": "read",
+    "GetBucketVersioning": "read", "GetBucketPolicyStatus": "read", "GetBucketPolicy": "read",
+    "GetBucketCors": "read", "GetBucketLifecycleConfiguration": "read", "GetBucketTagging": "read",
+    "GetBucketWebsite": "read", "GetBucketReplication": "read", "GetObjectLockConfiguration": "read",
     # write
     "PutObject": "write", "PostObject": "write", "CopyObject": "write", "DeleteObject": "write",
     "PutObjectTagging": "write", "DeleteObjectTagging": "write", "CreateMultipartUpload": "write",

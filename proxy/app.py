@@ -30,7 +30,7 @@ from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
 from proxy.metrics import in_flight_middleware
 from proxy.nodehttp import NodeError
-from proxy.operations import classify
+from proxy.operations import Operation, classify
 from proxy.quota import Quotas
 from proxy.post_object import post_object
 from proxy.sts import is_sts_request, sts_entry
@@ -51,6 +51,7 @@ log = logging.getLogger("wio.proxy")
 _request_ids = [os.urandom(4).hex().upper(), itertools.count()]
 os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(slice(None), [os.urandom(4).hex().upper(),
                                                                                     itertools.count()]))
+_UNSUPPORTED = Operation("Unsupported", None)
 _AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                           "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
 
@@ -88,7 +89,14 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         duplicated = sorted({k for k, _ in params if sum(1 for n, _ in params if n == k) > 1})
         raise S3Error("InvalidArgument", f"Query parameter '{duplicated[0]}' is given more than once")
     request["bucket"], request["key"] = address.bucket, address.key
-    op = classify(request.method, address.bucket, address.key, query, request.headers)
+    unsupported = None
+    try:
+        op = classify(request.method, address.bucket, address.key, query, request.headers)
+    except S3Error as exc:
+        if exc.code != "NotImplemented" or address.bucket is None:
+            raise
+        # S3's order: a bad signature, a missing bucket or no access answer before "not implemented"
+        unsupported, op = exc, _UNSUPPORTED
     request["operation"] = op.name
     headers = list(request.headers.items())
     try:
@@ -129,6 +137,8 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     grants = call.target.grants
     if not grants:
         raise S3Error("AccessDenied")
+    if unsupported is not None:
+        raise unsupported
     if op.name in LISTING_OPERATIONS:
         decision, call.listing = decide_listing(grants, "read", query.get("prefix", ""))
     elif op.permission is None:  # DeleteObjects: each key is authorized by the handler

@@ -40,8 +40,13 @@ def _op(name: str, has_body: bool = False) -> Operation:
 _SERVICE = {"GET": _op("ListBuckets")}
 _BUCKET_GET = {"location": _op("GetBucketLocation"), "versioning": _op("GetBucketVersioning"),
                "uploads": _op("ListMultipartUploads"), "versions": _op("ListObjectVersions")}
-# Configuration wio decides itself but shows read-only, in S3's shapes (proxy.acl)
-_BUCKET_VIEWS = {"acl": _op("GetBucketAcl"), "policyStatus": _op("GetBucketPolicyStatus")}
+# Configuration wio decides itself but shows read-only, in S3's shapes (proxy.views): ACLs and policy
+# status from shares, and the features wio does not offer as S3 shows a bucket without them.
+_BUCKET_VIEWS = {"acl": _op("GetBucketAcl"), "policyStatus": _op("GetBucketPolicyStatus"),
+                 "policy": _op("GetBucketPolicy"), "cors": _op("GetBucketCors"),
+                 "lifecycle": _op("GetBucketLifecycleConfiguration"), "tagging": _op("GetBucketTagging"),
+                 "website": _op("GetBucketWebsite"), "replication": _op("GetBucketReplication"),
+                 "object-lock": _op("GetObjectLockConfiguration")}
 # the plain object operations, built once (an Operation is immutable)
 _GET_OBJECT = _op("GetObject")
 _HEAD_OBJECT = _op("HeadObject")

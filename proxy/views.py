@@ -1,12 +1,15 @@
-"""Read-only S3 views of who may do what: GetBucketAcl, GetObjectAcl, GetBucketPolicyStatus.
+"""Read-only S3 views of what wio decides: ACLs, policy status, and the configuration it does not offer.
 
 wio decides access from its own shares (DESIGN.md "Permission levels"); these calls only show that
 decision in S3's shapes, so tools that read bucket configuration work. Writing ACLs or policies stays
-refused (``proxy.operations``), except setting an object's ACL to the one it already has. The owner holds FULL_CONTROL; each live share is a grant to its user
-(CanonicalUser, ID = username) or group (Group, URI ``wio:group/{name}``); a public workspace grants
-READ to S3's AuthenticatedUsers group, as every authenticated wio user may read it. An ACL cannot
-say "only under this prefix": the bucket's ACL lists whole-workspace shares, an object's ACL the
-shares whose prefix covers its key.
+refused (``proxy.operations``), except setting an object's ACL to the one it already has.
+
+ACLs: the owner holds FULL_CONTROL; each live share is a grant to its user (CanonicalUser, ID =
+username) or group (Group, URI ``wio:group/{name}``); a public workspace grants READ to S3's
+AuthenticatedUsers group, as every authenticated wio user may read it. An ACL cannot say "only under
+this prefix": the bucket's ACL lists whole-workspace shares, an object's ACL the shares whose prefix
+covers its key. Configuration wio does not offer (policy, CORS, lifecycle, tagging, website,
+replication, object lock) reads as S3 reads a bucket that has none: its 404 "not configured" error.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from proxy.relay import xml_response
 from proxy.resources import AUTHZ
 from signing import make_body_verifier
 
-__all__ = ["get_bucket_acl", "get_object_acl", "put_object_acl", "get_bucket_policy_status"]
+__all__ = ["get_bucket_acl", "get_object_acl", "put_object_acl", "get_bucket_policy_status", "not_configured",
+           "NOT_CONFIGURED"]
 
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 _XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
@@ -95,3 +99,16 @@ async def put_object_acl(call: Call) -> web.Response:
 async def get_bucket_policy_status(call: Call) -> web.Response:
     public = "true" if call.target.ws.public else "false"
     return xml_response(f'<PolicyStatus xmlns="{S3_NS}"><IsPublic>{public}</IsPublic></PolicyStatus>')
+
+
+# operation -> S3's error for a bucket without that configuration
+NOT_CONFIGURED = {
+    "GetBucketPolicy": "NoSuchBucketPolicy", "GetBucketCors": "NoSuchCORSConfiguration",
+    "GetBucketLifecycleConfiguration": "NoSuchLifecycleConfiguration", "GetBucketTagging": "NoSuchTagSet",
+    "GetBucketWebsite": "NoSuchWebsiteConfiguration", "GetBucketReplication": "ReplicationConfigurationNotFoundError",
+    "GetObjectLockConfiguration": "ObjectLockConfigurationNotFoundError",
+}
+
+
+async def not_configured(call: Call) -> web.Response:
+    raise S3Error(NOT_CONFIGURED[call.op.name])
