@@ -86,7 +86,8 @@ class VerifiedBody:
             yield held
 
 
-async def read_verified(request: web.Request, verifier, limit: int, too_large: str = "MaxMessageLengthExceeded") -> bytes:
+async def read_verified(request: web.Request, verifier, limit: int,
+                        too_large: str = "MaxMessageLengthExceeded") -> bytes:
     """A small body (XML for DeleteObjects, CompleteMultipartUpload, tagging), read whole and verified;
     more than ``limit`` bytes answers the error code ``too_large``."""
     parts: list[bytes] = []

@@ -38,7 +38,8 @@ class Upstream:
         base = _endpoint(node.endpoint)
         target, headers = sign_s3_request(method, base.raw_authority, bucket, key, params, headers,
                                           payload_hash=payload_hash, access_key=node.access_key,
-                                          secret_key=node.secret_key, region=node.region, now=datetime.now(timezone.utc))
+                                          secret_key=node.secret_key, region=node.region,
+                                          now=datetime.now(timezone.utc))
         return URL(str(base.origin()) + target, encoded=True), headers
 
     async def send(self, node: NodeView, method: str, bucket: str, key: str | None,

@@ -96,7 +96,7 @@ _EXPIRATION = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
 
 def _parse_expiration(value: object) -> datetime:
     if not isinstance(value, str) or _EXPIRATION.fullmatch(value) is None:
-        raise _invalid_policy(f"Invalid 'expiration' value: {value!r} (expected ISO 8601 UTC, 2007-12-01T12:00:00.000Z)")
+        raise _invalid_policy(f"Invalid 'expiration' value: {value!r} (ISO 8601 UTC: 2007-12-01T12:00:00.000Z)")
     try:
         moment = datetime.fromisoformat(value[:19])
     except ValueError:

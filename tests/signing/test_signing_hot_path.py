@@ -239,7 +239,8 @@ def test_s3_request_target_sorts_after_encoding():
     """SigV4 sorts the encoded pairs: 'é' (%C3%A9) before '~x', whatever their decoded order."""
     from signing import s3_request_target
     assert s3_request_target("b", "k", [("~x", "1"), ("é", "2")]) == ("/b/k", "%C3%A9=2&~x=1")
-    assert s3_request_target("b", None, [("prefix", "a b+c"), ("list-type", "2")]) == ("/b", "list-type=2&prefix=a%20b%2Bc")
+    assert s3_request_target("b", None, [("prefix", "a b+c"), ("list-type", "2")]) == \
+        ("/b", "list-type=2&prefix=a%20b%2Bc")
 
 
 @pytest.mark.parametrize("key, params", [
