@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
 
 import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from yarl import URL
 
 from policy.models import Workspace
-from policy.nodes import EMPTY_SHA256, S3_NS, NodeClient, NodeError
-from signing import sign_request
+from policy.nodes import S3_NS, NodeClient, NodeError
 from wio.safexml import XMLRefused, parse_untrusted_xml
 from wio.secrets import SecretBox
 
@@ -110,12 +108,9 @@ async def list_page(route: WorkspaceRoute, after: str, max_keys: int = PAGE_SIZE
 async def head_object(route: WorkspaceRoute, key: str, timeout: float = 15) -> ObjectHead | None:
     """HeadObject through the node; None when the object does not exist (any more)."""
     client = route.client
-    path = "/" + quote(route.bucket, safe="") + "/" + quote(route.prefix + key, safe="/~")
-    headers = {"host": URL(client.endpoint).raw_authority}
-    headers.update(sign_request("HEAD", path, "", headers, payload_hash=EMPTY_SHA256, access_key=client.access_key,
-                                secret_key=client.secret_key, region=client.region, now=datetime.now(timezone.utc)))
+    url, headers = client.signed("HEAD", route.bucket, route.prefix + key, [])
     try:
-        async with client.session.head(URL(client.endpoint + path, encoded=True), headers=headers,
+        async with client.session.head(url, headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             if resp.status == 404:
                 return None

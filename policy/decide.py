@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["LEVELS", "Grant", "Decision", "WorkspaceView", "effective_grants", "decide_object", "decide_listing",
-           "ListingFilter"]
+           "ListingFilter", "workspace_shares"]
 
 LEVELS = {"read": 1, "write": 2, "admin": 3}
 
@@ -154,3 +154,15 @@ def decide_listing(grants: list[Grant], needed: str, prefix: str) -> tuple[Decis
     if covering:
         return Decision(True, covering[0].label), ListingFilter(("",))
     return Decision(True, usable[0].label), ListingFilter(tuple(sorted({g.prefix for g in usable})))
+
+
+def workspace_shares(share_hash: dict[str, str], now: float) -> list[tuple[str, str, str, str]]:
+    """Every live share of a workspace, ``(kind, name, permission, prefix)`` with kind ``user`` or
+    ``group``, from its projection hash (``wio:s:{workspace}``: ``u:{user}``/``g:{group}`` -> share list)."""
+    out = []
+    for field_name, raw in sorted(share_hash.items()):
+        kind, _, name = field_name.partition(":")
+        for permission, prefix, expires, _share_id in _share_list(raw):
+            if not expires or expires > now:
+                out.append(("user" if kind == "u" else "group", name, permission, prefix))
+    return out

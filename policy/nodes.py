@@ -10,13 +10,12 @@ import hashlib
 import ipaddress
 import socket
 from datetime import datetime, timezone
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from signing import sign_request
+from signing import sign_s3_request
 from wio.safexml import XMLRefused, parse_untrusted_xml
 
 __all__ = ["NodeError", "check_endpoint", "check_address", "resolve_checked", "GuardedResolver", "node_session",
@@ -115,16 +114,17 @@ class NodeClient:
         self.session, self.endpoint, self.region = session, endpoint.rstrip("/"), region
         self.access_key, self.secret_key = access_key, secret_key
 
+    def signed(self, method: str, bucket: str, key: str, query: list[tuple[str, str]]) -> tuple[URL, dict[str, str]]:
+        """The URL and signed headers of a body-less request (``bucket`` "" is the service, ``key`` "" the bucket)."""
+        target, headers = sign_s3_request(method, URL(self.endpoint).raw_authority, bucket, key or None, query, {},
+                                          payload_hash=EMPTY_SHA256, access_key=self.access_key,
+                                          secret_key=self.secret_key, region=self.region,
+                                          now=datetime.now(timezone.utc))
+        return URL(self.endpoint + target, encoded=True), headers
+
     async def request(self, method: str, bucket: str, key: str = "", query: list[tuple[str, str]] | None = None,
                       timeout: float = 15) -> tuple[int, bytes]:
-        path = "/" + quote(bucket, safe="") + ("/" + quote(key, safe="/~") if key else "")
-        query = query or []
-        raw_query = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in query)
-        headers = {"host": URL(self.endpoint).raw_authority}
-        headers.update(sign_request(method, path, raw_query, headers, payload_hash=EMPTY_SHA256,
-                                    access_key=self.access_key, secret_key=self.secret_key, region=self.region,
-                                    now=datetime.now(timezone.utc)))
-        url = URL(self.endpoint + path + ("?" + raw_query if raw_query else ""), encoded=True)
+        url, headers = self.signed(method, bucket, key, query or [])
         try:
             async with self.session.request(method, url, headers=headers,
                                             timeout=aiohttp.ClientTimeout(total=timeout)) as resp:

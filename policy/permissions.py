@@ -13,14 +13,17 @@ OPERATION_PERMISSIONS: dict[str, str | None] = {
     "GetObject": "read", "HeadObject": "read", "GetObjectTagging": "read", "GetObjectAttributes": "read",
     "ListParts": "read", "ListObjects": "read", "ListObjectsV2": "read", "ListObjectVersions": "read",
     "ListMultipartUploads": "read", "HeadBucket": "read", "GetBucketLocation": "read",
-    "GetBucketVersioning": "read",
+    "GetBucketVersioning": "read", "GetBucketPolicyStatus": "read", "GetBucketPolicy": "read",
+    "GetBucketCors": "read", "GetBucketLifecycleConfiguration": "read", "GetBucketTagging": "read",
+    "GetBucketWebsite": "read", "GetBucketReplication": "read", "GetObjectLockConfiguration": "read",
     # write
     "PutObject": "write", "PostObject": "write", "CopyObject": "write", "DeleteObject": "write",
     "PutObjectTagging": "write", "DeleteObjectTagging": "write", "CreateMultipartUpload": "write",
     "UploadPart": "write", "UploadPartCopy": "write", "CompleteMultipartUpload": "write",
     "AbortMultipartUpload": "write", "DeleteObjects": None,
     # admin
-    "DeleteBucket": "admin",
+    "DeleteBucket": "admin", "GetBucketAcl": "admin", "GetObjectAcl": "admin",  # the ACLs show every share
+    "PutObjectAcl": "admin",
     # not a workspace grant
     "ListBuckets": None, "CreateBucket": None,
 }

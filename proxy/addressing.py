@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import unquote_to_bytes
 
 from proxy.errors import S3Error
 
-__all__ = ["Address", "parse_address", "decode_key", "encode_key", "MAX_KEY_BYTES"]
+__all__ = ["Address", "parse_address", "decode_key", "MAX_KEY_BYTES"]
 
 MAX_KEY_BYTES = 1024
 
@@ -56,11 +56,6 @@ def check_key(key: str) -> None:
     # control characters are not printable: a printable key has none
     if not key.isprintable() and _CONTROL.search(key):
         raise S3Error("InvalidArgument", "Object keys cannot contain control characters")
-
-
-def encode_key(key: str) -> str:
-    """The canonical URI encoding of a key (RFC 3986 unreserved kept, '/' kept), as S3 signs it."""
-    return quote(key.encode("utf-8"), safe="/~")
 
 
 def parse_address(raw_path: str, host: str | None, s3_domain: str | None) -> Address:

@@ -31,7 +31,7 @@ from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
 from proxy.metrics import in_flight_middleware
 from proxy.nodehttp import NodeError
-from proxy.operations import classify
+from proxy.operations import Operation, classify
 from proxy.quota import Quotas
 from proxy.post_object import post_object
 from proxy.sts import is_sts_request, sts_entry
@@ -53,6 +53,7 @@ CLIENT_CLOSED = 499
 _request_ids = [os.urandom(4).hex().upper(), itertools.count()]
 os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(slice(None), [os.urandom(4).hex().upper(),
                                                                                     itertools.count()]))
+_UNSUPPORTED = Operation("Unsupported", None)
 _AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                           "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
 
@@ -113,7 +114,14 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         duplicated = sorted({k for k, _ in params if sum(1 for n, _ in params if n == k) > 1})
         raise S3Error("InvalidArgument", f"Query parameter '{duplicated[0]}' is given more than once")
     request["bucket"], request["key"] = address.bucket, address.key
-    op = classify(request.method, address.bucket, address.key, query, request.headers)
+    unsupported = None
+    try:
+        op = classify(request.method, address.bucket, address.key, query, request.headers)
+    except S3Error as exc:
+        if exc.code != "NotImplemented" or address.bucket is None:
+            raise
+        # S3's order: a bad signature, a missing bucket or no access answer before "not implemented"
+        unsupported, op = exc, _UNSUPPORTED
     request["operation"] = op.name
     try:
         auth = parse_request_auth(request.method, raw_path, raw_query, headers, now=datetime.now(timezone.utc),
@@ -153,6 +161,8 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     grants = call.target.grants
     if not grants:
         raise S3Error("AccessDenied")
+    if unsupported is not None:
+        raise unsupported
     if op.name in LISTING_OPERATIONS:
         decision, call.listing = decide_listing(grants, "read", query.get("prefix", ""))
     elif op.permission is None:  # DeleteObjects: each key is authorized by the handler
@@ -214,8 +224,8 @@ async def s3_error_middleware(request: web.Request, handler):
         if request.transport is None or request.transport.is_closing():
             account(request, request.app[SINK], error.status, error, started)
             raise
-    except (ConnectionResetError, aiohttp.ClientConnectionError, asyncio.CancelledError) as exc:
-        # The client went away (aiohttp may cancel the handler then): the request still leaves its one
+    except (ConnectionError, aiohttp.ClientConnectionError, asyncio.CancelledError) as exc:
+        # The client went away (reset, broken pipe; aiohttp may cancel the handler then): the request still leaves its one
         # access-log line and audit entry, with nginx's 499 "client closed request".
         log.info("connection failed request_id=%s: %r", request_id, exc)
         account(request, request.app[SINK], CLIENT_CLOSED,
@@ -223,6 +233,8 @@ async def s3_error_middleware(request: web.Request, handler):
         raise
     except S3Error as exc:
         error = exc
+    except SigningError as exc:  # a header checked where the body is set up (Content-MD5, checksums, lengths)
+        error = S3Error(exc.code, exc.message, status=exc.status)
     except Exception:  # noqa: BLE001 - the one place anything becomes an S3 error
         log.exception("internal error request_id=%s", request_id)
         error = S3Error("InternalError")

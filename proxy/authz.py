@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import policy
@@ -99,10 +101,10 @@ class Authorizer:
                                   scope=caller.scope)
         return Target(ws, node, grants)
 
-    async def _round_trip(self, name: str, script, args: list[str]) -> list:
-        """Run one script with a deadline; any Redis failure fails closed (503). The first argument is
-        the run_id of the server this process is connected to: the scripts trust a projection only
-        when the API has verified it on that very server (a failover or restart changes it)."""
+    async def _round_trip(self, name: str, command: Callable[[str], Awaitable[Any]]) -> Any:
+        """Run one Redis call with a deadline; any Redis failure fails closed (503). ``command`` is given
+        the run_id of the server this process is connected to: the scripts trust a projection only when
+        the API has verified it on that very server (a failover or a restart changes it)."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
@@ -110,7 +112,7 @@ class Authorizer:
                 if server_id is None:
                     await self.redis.connect()
                     server_id = self.redis.server_id or ""
-                reply = await script(args=[server_id, *args])
+                reply = await command(server_id)
         except (RespError, OSError, TimeoutError) as exc:
             redis_failed(name)
             raise _unavailable(exc) from None
@@ -120,7 +122,7 @@ class Authorizer:
     async def load(self, akid: str, session_token: str | None,
                    workspaces: list[str]) -> tuple[Caller, list[Target | None]]:
         """Key, user and every named workspace in one round trip. Raises S3Error for bad keys."""
-        reply = await self._round_trip("authorize", self._authorize, [akid, *workspaces])
+        reply = await self._round_trip("authorize", lambda sid: self._authorize(args=[sid, akid, *workspaces]))
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         targets = []
@@ -131,7 +133,7 @@ class Authorizer:
 
     async def load_visible(self, akid: str, session_token: str | None) -> tuple[Caller, list[tuple[Target, str]]]:
         """For ListBuckets: every workspace the caller can read, with its creation time."""
-        reply = await self._round_trip("list_buckets", self._list_buckets, [akid])
+        reply = await self._round_trip("list_buckets", lambda sid: self._list_buckets(args=[sid, akid]))
         now = time.time()
         caller = self._caller(akid, reply, session_token, now)
         out = []
@@ -145,3 +147,9 @@ class Authorizer:
             if grants:
                 out.append((Target(ws, None, grants), ws_fields[6] or "0"))
         return caller, out
+
+    async def share_lists(self, workspace: str) -> dict[str, str]:
+        """Every share list of a workspace as the projection holds it (``u:{user}``/``g:{group}`` -> list),
+        for the read-only ACL views."""
+        flat = await self._round_trip("shares", lambda _sid: self.redis.execute("HGETALL", f"wio:s:{workspace}"))
+        return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -86,8 +86,10 @@ class VerifiedBody:
             yield held
 
 
-async def read_verified(request: web.Request, verifier, limit: int) -> bytes:
-    """A small body (XML for DeleteObjects, CompleteMultipartUpload, tagging), read whole and verified."""
+async def read_verified(request: web.Request, verifier, limit: int,
+                        too_large: str = "MaxMessageLengthExceeded") -> bytes:
+    """A small body (XML for DeleteObjects, CompleteMultipartUpload, tagging), read whole and verified;
+    more than ``limit`` bytes answers the error code ``too_large``."""
     parts: list[bytes] = []
     size = 0
     try:
@@ -95,7 +97,7 @@ async def read_verified(request: web.Request, verifier, limit: int) -> bytes:
             out = verifier.feed(data)
             size += len(out)
             if size > limit:
-                raise S3Error("MaxMessageLengthExceeded", f"This request body is limited to {limit} bytes")
+                raise S3Error(too_large, f"This request body is limited to {limit} bytes")
             parts.append(out)
         verifier.finish()
     except SigningError as exc:

@@ -19,7 +19,7 @@ from proxy.listing import S3_NS, parse_xml, rewrite_result
 from proxy.quota import object_identity, seen_through
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
-from signing import make_body_verifier
+from signing import CHECKSUM_HEADERS, make_body_verifier
 
 __all__ = ["forward_object", "put_object", "delete_object", "upload_part", "abort_upload", "complete_upload",
            "create_upload", "delete_objects", "head_object", "head_size", "object_params", "part_number"]
@@ -74,16 +74,31 @@ async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | N
     return resp
 
 
-async def _prepare_body(call: Call, headers: dict[str, str], limit: int) -> tuple[object, str | None, int]:
-    """The body to forward (bytes when small, else a verified stream), its payload hash, and its length."""
-    verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
+async def _prepare_body(call: Call, headers: dict[str, str], limit: int, *,
+                        checksum_of_body: bool = True) -> tuple[object, str | None, int]:
+    """The body to forward (bytes when small, else a verified stream), its payload hash, and its length.
+
+    ``checksum_of_body=False``: the request's x-amz-checksum-* header is not the body's (on
+    CompleteMultipartUpload it is the whole object's checksum, for the node to check).
+    """
+    request_headers = [(name, value) for name, value in call.request.headers.items()
+                       if checksum_of_body or name.lower() not in CHECKSUM_HEADERS]
+    verifier = make_body_verifier(call.auth, call.signing_ctx, request_headers)
     length = verifier.decoded_length
+    body = None
     if length is None:
-        raise S3Error("MissingContentLength")
-    if length > limit:
+        if "chunked" not in call.request.headers.get("Transfer-Encoding", "").lower():
+            raise S3Error("MissingContentLength")
+        # HTTP chunked and no length: the node (and the quota) need the length up front, so a small
+        # body is read whole to learn it; a larger one needs its Content-Length, as S3 requires.
+        body = await read_verified(call.request, verifier, min(SMALL_BODY, limit), too_large="MissingContentLength")
+        length = len(body)
+    elif length > limit:
         raise S3Error("EntityTooLarge", f"This upload is limited to {limit} bytes; use multipart upload")
     headers["content-length"] = str(length)
     call.extra["bytes_in"] = length
+    if body is not None:
+        return body, None, length
     if length <= SMALL_BODY:
         return await read_verified(call.request, verifier, SMALL_BODY), None, length
     return VerifiedBody(call.request, verifier, max_bytes=length), "UNSIGNED-PAYLOAD", length
@@ -169,7 +184,7 @@ async def complete_upload(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
     await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
     headers = forwarded_headers(call)
-    body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY)
+    body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY, checksum_of_body=False)
     async with quotas.exclusive(call.target.ws, [call.key]):
         old = await head_size(call, call.target, call.key)
         new_object = 0 if old is not None else 1

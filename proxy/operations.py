@@ -40,6 +40,13 @@ def _op(name: str, has_body: bool = False) -> Operation:
 _SERVICE = {"GET": _op("ListBuckets")}
 _BUCKET_GET = {"location": _op("GetBucketLocation"), "versioning": _op("GetBucketVersioning"),
                "uploads": _op("ListMultipartUploads"), "versions": _op("ListObjectVersions")}
+# Configuration wio decides itself but shows read-only, in S3's shapes (proxy.views): ACLs and policy
+# status from shares, and the features wio does not offer as S3 shows a bucket without them.
+_BUCKET_VIEWS = {"acl": _op("GetBucketAcl"), "policyStatus": _op("GetBucketPolicyStatus"),
+                 "policy": _op("GetBucketPolicy"), "cors": _op("GetBucketCors"),
+                 "lifecycle": _op("GetBucketLifecycleConfiguration"), "tagging": _op("GetBucketTagging"),
+                 "website": _op("GetBucketWebsite"), "replication": _op("GetBucketReplication"),
+                 "object-lock": _op("GetObjectLockConfiguration")}
 # the plain object operations, built once (an Operation is immutable)
 _GET_OBJECT = _op("GetObject")
 _HEAD_OBJECT = _op("HeadObject")
@@ -62,6 +69,10 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             raise S3Error("MethodNotAllowed")
         return op
     if key is None:
+        if method == "GET":
+            for sub, op in _BUCKET_VIEWS.items():
+                if sub in query:
+                    return op
         if type(query) is not dict or not BUCKET_CONFIG_SUBRESOURCES.isdisjoint(query):  # (a dict's lookups are exact)
             for sub in BUCKET_CONFIG_SUBRESOURCES:
                 if sub in query:
@@ -96,6 +107,8 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             return _COPY_OBJECT if "x-amz-copy-source" in headers else _PUT_OBJECT
         if method == "DELETE":
             return _DELETE_OBJECT
+    if "acl" in query and method in ("GET", "PUT"):
+        return _op("GetObjectAcl" if method == "GET" else "PutObjectAcl", method == "PUT")
     if type(query) is not dict or not _OBJECT_UNSUPPORTED.isdisjoint(query):  # (a dict's lookups are exact)
         for sub in _OBJECT_UNSUPPORTED:
             if sub in query:

@@ -1,8 +1,8 @@
 """Step 4: forward to the node, re-signed with the node's own credentials, streaming both ways.
 
 Keep-alive connections per node endpoint (``proxy.nodehttp``). Backend URLs are built already
-encoded (``yarl.URL(..., encoded=True)``) from the canonical key encoding, so a key reaches the
-backend byte for byte, and the canonical URI we sign is exactly the path we send.
+encoded (``yarl.URL(..., encoded=True)``) by ``signing.sign_s3_request``, the one S3 request
+builder, so a key reaches the backend byte for byte and the request we sign is exactly the one we send.
 """
 from __future__ import annotations
 
@@ -11,26 +11,18 @@ import hashlib
 import time
 from datetime import datetime, timezone
 from typing import AsyncIterable
-from urllib.parse import quote
-
 from yarl import URL
 
-from proxy.addressing import encode_key
 from proxy.authz import NodeView
 from proxy.errors import S3Error
 from proxy.metrics import backend_failed, observe_backend
 from proxy.nodehttp import NodeError, NodePool, NodeResponse, NodeTimeout
-from signing import amz_date, sign_canonical
+from signing import sign_s3_request
 
-__all__ = ["Upstream", "canonical_query", "EMPTY_SHA256", "UNSIGNED"]
+__all__ = ["Upstream", "EMPTY_SHA256", "UNSIGNED"]
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED = "UNSIGNED-PAYLOAD"
-
-
-def canonical_query(params: list[tuple[str, str]]) -> str:
-    """RFC 3986 encoding of each name and value, sorted: what SigV4 signs and what we send."""
-    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params))
 
 
 class Upstream:
@@ -45,15 +37,12 @@ class Upstream:
 
     def build(self, node: NodeView, method: str, bucket: str, key: str | None, params: list[tuple[str, str]],
               headers: dict[str, str], payload_hash: str) -> tuple[URL, dict[str, str]]:
-        path = "/" + quote(bucket, safe="") + ("/" + encode_key(key) if key is not None else "")
-        raw_query = canonical_query(params)
         base = _endpoint(node.endpoint)
-        headers = {**headers, "host": base.raw_authority}
-        headers.update(sign_canonical(method, path, raw_query, headers, payload_hash=payload_hash,
-                                      access_key=node.access_key, secret_key=node.secret_key, region=node.region,
-                                      amz_date=amz_date(datetime.now(timezone.utc))))
-        url = URL(str(base.origin()) + path + ("?" + raw_query if raw_query else ""), encoded=True)
-        return url, headers
+        target, headers = sign_s3_request(method, base.raw_authority, bucket, key, params, headers,
+                                          payload_hash=payload_hash, access_key=node.access_key,
+                                          secret_key=node.secret_key, region=node.region,
+                                          now=datetime.now(timezone.utc))
+        return URL(str(base.origin()) + target, encoded=True), headers
 
     async def send(self, node: NodeView, method: str, bucket: str, key: str | None,
                    params: list[tuple[str, str]], headers: dict[str, str], *,

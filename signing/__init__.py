@@ -66,8 +66,8 @@ from .chunked import ChunkedDecoder, ChunkEnd, ChunkHeader, EndOfBody, Trailer, 
 from .errors import STATUS, SigningError
 from .keys import credential_scope, derive_signing_key, signature, string_to_sign
 from .post_policy import PostPolicy, PostPolicyResult, parse_post_policy, verify_post_policy
-from .sign import (ChunkSigner, amz_date, presign_query, presign_url, sign_canonical, sign_request,
-                   sign_request_with_context)
+from .sign import (ChunkSigner, amz_date, presign_query, presign_url, s3_request_target, sign_canonical, sign_request,
+                   sign_request_with_context, sign_s3_request)
 from .verify import SigningContext, verify_signature
 
 __all__ = [
@@ -97,6 +97,8 @@ __all__ = [
     # signing
     "sign_request",
     "sign_canonical",
+    "sign_s3_request",
+    "s3_request_target",
     "sign_request_with_context",
     "presign_query",
     "presign_url",

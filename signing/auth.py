@@ -12,7 +12,7 @@ What is enforced here, each with S3's error code:
   service is ``s3`` and whose terminator is ``aws4_request`` (``AuthorizationHeaderMalformed`` /
   ``AuthorizationQueryParametersError``);
 - the clock: 15 minutes of skew for header auth (``RequestTimeTooSkewed``); for presigned URLs
-  1 <= X-Amz-Expires <= 604800 and not expired (``AccessDenied``);
+  X-Amz-Expires <= 604800 and not expired (``AccessDenied``; 0 has expired on arrival);
 - header auth carries x-amz-content-sha256 with one of the values S3 accepts;
 - ``host`` is signed, and so is every ``x-amz-*`` header present except x-amz-content-sha256
   (which the canonical request covers anyway): otherwise a man in the middle could add, say,
@@ -437,8 +437,6 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     if not (expires_raw.isascii() and expires_raw.isdigit()):
         raise SigningError(code, "X-Amz-Expires should be a number")
     expires = int(expires_raw)
-    if expires < 1:
-        raise SigningError(code, "X-Amz-Expires must be non-negative")
     if expires > MAX_PRESIGN_EXPIRES:
         raise SigningError(code, "X-Amz-Expires must be less than a week (in seconds) that is 604800")
     signature = params["X-Amz-Signature"]
@@ -451,7 +449,8 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
     signed, signed_set = split
 
     current = now.timestamp() if now.tzinfo is not None else _epoch(now)
-    if current > request_time + expires:
+    # X-Amz-Expires=0: valid for no time at all, so expired when it arrives (S3 answers 403, not 400)
+    if current > request_time + expires or expires == 0:
         raise SigningError("AccessDenied", "Request has expired",
                            details={"X-Amz-Expires": expires_raw, "Expires": amz_date})
     if request_time - current > max_skew_seconds:

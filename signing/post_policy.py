@@ -23,6 +23,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -90,19 +91,18 @@ def _invalid_policy(message: str) -> SigningError:
     return SigningError("InvalidPolicyDocument", f"Invalid Policy: {message}")
 
 
+# "The date must be in ISO 8601 UTC format" (sigv4-HTTPPOSTConstructPolicy.html): 2007-12-01T12:00:00.000Z
+_EXPIRATION = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
+
+
 def _parse_expiration(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise _invalid_policy("expiration must be an ISO 8601 string.")
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
+    if not isinstance(value, str) or _EXPIRATION.fullmatch(value) is None:
+        raise _invalid_policy(f"Invalid 'expiration' value: {value!r} (ISO 8601 UTC: 2007-12-01T12:00:00.000Z)")
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(value[:19])
     except ValueError:
         raise _invalid_policy(f"Invalid 'expiration' value: {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=timezone.utc)
 
 
 def _field_name(value: object) -> str:

@@ -19,6 +19,7 @@ from .canonical import (
     canonical_request,
     canonical_uri,
     collect_headers,
+    uri_encode,
 )
 from .checksums import CHECKSUM_HEADERS, Checksum
 from .chunked import encode_chunk, encode_last_chunk
@@ -31,6 +32,8 @@ __all__ = [
     "sign_request",
     "sign_request_with_context",
     "sign_canonical",
+    "s3_request_target",
+    "sign_s3_request",
     "presign_query",
     "presign_url",
     "ChunkSigner",
@@ -151,6 +154,46 @@ def sign_canonical(
     added["authorization"] = (f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_line}, "
                               f"Signature={outer.hexdigest()}")
     return added
+
+
+def s3_request_target(bucket: str, key: str | None, params: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    """The canonical path and query of a path-style S3 request (``key=None`` addresses the bucket).
+
+    Both are built canonical, so the request line sent is exactly what is signed: each key byte
+    outside the unreserved set percent-encoded once, ``/`` kept; query names and values encoded,
+    then sorted (SigV4 sorts the encoded pairs: ``%C3%A9=2`` comes before ``~x=1``).
+    """
+    path = "/" + uri_encode(bucket.encode(), keep_slash=False)
+    if key is not None:
+        path += "/" + uri_encode(key.encode("utf-8", "surrogateescape"), keep_slash=True)
+    return path, canonical_query_from_pairs(params)
+
+
+def sign_s3_request(
+    method: str,
+    host: str,
+    bucket: str,
+    key: str | None,
+    params: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+    *,
+    payload_hash: str,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    now: datetime,
+) -> tuple[str, dict[str, str]]:
+    """The one builder of S3 requests to a node (the proxy's re-signing, the node client, the crawler).
+
+    ``headers`` have lower-case names and one value each. Returns the request target
+    (``path?query``, already encoded: send it as is) and the headers to send, Host and signature
+    included.
+    """
+    path, query = s3_request_target(bucket, key, params)
+    out = {**headers, "host": host}
+    out.update(sign_canonical(method, path, query, out, payload_hash=payload_hash, access_key=access_key,
+                              secret_key=secret_key, region=region, amz_date=amz_date(now)))
+    return (path + "?" + query if query else path), out
 
 
 def sign_request(

@@ -128,11 +128,19 @@ def test_classify_refusals_are_unchanged() -> None:
     for method in ("POST", "PATCH"):
         with pytest.raises(S3Error):
             classify(method, "b", "k", {}, {})
-    for sub in ("acl", "retention", "torrent"):
+    for sub in ("retention", "torrent"):
         with pytest.raises(S3Error) as caught:
             classify("GET", "b", "k", {sub: "", "x": "1"}, {})
         assert re.search(sub, caught.value.message)
     with pytest.raises(S3Error) as caught:
-        classify("GET", "b", None, {"list-type": "2", "policy": ""}, {})
+        classify("PUT", "b", None, {"policy": ""}, {})
     assert "policy" in caught.value.message
+    with pytest.raises(S3Error) as caught:
+        classify("GET", "b", None, {"list-type": "2", "encryption": ""}, {})
+    assert "encryption" in caught.value.message
+    # read-only views (proxy.views): ACLs from shares, and S3's "not configured" for what wio does not offer
+    assert classify("GET", "b", "k", {"acl": "", "x": "1"}, {}).name == "GetObjectAcl"
+    assert classify("PUT", "b", "k", {"acl": ""}, {}).name == "PutObjectAcl"
+    assert classify("GET", "b", None, {"acl": ""}, {}).name == "GetBucketAcl"
+    assert classify("GET", "b", None, {"list-type": "2", "policy": ""}, {}).name == "GetBucketPolicy"
     assert classify("GET", "b", None, {"list-type": "2", "prefix": "a/"}, {}).name == "ListObjectsV2"

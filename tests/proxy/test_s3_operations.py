@@ -89,10 +89,11 @@ def test_tagging_and_bucket_level_reads(person, workspace):
 
 @pytest.mark.parametrize("call", [
     lambda s3, b: s3.put_bucket_policy(Bucket=b, Policy="{}"),
-    lambda s3, b: s3.get_bucket_policy(Bucket=b),
+    lambda s3, b: s3.delete_bucket_policy(Bucket=b),
     lambda s3, b: s3.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET"],
                                                                                  "AllowedOrigins": ["*"]}]}),
-    lambda s3, b: s3.get_bucket_lifecycle_configuration(Bucket=b),
+    lambda s3, b: s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}),
     lambda s3, b: s3.put_bucket_acl(Bucket=b, ACL="public-read"),
     lambda s3, b: s3.get_bucket_encryption(Bucket=b),
 ])
@@ -187,6 +188,15 @@ def test_delete_objects_authorizes_every_key(person, other, workspace):
     assert sorted(d["Key"] for d in result["Deleted"]) == ["open/a", "open/b"]
     assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("closed/c", "AccessDenied")]
     assert [o["Key"] for o in person.s3.list_objects_v2(Bucket=workspace)["Contents"]] == ["closed/c"]
+
+
+def test_unsupported_operations_check_bucket_and_access_first(stack, person, other, workspace):
+    """S3's order: a missing bucket (404) or no access (403) answers before 'not implemented' (501)."""
+    for bucket, s3, expected in ((unique("missing"), person.s3, "NoSuchBucket"), (workspace, other.s3, "AccessDenied"),
+                                 (workspace, person.s3, "NotImplemented")):
+        with pytest.raises(ClientError) as exc:
+            s3.put_bucket_policy(Bucket=bucket, Policy="{}")
+        assert code(exc) == expected
 
 
 def test_unknown_operations_answer_not_implemented(stack, person, workspace):

@@ -231,7 +231,10 @@ def test_presigned_expiry_rules() -> None:
     assert (error.code, error.message) == ("AccessDenied", "Request has expired")
     error = error_of(lambda: parse(headers, query=presigned(600), now=NOW - timedelta(hours=1)))
     assert error.code == "AccessDenied" and "not valid yet" in error.message
-    for expires in ("0", "604801", "-5", "ten", ""):
+    zero = presigned(600).replace("X-Amz-Expires=600", "X-Amz-Expires=0")   # valid for no time: expired on arrival
+    error = error_of(lambda: parse(headers, query=zero))
+    assert (error.code, error.message) == ("AccessDenied", "Request has expired")
+    for expires in ("604801", "-5", "ten", ""):
         query = presigned(600).replace("X-Amz-Expires=600", f"X-Amz-Expires={expires}")
         error = error_of(lambda: parse(headers, query=query))
         assert error.code == "AuthorizationQueryParametersError", expires
@@ -409,6 +412,16 @@ def test_post_policy_malformed(mutate, code) -> None:
 ])
 def test_post_policy_bad_conditions(condition) -> None:
     error = error_of(lambda: check_post(post_form([condition])))
+    assert error.code == "InvalidPolicyDocument"
+
+
+@pytest.mark.parametrize("expiration", [
+    "2024-01-02 04:00:00+00:00",      # str(datetime): not the ISO 8601 UTC form S3 requires
+    "2024-01-02T04:00:00+00:00", "2024-01-02T04:00:00", "2024-01-02", "2024-13-02T04:00:00Z", 1704168000, None,
+])
+def test_post_policy_expiration_format(expiration) -> None:
+    error = error_of(lambda: check_post(post_form([{"bucket": "ws"}, ["starts-with", "$key", ""]],
+                                                  expiration=expiration)))
     assert error.code == "InvalidPolicyDocument"
 
 

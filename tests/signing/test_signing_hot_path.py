@@ -215,15 +215,14 @@ def test_long_credentials_and_signed_header_lists_are_split_without_the_cache() 
     ("k", [("list-type", "2"), ("prefix", "a b/é"), ("delimiter", "/"), ("max-keys", "1000")],
      {"range": "bytes=0-99", "x-amz-meta-note": "  two   spaces  ", "content-md5": "1B2M2Y8AsgTpgAmY7PhCfg=="}),
     ("", [("delete", "")], {"content-type": "application/xml"}),
+    ("k", [("~x", "1"), ("é", "2"), ("a", "~"), ("a", "é")], {}),   # sorted after encoding: %C3%A9 < a < ~x
 ])
 def test_sign_canonical_signs_like_sign_request(key, params, extra):
     """The proxy's node signer (canonical inputs) and the general signer agree, byte for byte."""
     from datetime import datetime, timezone
-    from urllib.parse import quote
 
-    from signing import amz_date, sign_canonical, sign_request
-    path = "/bucket" + ("/" + quote(key.encode(), safe="/~") if key else "")
-    query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params))
+    from signing import amz_date, s3_request_target, sign_canonical, sign_request
+    path, query = s3_request_target("bucket", key or None, params)
     headers = {"host": "node.example:8333", **extra}
     now = datetime(2026, 11, 22, 1, 2, 3, tzinfo=timezone.utc)
     for payload in ("UNSIGNED-PAYLOAD", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"):
@@ -234,3 +233,28 @@ def test_sign_canonical_signs_like_sign_request(key, params, extra):
         assert lean["authorization"] == general["Authorization"]
         assert lean["x-amz-date"] == general["X-Amz-Date"]
         assert lean["x-amz-content-sha256"] == general["X-Amz-Content-SHA256"] == payload
+
+
+def test_s3_request_target_sorts_after_encoding():
+    """SigV4 sorts the encoded pairs: 'é' (%C3%A9) before '~x', whatever their decoded order."""
+    from signing import s3_request_target
+    assert s3_request_target("b", "k", [("~x", "1"), ("é", "2")]) == ("/b/k", "%C3%A9=2&~x=1")
+    assert s3_request_target("b", None, [("prefix", "a b+c"), ("list-type", "2")]) == \
+        ("/b", "list-type=2&prefix=a%20b%2Bc")
+
+
+@pytest.mark.parametrize("key, params", [
+    ("spaces and  unicode/é 漢字+plus%percent~tilde", [("~x", "1"), ("é", "2"), ("uploadId", "a/b+c=d")]),
+    (None, [("list-type", "2"), ("prefix", "é/~"), ("encoding-type", "url")]),
+])
+def test_node_requests_verify_with_the_verifier(key, params):
+    """What the one S3 request builder sends (proxy re-signing, node client, crawler) is what the
+    verifier accepts: one canonicalisation on both sides."""
+    from signing import parse_request_auth, sign_s3_request, verify_signature
+    now = datetime(2026, 11, 22, 1, 2, 3, tzinfo=timezone.utc)
+    target, headers = sign_s3_request("GET", "node.example:8333", "bucket", key, params, {"range": "bytes=0-1"},
+                                      payload_hash=EMPTY_SHA256, access_key="AK", secret_key="secret/key",
+                                      region="eu-west-1", now=now)
+    raw_path, _, raw_query = target.partition("?")
+    auth = parse_request_auth("GET", raw_path, raw_query, list(headers.items()), now=now, region="eu-west-1")
+    verify_signature(auth, "secret/key", "GET", raw_path, raw_query, list(headers.items()))
