@@ -51,7 +51,7 @@ def build_document(app: web.Application) -> dict:
         "openapi": "3.1.0",
         "info": {"title": "wio admin API", "version": "1",
                  "description": "Users, login, keys, nodes, roots, workspaces, shares, groups, quotas, usage, "
-                                "search, audit and explain. See DESIGN.md for the contract."},
+                                "search, audit and explain. See docs/design.md for the contract."},
         "paths": dict(sorted(paths.items())),
         "security": [{"bearer": []}],
         "components": {

@@ -4,7 +4,7 @@
 
 - ``aiohttp``: the thinnest aiohttp pass-through (uvloop, one ClientSession with keep-alive, 1 MiB
   ``iter_chunked`` to ``StreamResponse.write``, the request's StreamReader as the upstream body).
-  DESIGN.md's calibration calls this "~0.53 x direct" on large GETs.
+  docs/design.md's calibration calls this "~0.53 x direct" on large GETs.
 - ``splice``: blocking sockets, one thread per client connection, one upstream connection per client
   connection, heads parsed in Python and bodies moved with ``os.splice`` through a pipe (socket ->
   pipe -> socket, no copy into user space). Content-Length bodies only: enough for S3 GET/PUT.

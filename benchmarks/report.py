@@ -1,4 +1,4 @@
-"""results.json -> the table (Markdown), the targets of DESIGN.md checked, and PNG charts."""
+"""results.json -> the table (Markdown), the targets of docs/design.md checked, and PNG charts."""
 from __future__ import annotations
 
 import statistics

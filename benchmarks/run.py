@@ -1,4 +1,4 @@
-"""``python -m benchmarks run``: every figure of DESIGN.md "Targets", direct vs nginx vs wio, in one run.
+"""``python -m benchmarks run``: every figure of docs/design.md "Targets", direct vs nginx vs wio, in one run.
 
 Each measurement runs once per path per round, the order of the paths rotating from round to round
 (direct, nginx, wio; then nginx, wio, direct; ...), and the median over rounds is reported with

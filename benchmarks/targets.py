@@ -7,7 +7,7 @@
 - ``wio``: the proxy, with a wio key, on the workspace (bucket = workspace, no prefix).
 
 Every request is presigned (signing.presign_url): the client then only sends bytes, which keeps it
-cheap (DESIGN.md calibration: "presigned requests over keep-alive").
+cheap (docs/design.md calibration: "presigned requests over keep-alive").
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- One round trip authorizes a request (DESIGN.md invariant 7).
+-- One round trip authorizes a request (docs/design.md invariant 7).
 -- ARGV[1] = the run_id of this server as the caller's connection saw it; ARGV[2] = access key id;
 -- ARGV[3..n] = workspace names the request touches (0, 1, or 2 for copies).
 -- Returns {verified, key, user, ws1, node1, grants1, ws2, node2, grants2, ...}; verified is 1 only when

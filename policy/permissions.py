@@ -1,4 +1,4 @@
-"""Which permission level each S3 operation needs on its workspace (DESIGN.md "Permission levels").
+"""Which permission level each S3 operation needs on its workspace (docs/design.md "Permission levels").
 
 The proxy's classifier and the admin API's explain endpoint both read this one table.
 ``None``: the operation is not decided by a workspace grant (service-level calls), or is decided

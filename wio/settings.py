@@ -110,7 +110,7 @@ class Settings:
     bootstrap_node_access_key: str | None = None
     bootstrap_node_secret_key: str | None = field(default=None, repr=False)
     bootstrap_node_region: str = "us-east-1"
-    # Single sign-on (OpenID Connect); see docs/design/sso.md. No issuer: SSO is off.
+    # Single sign-on (OpenID Connect); see docs/design.md#single-sign-on-openid-connect. No issuer: SSO is off.
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = field(default=None, repr=False)

@@ -1,4 +1,4 @@
-"""The OpenAPI document lists every call of DESIGN.md's admin API table, served by the real API."""
+"""The OpenAPI document lists every call of docs/design.md's admin API table, served by the real API."""
 import json
 import urllib.request
 

@@ -86,7 +86,7 @@ def _proxy_target(stack, s3_node, admin_api) -> Target:
         return name
 
     def physical(bucket: str):
-        # DESIGN.md layout of a managed root: {root prefix}/{owner}/{workspace}/ in the root's bucket.
+        # docs/design.md layout of a managed root: {root prefix}/{owner}/{workspace}/ in the root's bucket.
         ws = person.api.call("GET", f"/workspaces/{bucket}")
         roots = admin_api.call("GET", "/roots")
         roots = roots.get("roots", roots) if isinstance(roots, dict) else roots

@@ -82,7 +82,8 @@ def ha(tmp_path_factory, s3_node):
         stack.proxies.append(dev.s3_url)
         for _ in range(2):  # two more proxy instances: separate processes, separate ports
             port = free_port()
-            env = {**os.environ, **dev.settings.with_(proxy_port=port).to_env()}
+            env = {k: v for k, v in {**os.environ, **dev.settings.with_(proxy_port=port).to_env()}.items()
+                   if k != "WIO_JWT_SECRET"}  # as launch_components runs a proxy: without the signing key
             proc = subprocess.Popen([sys.executable, "-m", "wio", "serve", "proxy"], env=env, start_new_session=True)
             extra.append(proc)
             dev.processes.append(proc)

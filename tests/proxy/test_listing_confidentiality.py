@@ -102,7 +102,7 @@ def test_versions_markers_never_name_hidden_keys(reader, hidden_workspace):
 
 
 def _physical_prefix(person, admin_api, workspace: str) -> str:
-    # DESIGN.md layout of a managed root: {root prefix}/{owner}/{workspace}/ in the root's bucket.
+    # docs/design.md layout of a managed root: {root prefix}/{owner}/{workspace}/ in the root's bucket.
     root_name = person.api.call("GET", f"/workspaces/{workspace}")["root"]
     roots = admin_api.call("GET", "/roots")
     root = next(r for r in (roots.get("roots", roots) if isinstance(roots, dict) else roots) if r["name"] == root_name)

@@ -1,7 +1,7 @@
 """How many parse + verify per second for a typical boto3 GetObject, on one core.
 
 Not a test (pytest does not collect it): run ``python tests/signing/bench_signing.py``. The
-target in DESIGN.md is 20 000 authorization decisions per second per core, of which SigV4 is one
+target in docs/design.md is 20 000 authorization decisions per second per core, of which SigV4 is one
 part, so this should be well above that.
 
 Measured on the shared 2-core development machine while other services were loading it (load
