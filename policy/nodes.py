@@ -9,6 +9,8 @@ import asyncio
 import hashlib
 import ipaddress
 import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import aiohttp
@@ -53,7 +55,8 @@ def check_address(raw: str, *, allow_private: bool) -> None:
     registration, and on the IPv4 address an IPv6 form wraps)."""
     addr = ipaddress.ip_address(raw.split("%", 1)[0])
     # an address that wraps an IPv4 one (mapped, NAT64, 6to4, Teredo) is judged by what it wraps
-    candidates = (_embedded_ipv4(addr) if addr.version == 6 else []) or [addr]
+    candidates: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address] = \
+        (_embedded_ipv4(addr) if addr.version == 6 else []) or [addr]
     for candidate in candidates:
         if any(candidate in net for net in _ALWAYS_BLOCKED):
             raise NodeError(f"endpoint resolves to {addr}, which is in a blocked network")
@@ -69,9 +72,14 @@ async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[
         raise NodeError(f"cannot resolve {host}") from None
     if not infos:
         raise NodeError(f"cannot resolve {host}")
-    for info in infos:
-        check_address(info[4][0], allow_private=allow_private)
-    return [(info[0], info[4][0]) for info in infos]
+    checked: list[tuple[int, str]] = []
+    for family, _, _, _, sockaddr in infos:
+        address = sockaddr[0]
+        if not isinstance(address, str):  # only an AF_INET/AF_INET6 answer names an address to check
+            raise NodeError(f"{host} resolves to an address of an unsupported family")
+        check_address(address, allow_private=allow_private)
+        checked.append((family, address))
+    return checked
 
 
 class GuardedResolver(AbstractResolver):
@@ -101,7 +109,7 @@ async def check_endpoint(endpoint: str, *, allow_private: bool) -> str:
         url = URL(endpoint)
     except ValueError:
         raise NodeError(f"endpoint {endpoint!r} is not a URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
+    if url.scheme not in ("http", "https") or not url.host or url.port is None:
         raise NodeError("endpoint must be an http:// or https:// URL with a host")
     if url.user or url.password or url.query_string or url.fragment or url.path not in ("", "/"):
         raise NodeError("endpoint must be scheme://host[:port] only")
@@ -173,7 +181,7 @@ class NodeClient:
                 return total_bytes, total_objects
 
 
-def _parse(body: bytes, endpoint: str):
+def _parse(body: bytes, endpoint: str) -> ET.Element:
     try:
         return parse_untrusted_xml(body)
     except XMLRefused:

@@ -65,6 +65,8 @@ def account(request: web.Request, sink: EventSink, status: int, error: S3Error |
             "etag": extra.get("etag", ""), "content_type": extra.get("content_type", ""),
             "time": f"{now:.3f}", "user": call.caller.user,
         })
+    if call is None:  # an STS answer: nothing deleted
+        return
     for deleted in extra.get("deleted_keys", ()):
         sink.emit(EVENTS_STREAM, {"type": "delete", "workspace": call.bucket, "key": deleted, "size": "", "etag": "",
                                   "content_type": "", "time": f"{now:.3f}", "user": call.caller.user})

@@ -13,18 +13,20 @@ import logging
 import time
 import itertools
 import os
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from policy.decide import decide_listing, decide_object
+from policy.decide import WorkspaceView, decide_listing, decide_object
 from policy.nodes import WIO_SERVICE_HEADER
 from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
-from proxy.authz import REDIS_TIMEOUT, Authorizer
+from proxy.authz import REDIS_TIMEOUT, Authorizer, Target
 from proxy.call import Call
 from proxy.errors import S3Error, error_xml
 from proxy.buckets import list_buckets
@@ -50,9 +52,9 @@ __all__ = ["create_app"]
 log = logging.getLogger("wio.proxy")
 # Request ids: a random per-process prefix and a counter (uuid4 costs a getrandom() call a request).
 CLIENT_CLOSED = 499
-_request_ids = [os.urandom(4).hex().upper(), itertools.count()]
-os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(slice(None), [os.urandom(4).hex().upper(),
-                                                                                    itertools.count()]))
+_request_ids: list[tuple[str, Iterator[int]]] = [(os.urandom(4).hex().upper(), itertools.count())]
+os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(0, (os.urandom(4).hex().upper(),
+                                                                        itertools.count())))
 _UNSUPPORTED = Operation("Unsupported", None)
 _AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                           "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
@@ -101,7 +103,7 @@ def check_encodings(params: list[tuple[str, str]], headers: list[tuple[str, str]
             raise S3Error("InvalidArgument", f"The {name} header is not valid UTF-8.")
 
 
-async def authorize(request: web.Request) -> tuple[Call, object]:
+async def authorize(request: web.Request) -> tuple[Call, list[tuple[WorkspaceView, str]] | None]:
     settings = request.app[SETTINGS]
     raw_path, _, raw_query = request.raw_path.partition("?")
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
@@ -132,12 +134,13 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         raise S3Error("AccessDenied", "Anonymous requests are not allowed; sign with a wio access key")
     request["access_key"] = auth.access_key_id
     authz = request.app[AUTHZ]
-    if op.name == "ListBuckets":
+    targets: list[Target | None]
+    source: tuple[str, str, str | None] | None = None
+    if address.bucket is None:   # ListBuckets, the one operation classify() finds without a bucket
         caller, visible = await authz.load_visible(auth.access_key_id, auth.session_token)
         targets = []
     else:
         workspaces = [address.bucket]
-        source = None
         if op.name in ("CopyObject", "UploadPartCopy"):
             source = parse_copy_source(request.headers["x-amz-copy-source"])
             workspaces.append(source[0])
@@ -172,7 +175,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
     if decision is not None and not decision.allowed:
         raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
     decided_by = decision.reason if decision else "per-key"
-    if len(targets) > 1:
+    if source is not None:
         call.source = targets[1]
         call.source_key, call.source_version = source[1], source[2]
         if call.source is None:
@@ -192,7 +195,7 @@ async def s3_entry(request: web.Request) -> web.StreamResponse:
         if address.bucket is not None and address.key is None:
             return await post_object(request, address.bucket)
     call, visible = await authorize(request)
-    if call.op.name == "ListBuckets":
+    if visible is not None:   # ListBuckets
         return await list_buckets(call, visible)
     handler = HANDLERS.get(call.op.name)
     if handler is None:
@@ -207,8 +210,9 @@ def _error_response(request: web.Request, exc: S3Error, request_id: str) -> web.
 
 
 @web.middleware
-async def s3_error_middleware(request: web.Request, handler):
-    request_id = f"{_request_ids[0]}{next(_request_ids[1]):08X}"
+async def s3_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    prefix, counter = _request_ids[0]
+    request_id = f"{prefix}{next(counter):08X}"
     request["request_id"] = request_id
     started = time.monotonic()
     error: S3Error | None = None
@@ -256,7 +260,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "redis": "ok"})
 
 
-async def _resources(app: web.Application):
+async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[RESP] = RespClient(settings.redis_url)  # the request path's scripts: one pipelined connection
     app[AUTHZ] = Authorizer(app[RESP], app[BOX])

@@ -53,7 +53,7 @@ class Caller:
     user: str
     groups: list[str]
     is_admin: bool
-    scope: list[dict] | None
+    scope: list[dict[str, Any]] | None
     secret_key: str = field(repr=False)
     temporary: bool = False
 
@@ -68,7 +68,7 @@ class Authorizer:
         self._authorize = redis.register_script((_SCRIPTS / "authorize.lua").read_text())
         self._list_buckets = redis.register_script((_SCRIPTS / "list_buckets.lua").read_text())
 
-    def _caller(self, akid: str, reply: list, session_token: str | None, now: float) -> Caller:
+    def _caller(self, akid: str, reply: list[Any], session_token: str | None, now: float) -> Caller:
         if not reply[0]:
             raise S3Error("ServiceUnavailable", "The permission store is being verified or rebuilt; please retry")
         user, secret_enc, expires, token_hash, scope = reply[1]
@@ -89,7 +89,7 @@ class Authorizer:
         return Caller(akid, user, groups.split(",") if groups else [], is_admin == "1",
                       json.loads(scope) if scope else None, self.box.open_cached(secret_enc), bool(token_hash))
 
-    def _target(self, caller: Caller, name: str, ws_fields: list, node_fields: list, shares: list,
+    def _target(self, caller: Caller, name: str, ws_fields: list[Any], node_fields: list[Any], shares: list[str | None],
                 now: float) -> Target | None:
         node_name, bucket, prefix, owner, public, root = ws_fields[:6]
         if node_name is None or not node_fields or node_fields[0] is None:
@@ -131,7 +131,8 @@ class Authorizer:
             targets.append(self._target(caller, name, reply[base], reply[base + 1], reply[base + 2], now))
         return caller, targets
 
-    async def load_visible(self, akid: str, session_token: str | None) -> tuple[Caller, list[tuple[Target, str]]]:
+    async def load_visible(self, akid: str,
+                           session_token: str | None) -> tuple[Caller, list[tuple[WorkspaceView, str]]]:
         """For ListBuckets: every workspace the caller can read, with its creation time."""
         reply = await self._round_trip("list_buckets", lambda sid: self._list_buckets(args=[sid, akid]))
         now = time.time()
@@ -141,11 +142,12 @@ class Authorizer:
             name, ws_fields, shares = reply[i], reply[i + 1], reply[i + 2]
             if ws_fields[0] is None:
                 continue
-            ws = WorkspaceView(name, *ws_fields[:4], ws_fields[4] == "1", ws_fields[5])
+            ws = WorkspaceView(name, ws_fields[0], ws_fields[1], ws_fields[2], ws_fields[3], ws_fields[4] == "1",
+                               ws_fields[5])
             grants = effective_grants(user=caller.user, groups=caller.groups, ws=ws, share_lists=shares, now=now,
                                       scope=caller.scope)
             if grants:
-                out.append((Target(ws, None, grants), ws_fields[6] or "0"))
+                out.append((ws, ws_fields[6] or "0"))
         return caller, out
 
     async def share_lists(self, workspace: str) -> dict[str, str]:

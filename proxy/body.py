@@ -13,7 +13,7 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from proxy.errors import S3Error
-from signing import SigningError
+from signing import BodyVerifier, SigningError
 
 __all__ = ["VerifiedBody", "read_verified", "body_chunks", "BODY_IDLE_TIMEOUT", "MIN_BODY_RATE"]
 
@@ -50,7 +50,7 @@ async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
 
 
 class VerifiedBody:
-    def __init__(self, request: web.Request, verifier, *, max_bytes: int | None = None):
+    def __init__(self, request: web.Request, verifier: BodyVerifier, *, max_bytes: int | None = None):
         self.request, self.verifier, self.max_bytes = request, verifier, max_bytes
         self.error: S3Error | None = None
         self.sent = 0
@@ -86,7 +86,7 @@ class VerifiedBody:
             yield held
 
 
-async def read_verified(request: web.Request, verifier, limit: int,
+async def read_verified(request: web.Request, verifier: BodyVerifier, limit: int,
                         too_large: str = "MaxMessageLengthExceeded") -> bytes:
     """A small body (XML for DeleteObjects, CompleteMultipartUpload, tagging), read whole and verified;
     more than ``limit`` bytes answers the error code ``too_large``."""

@@ -1,12 +1,13 @@
 """Service- and bucket-level operations: ListBuckets, Create/Delete/HeadBucket, location, versioning, listings."""
 from __future__ import annotations
 
+from typing import Any
 from xml.sax.saxutils import escape
 
 import aiohttp
 from aiohttp import web
 
-from policy.decide import ListingFilter
+from policy.decide import ListingFilter, WorkspaceView
 from proxy.body import read_verified
 from proxy.call import Call
 from proxy.errors import S3Error
@@ -19,16 +20,17 @@ __all__ = ["list_buckets", "create_bucket", "delete_bucket", "head_bucket", "get
            "get_bucket_versioning", "list_objects"]
 
 
-async def list_buckets(call: Call, visible) -> web.Response:
+async def list_buckets(call: Call, visible: list[tuple[WorkspaceView, str]]) -> web.Response:
     entries = "".join(
-        f"<Bucket><Name>{escape(t.ws.name)}</Name><CreationDate>{iso_time(float(created))}</CreationDate></Bucket>"
-        for t, created in visible)
+        f"<Bucket><Name>{escape(ws.name)}</Name><CreationDate>{iso_time(float(created))}</CreationDate></Bucket>"
+        for ws, created in visible)
     user = escape(call.caller.user)
     return xml_response(f'<ListAllMyBucketsResult xmlns="{S3_NS}"><Owner><ID>{user}</ID><DisplayName>{user}'
                         f"</DisplayName></Owner><Buckets>{entries}</Buckets></ListAllMyBucketsResult>")
 
 
-async def _api(call: Call, method: str, path: str, json_body: dict | None = None) -> tuple[int, dict]:
+async def _api(call: Call, method: str, path: str,
+               json_body: dict[str, str | None] | None = None) -> tuple[int, dict[str, Any]]:
     """Workspace creation/deletion go through the admin API: the proxy never writes PostgreSQL.
 
     The proxy acts for the caller it has just authenticated, with its own credential, which the API
@@ -50,7 +52,7 @@ _API_ERRORS = {"WorkspaceOwnedByYou": "BucketAlreadyOwnedByYou", "WorkspaceExist
                "AccountDisabled": "AccessDenied", "Unauthorized": "AccessDenied"}
 
 
-def _api_error(status: int, data: dict) -> S3Error:
+def _api_error(status: int, data: dict[str, Any]) -> S3Error:
     error = data.get("error", {}) if isinstance(data, dict) else {}
     code = _API_ERRORS.get(error.get("code", ""), "ServiceUnavailable" if status >= 500 else "InvalidRequest")
     return S3Error(code, error.get("message"))
@@ -99,8 +101,9 @@ async def list_objects(call: Call) -> web.Response:
     The rules (containment, filtering, sealed markers, encoding) are in proxy/listing.py and
     docs/design/listings.md. The node is asked for raw names; ``encoding-type`` is applied here.
     """
-    ws, box = call.target.ws, call.request.app[BOX]
-    view = ListingView(operation=call.op.name, workspace=call.bucket, physical_prefix=ws.prefix, owner=ws.owner,
+    target, box = call.authorized_target(), call.request.app[BOX]
+    ws = target.ws
+    view = ListingView(operation=call.op.name, workspace=ws.name, physical_prefix=ws.prefix, owner=ws.owner,
                        box=box, listing=call.listing or ListingFilter())
     params: list[tuple[str, str]] = [("prefix", ws.prefix)]
     seen: set[str] = set()
@@ -123,16 +126,17 @@ async def list_objects(call: Call) -> web.Response:
         if k == "continuation-token":
             if not v:  # an empty token is no token (S3 echoes it and lists from the start)
                 continue
-            v = open_marker(box, call.bucket, k, v)
-            if v is None:
+            token = open_marker(box, ws.name, k, v)
+            if token is None:
                 raise S3Error("InvalidArgument", "The continuation token is not valid")
+            v = token
         elif k in ("max-keys", "max-uploads") and v.isdigit() and int(v) > 1000:
             v = "1000"   # S3 pages hold at most 1000 entries; some nodes (SeaweedFS) honour more
         elif k in _POSITION_PARAMS:
-            opened = open_marker(box, call.bucket, k, v)
+            opened = open_marker(box, ws.name, k, v)
             v = opened if opened is not None else (ws.prefix + v if _POSITION_PARAMS[k] else v)
         params.append((k, v))
-    resp = await call.request.app[UPSTREAM].send(call.target.node, "GET", ws.bucket, None, params, {})
+    resp = await call.request.app[UPSTREAM].send(target.node, "GET", ws.bucket, None, params, {})
     try:
         if resp.status >= 400:
             raise await backend_error(resp)

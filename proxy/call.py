@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -10,6 +11,7 @@ from policy.decide import ListingFilter
 from proxy.authz import Caller, Target
 from proxy.errors import S3Error
 from proxy.operations import Operation
+from signing import ParsedAuth, SigningContext
 
 __all__ = ["Call", "FORWARDED_HEADERS", "forwarded_headers"]
 
@@ -34,15 +36,15 @@ class Call:
     key: str | None
     params: list[tuple[str, str]]          # decoded query parameters, auth parameters removed
     caller: Caller
-    auth: object                           # signing.ParsedAuth
-    signing_ctx: object                    # signing.SigningContext
+    auth: ParsedAuth | None                # None for a POST policy upload (proxy/post_object.py)
+    signing_ctx: SigningContext | None
     target: Target | None = None
     source: Target | None = None           # CopyObject / UploadPartCopy source workspace
     source_key: str | None = None
     source_version: str | None = None
     listing: ListingFilter | None = None
     decided_by: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)   # bytes_in/out, etag, … for proxy/accounting.py
 
     def param(self, name: str, default: str | None = None) -> str | None:
         for k, v in self.params:
@@ -50,13 +52,19 @@ class Call:
                 return v
         return default
 
+    def authorized_target(self) -> Target:
+        """The workspace the request was authorized on: authorize() sets it for every operation on a bucket."""
+        if self.target is None:
+            raise RuntimeError(f"{self.op.name} has no authorized workspace")
+        return self.target
+
     @property
     def physical_key(self) -> str:
-        return self.target.ws.prefix + (self.key or "")
+        return self.authorized_target().ws.prefix + (self.key or "")
 
 
 def forwarded_headers(call: Call) -> dict[str, str]:
-    signed = set(call.auth.signed_headers)
+    signed = set(call.auth.signed_headers) if call.auth is not None else set()
     out: dict[str, str] = {}
     for name, value in call.request.headers.items():
         lname = name.lower()

@@ -44,6 +44,11 @@ _ENTRY_TAGS = {"Contents", "Version", "DeleteMarker", "Upload"}
 MAX_XML_BYTES = 32 << 20
 
 
+def _serialize(root: ET.Element) -> bytes:
+    out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)  # typeshed: Any for a named encoding
+    return out
+
+
 def parse_xml(body: bytes, what: str = "request body") -> ET.Element:
     try:
         return parse_untrusted_xml(body)
@@ -72,7 +77,7 @@ def rewrite_result(body: bytes, *, workspace: str, physical_prefix: str) -> byte
     for elem in list(root):
         if _local(elem.tag) == "Location":
             root.remove(elem)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return _serialize(root)
 
 
 # --- sealed markers -------------------------------------------------------------------------------
@@ -185,10 +190,12 @@ def rewrite_listing(body: bytes, view: ListingView, *, matches_nothing: bool = F
         physical = None if name_elem is None else name_elem.text or ""
         if tag == "Upload":
             upload_keys[child.findtext(_NS + "UploadId")] = physical
-        keep = physical is not None and not matches_nothing
-        if keep and not view.contains(physical):
+        if name_elem is None or physical is None or matches_nothing:
+            root.remove(child)
+            continue
+        keep = view.contains(physical)
+        if not keep:
             strays.append(physical)
-            keep = False
         if not (keep and view.shows(physical, common)):
             root.remove(child)
             continue
@@ -210,6 +217,7 @@ def rewrite_listing(body: bytes, view: ListingView, *, matches_nothing: bool = F
         tag = _local(child.tag)
         if tag in _ENTRY_TAGS or tag == "CommonPrefixes":
             name_elem = child.find(_NS + ("Prefix" if tag == "CommonPrefixes" else "Key"))
+            assert name_elem is not None and name_elem.text is not None  # the loop above kept only named entries
             names[i] = name_elem.text.encode()
             name_elem.text = view.encode("Key", name_elem.text)
         elif tag in _NEXT_KEY_MARKERS and child.text:
@@ -246,4 +254,4 @@ def rewrite_listing(body: bytes, view: ListingView, *, matches_nothing: bool = F
         ET.SubElement(root, _NS + "ContinuationToken").text = view.echo["continuation-token"]
     if view.url_encoded:
         ET.SubElement(root, _NS + "EncodingType").text = "url"
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return _serialize(root)

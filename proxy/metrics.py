@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Gauge, Histogram
 
+from proxy.errors import S3Error
 from wio.metrics import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from proxy.call import Call   # proxy.call -> proxy.authz -> proxy.metrics
 
 __all__ = ["REQUESTS", "REQUEST_SECONDS", "DECISIONS", "RECEIVED_BYTES", "SENT_BYTES", "BACKEND_SECONDS",
            "BACKEND_ERRORS", "REDIS_SECONDS", "REDIS_ERRORS", "IN_FLIGHT", "in_flight_middleware",
@@ -53,15 +59,15 @@ IN_FLIGHT = Gauge("wio_requests_in_flight", "Requests being served, over all liv
 
 access_log = logging.getLogger("wio.access")
 
-_request_children: dict[tuple[str, int], tuple] = {}
-_decision_children: dict[tuple[str, str], object] = {}
-_bytes_children: dict[tuple[str, str], tuple] = {}
-_backend_children: dict[str, object] = {}
-_redis_children: dict[str, object] = {}
+_request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+_decision_children: dict[tuple[str, str], Counter] = {}
+_bytes_children: dict[tuple[str, str], tuple[Counter, Counter]] = {}
+_backend_children: dict[str, Histogram] = {}
+_redis_children: dict[str, Histogram] = {}
 
 
 @web.middleware
-async def in_flight_middleware(request: web.Request, handler):
+async def in_flight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     IN_FLIGHT.inc()
     try:
         return await handler(request)
@@ -81,7 +87,8 @@ def grant_kind(label: str) -> str:
     return label[:end] or "unknown"
 
 
-def observe_request(request: web.Request, call, workspace: str | None, key: str | None, error) -> None:
+def observe_request(request: web.Request, call: Call | None, workspace: str | None, key: str | None,
+                    error: S3Error | None) -> None:
     """Metrics and the access log for one finished request, from ``request["wio_metrics"]``."""
     operation, status, decision, reason, duration, bytes_in, bytes_out = request["wio_metrics"]
     children = _request_children.get((operation, status))
@@ -115,9 +122,9 @@ def observe_request(request: web.Request, call, workspace: str | None, key: str 
                     workspace, key, error)
 
 
-def _log_access(request: web.Request, call, operation: str, status: int, decision: str, reason: str,
+def _log_access(request: web.Request, call: Call | None, operation: str, status: int, decision: str, reason: str,
                 duration: float, bytes_in: int, bytes_out: int, workspace: str | None, key: str | None,
-                error) -> None:
+                error: S3Error | None) -> None:
     request_id = request.get("request_id", "")
     user = call.caller.user if call is not None else request.get("user", "")
     fields = {

@@ -26,7 +26,7 @@ import fcntl
 import os
 import re
 import ssl as ssl_module
-from typing import AsyncIterable, AsyncIterator
+from typing import AsyncIterable, AsyncIterator, TypeGuard, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -66,8 +66,8 @@ class NodeDisconnected(NodeError):
     """The connection ended before the response (or its body) was complete."""
 
 
-def _resolve(waiter: asyncio.Future | None) -> None:
-    """Wake whoever waits on ``waiter`` (if anyone still does); returns None, the slot's new value."""
+def _resolve(waiter: asyncio.Future[None] | None) -> None:
+    """Wake whoever waits on ``waiter`` (if anyone still does)."""
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
 
@@ -84,15 +84,15 @@ class _Connection(asyncio.Protocol):
         self.eof = False
         self.exc: BaseException | None = None
         self.reading_paused = self.writing_paused = False
-        self.waiter: asyncio.Future | None = None
-        self.drain_waiter: asyncio.Future | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
         self.last_activity = self.idle_since = loop.time()
         self.reused = self.timed_out = False
         self.head_deadline: float | None = None   # while waiting for a response head: when to give up
 
     # ---- protocol callbacks
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)   # a stream protocol's transport (typeshed: the base)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -100,7 +100,7 @@ class _Connection(asyncio.Protocol):
         self.last_activity = self.loop.time()
         if self.size > HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
-            self.transport.pause_reading()
+            self.open_transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -123,10 +123,19 @@ class _Connection(asyncio.Protocol):
 
     # ---- helpers
     def _wake(self) -> None:
-        self.waiter = _resolve(self.waiter)
+        _resolve(self.waiter)
+        self.waiter = None
 
     def _wake_drain(self) -> None:
-        self.drain_waiter = _resolve(self.drain_waiter)
+        _resolve(self.drain_waiter)
+        self.drain_waiter = None
+
+    @property
+    def open_transport(self) -> asyncio.Transport:
+        """The transport, which connection_made sets before the connection is handed out."""
+        if self.transport is None:
+            raise NodeDisconnected("the connection to the node was never made")
+        return self.transport
 
     @property
     def closed(self) -> bool:
@@ -141,7 +150,7 @@ class _Connection(asyncio.Protocol):
         """Until more bytes arrive or the connection ends."""
         if self.reading_paused and self.size < HIGH_WATER // 2:
             self.reading_paused = False
-            self.transport.resume_reading()
+            self.open_transport.resume_reading()
         self.last_activity = self.loop.time()
         waiter = self.waiter = self.loop.create_future()
         await waiter
@@ -189,7 +198,7 @@ class _Connection(asyncio.Protocol):
     def ready_for_reuse(self) -> None:
         if self.reading_paused:
             self.reading_paused = False
-            self.transport.resume_reading()
+            self.open_transport.resume_reading()
         self.idle_since = self.loop.time()
         self.reused = True
 
@@ -198,14 +207,14 @@ class _Head:
     """httptools (llhttp, aiohttp's parser) callbacks: the head's headers, in order."""
     __slots__ = ("headers",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.headers: CIMultiDict[str] = CIMultiDict()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
 
-def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict, bool]:
+def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict[str], bool]:
     """Status, reason, headers, and whether the connection may be kept alive.
 
     A node is user-supplied, so its answers are untrusted input: llhttp parses the head strictly
@@ -226,7 +235,7 @@ def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict, bool]:
         parser.should_keep_alive()
 
 
-def _is_chunked(headers: CIMultiDict) -> bool:
+def _is_chunked(headers: CIMultiDict[str]) -> bool:
     """Chunked framing as RFC 9112 6.3 (and llhttp) decide it: ``chunked`` is the final coding."""
     codings = ",".join(headers.getall("Transfer-Encoding", ())).split(",")
     return codings[-1].strip().lower() == "chunked"
@@ -239,7 +248,7 @@ class NodeResponse:
                  "_chunk_left", "_keep_alive", "_done", "_released")
 
     def __init__(self, conn: _Connection, pool: "_EndpointPool", method: str, status: int, reason: str,
-                 headers: CIMultiDict, keep_alive: bool):
+                 headers: CIMultiDict[str], keep_alive: bool):
         self._conn, self._pool, self.method = conn, pool, method
         self.status, self.reason, self.headers = status, reason, CIMultiDictProxy(headers)
         self._keep_alive = keep_alive
@@ -373,6 +382,8 @@ class NodeResponse:
 class _EndpointPool:
     def __init__(self, owner: "NodePool", url: URL):
         self.owner = owner
+        if url.host is None:
+            raise NodeUnreachable(f"the node endpoint {url} has no host")
         self.host, self.port = url.host, url.port or (443 if url.scheme == "https" else 80)
         self.tls = url.scheme == "https"
         self.idle: list[_Connection] = []
@@ -395,6 +406,8 @@ class _EndpointPool:
                         return conn
                     except OSError as exc:
                         error = exc
+                if error is None:  # resolve_checked answers at least one address or raises
+                    raise NodeUnreachable(f"{self.host} resolves to no address")
                 raise error
         except AddressRefused as exc:
             raise NodeUnreachable(str(exc)) from None
@@ -457,7 +470,7 @@ class NodePool:
         self.allow_private = allow_private   # node endpoints on loopback/private networks (policy/nodes.py)
         self._pools: dict[str, _EndpointPool] = {}
         self._ssl: ssl_module.SSLContext | None = None
-        self._watchdog: asyncio.Task | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     def ssl_context(self) -> ssl_module.SSLContext:
         if self._ssl is None:
@@ -516,7 +529,7 @@ class NodePool:
 
     async def _exchange(self, pool: _EndpointPool, conn: _Connection, method: str, head: bytes,
                         body: bytes | AsyncIterable[bytes] | None, head_timeout: float) -> NodeResponse:
-        transport = conn.transport
+        transport = conn.open_transport
         if body is None or isinstance(body, bytes):
             transport.write(head + body if body else head)
         else:
@@ -568,7 +581,7 @@ def _pipe() -> tuple[int, int]:
     return r, w
 
 
-def can_splice(client_transport) -> bool:
+def can_splice(client_transport: asyncio.Transport | None) -> TypeGuard[asyncio.Transport]:
     """Whether bytes may go straight to this client's socket (plain TCP, nothing waiting to be written)."""
     if not hasattr(os, "splice") or client_transport is None or client_transport.is_closing():
         return False
@@ -598,7 +611,7 @@ async def _ready(read_fd: int | None, write_fd: int | None) -> None:
             loop.remove_writer(write_fd)
 
 
-async def splice_body(resp: NodeResponse, client_transport, deadline_seconds: float) -> int:
+async def splice_body(resp: NodeResponse, client_transport: asyncio.Transport, deadline_seconds: float) -> int:
     """Move the rest of ``resp``'s Content-Length body to the client's socket with ``os.splice``.
 
     The node connection stops reading (its buffered bytes go first, written normally), then bytes
@@ -608,7 +621,7 @@ async def splice_body(resp: NodeResponse, client_transport, deadline_seconds: fl
     """
     conn = resp._conn
     length = resp._remaining or 0
-    conn.transport.pause_reading()
+    conn.open_transport.pause_reading()
     conn.reading_paused = True
     sent = 0
     while conn.chunks and length:
@@ -620,7 +633,10 @@ async def splice_body(resp: NodeResponse, client_transport, deadline_seconds: fl
     if not length:
         resp._finish()
         return sent
-    src = os.dup(resp.socket_fd())
+    node_fd = resp.socket_fd()
+    if node_fd is None:   # closed since the caller asked can_splice (or TLS): nothing to splice from
+        raise conn.lost("before its body could be spliced")
+    src = os.dup(node_fd)
     dst = os.dup(client_transport.get_extra_info("socket").fileno())
     r, w = _pipe()
     in_pipe = 0

@@ -24,7 +24,7 @@ _DEFAULT_CODES = {404: "NoSuchKey", 403: "AccessDenied", 412: "PreconditionFaile
                   409: "OperationAborted", 400: "InvalidRequest", 411: "MissingContentLength"}
 
 
-def xml_response(body: str, status: int = 200, headers: dict | None = None) -> web.Response:
+def xml_response(body: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode(), status=status,
                         headers={**XML_HEADERS, **(headers or {})})
 
@@ -80,7 +80,7 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
             body = await resp.read()
             call.extra["bytes_out"] = len(body)
             headers.popall("Content-Length", None)
-            out = web.Response(status=resp.status, body=body, headers=headers)
+            out: web.StreamResponse = web.Response(status=resp.status, body=body, headers=headers)
             if "Content-Type" not in headers:
                 out.headers.popall("Content-Type", None)   # a node that sent none: add none
             return out
@@ -118,5 +118,6 @@ async def rewritten(call: Call, resp: NodeResponse) -> web.Response:
     headers = {k: v for k, v in resp.headers.items()
                if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "content-type")}
     if body.strip():
-        body = rewrite_result(body, workspace=call.bucket, physical_prefix=call.target.ws.prefix)
+        ws = call.authorized_target().ws
+        body = rewrite_result(body, workspace=ws.name, physical_prefix=ws.prefix)
     return web.Response(body=body, status=resp.status, headers={**headers, **XML_HEADERS})

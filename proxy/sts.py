@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -44,8 +45,8 @@ def _duration(form: dict[str, str]) -> int:
     return value
 
 
-async def _api(request: web.Request, method: str, path: str, headers: dict[str, str], body: dict | None = None,
-               expect: int = 200) -> dict:
+async def _api(request: web.Request, method: str, path: str, headers: dict[str, str],
+               body: dict[str, Any] | None = None, expect: int = 200) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     try:
         async with request.app[API_HTTP].request(method, settings.api_url.rstrip("/") + path, json=body,
@@ -56,12 +57,14 @@ async def _api(request: web.Request, method: str, path: str, headers: dict[str, 
     if resp.status != expect:
         message = (data or {}).get("error", {}).get("message", "could not issue credentials")
         raise S3Error("AccessDenied" if resp.status in (401, 403) else "ServiceUnavailable", message)
+    if not isinstance(data, dict):  # an empty (null) or non-object answer: the caller's indexing would be a 500
+        raise S3Error("ServiceUnavailable", "The wio admin service gave an unreadable answer")
     return data
 
 
-async def _issue(request: web.Request, headers: dict[str, str], name: str, duration: int, scope,
-                 parent: str | None = None) -> dict:
-    body = {"name": name[:128], "expires_in_seconds": duration}
+async def _issue(request: web.Request, headers: dict[str, str], name: str, duration: int,
+                 scope: list[dict[str, Any]] | None, parent: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name[:128], "expires_in_seconds": duration}
     if scope is not None:
         body["scope"] = scope
     if parent is not None:
@@ -86,7 +89,7 @@ async def _web_identity(request: web.Request, token: str) -> tuple[dict[str, str
     return {"Authorization": f"Bearer {answer['access_token']}"}, answer["username"], answer["subject"]
 
 
-def _credentials_xml(action: str, creds: dict, extra: str) -> web.Response:
+def _credentials_xml(action: str, creds: dict[str, Any], extra: str) -> web.Response:
     expiration = creds["expires_at"]
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{STS_NS}"><{action}Result>'
             f"<Credentials><AccessKeyId>{creds['access_key_id']}</AccessKeyId>"

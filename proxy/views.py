@@ -14,6 +14,7 @@ replication, object lock) reads as S3 reads a bucket that has none: its 404 "not
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -47,9 +48,10 @@ def _group(uri: str) -> str:
     return f'<Grantee {_XSI} xsi:type="Group"><URI>{escape(uri)}</URI></Grantee>'
 
 
-async def _grants(call: Call, covers, permissions: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+async def _grants(call: Call, covers: Callable[[str], bool],
+                  permissions: Mapping[str, tuple[str, ...]]) -> list[tuple[str, str]]:
     """(Grantee XML, S3 permission) for the owner, every live share ``covers(prefix)`` accepts, and public."""
-    ws = call.target.ws
+    ws = call.authorized_target().ws
     grants = [(_user(ws.owner), "FULL_CONTROL")]
     shares = workspace_shares(await call.request.app[AUTHZ].share_lists(ws.name), time.time())
     for kind, name, level, prefix in shares:
@@ -69,17 +71,21 @@ def _acl_response(owner: str, grants: list[tuple[str, str]]) -> web.Response:
 
 
 async def _object_grants(call: Call) -> list[tuple[str, str]]:
-    if await head_size(call, call.target, call.key) is None:
+    key = call.key
+    if key is None:
+        raise RuntimeError(f"{call.op.name} has no object key")
+    if await head_size(call, call.authorized_target(), key) is None:
         raise S3Error("NoSuchKey")
-    return await _grants(call, call.key.startswith, _OBJECT_PERMISSIONS)
+    return await _grants(call, key.startswith, _OBJECT_PERMISSIONS)
 
 
 async def get_bucket_acl(call: Call) -> web.Response:
-    return _acl_response(call.target.ws.owner, await _grants(call, lambda prefix: prefix == "", _BUCKET_PERMISSIONS))
+    return _acl_response(call.authorized_target().ws.owner,
+                         await _grants(call, lambda prefix: prefix == "", _BUCKET_PERMISSIONS))
 
 
 async def get_object_acl(call: Call) -> web.Response:
-    return _acl_response(call.target.ws.owner, await _object_grants(call))
+    return _acl_response(call.authorized_target().ws.owner, await _object_grants(call))
 
 
 async def put_object_acl(call: Call) -> web.Response:
@@ -97,7 +103,7 @@ async def put_object_acl(call: Call) -> web.Response:
 
 
 async def get_bucket_policy_status(call: Call) -> web.Response:
-    public = "true" if call.target.ws.public else "false"
+    public = "true" if call.authorized_target().ws.public else "false"
     return xml_response(f'<PolicyStatus xmlns="{S3_NS}"><IsPublic>{public}</IsPublic></PolicyStatus>')
 
 

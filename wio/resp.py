@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
@@ -296,7 +297,7 @@ class RespClient:
         (reply,) = await self._round_trip(command, 1)
         return reply.result()
 
-    async def execute(self, *args):
+    async def execute(self, *args: object) -> Any:
         return await self.execute_packed(pack_command(*args))
 
     async def pipeline(self, commands: list[bytes]) -> list:
