@@ -21,14 +21,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar, cast
 
 import policy
 from policy.decide import WorkspaceView
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
-from wio.resp import RespClient, RespError
+from wio.resp import RespClient, RespError, Script
 
 __all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
 
@@ -58,7 +58,7 @@ def seen_through(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
     aborts the upstream write (its stream fails), a complete one is settled as the node answered.
     """
     @functools.wraps(handler)
-    async def run(*args) -> T:
+    async def run(*args: Any) -> T:
         task = asyncio.ensure_future(handler(*args))
         try:
             return await asyncio.shield(task)
@@ -68,7 +68,7 @@ def seen_through(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
     return run
 
 
-def _outcome_unwanted(task: asyncio.Task) -> None:
+def _outcome_unwanted(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()   # retrieved: nobody is left to answer, and that is not an error
 
@@ -87,7 +87,7 @@ class Quotas:
         self._script = redis.register_script((_SCRIPTS / "quota.lua").read_text())
         self._lock_script = redis.register_script((_SCRIPTS / "key_lock.lua").read_text())
 
-    async def _call(self, script, what: str, args: list):
+    async def _call(self, script: Script, what: str, args: list[object]) -> Any:
         """One script call with the request path's Redis deadline; an unreachable Redis fails closed."""
         try:
             async with asyncio.timeout(REDIS_TIMEOUT):
@@ -96,7 +96,7 @@ class Quotas:
             log.warning("quota %s failed: %s", what, exc)
             raise S3Error("ServiceUnavailable", "The quota store is unavailable; please retry") from None
 
-    async def _run(self, action: str, ws: WorkspaceView, *args) -> list | int:
+    async def _run(self, action: str, ws: WorkspaceView, *args: object) -> Any:   # the script's reply, by action
         return await self._call(self._script, f"{action} on {ws.name}", [action, ws.name, ws.owner, ws.root, *args])
 
     async def reserve(self, ws: WorkspaceView, nbytes: int, objects: int) -> Reservation:
@@ -145,7 +145,7 @@ class Quotas:
                 raise S3Error("OperationAborted", "Another write to this key is in progress; please retry")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
-        renewal: list = [None, None]   # the pending timer, the last renewal task (kept referenced)
+        renewal: list[Any] = [None, None]   # the pending timer, the last renewal task (kept referenced)
         self._renew_later(token, names, renewal)
         try:
             yield
@@ -155,9 +155,9 @@ class Quotas:
                 await asyncio.shield(self._lock("release", token, names))
 
     async def _lock(self, action: str, token: str, names: list[str]) -> int:
-        return await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names])
+        return cast(int, await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names]))
 
-    def _renew_later(self, token: str, names: list[str], renewal: list) -> None:
+    def _renew_later(self, token: str, names: list[str], renewal: list[Any]) -> None:
         """Renew the locks every third of their TTL while held: a timer, so that short holds start no task."""
         def renew() -> None:
             renewal[1] = asyncio.ensure_future(self._renew(token, names))
