@@ -58,6 +58,25 @@ class Call:
             raise RuntimeError(f"{self.op.name} has no authorized workspace")
         return self.target
 
+    def object_key(self) -> str:
+        """The key of an object operation (classify() gives every one a key)."""
+        if self.key is None:
+            raise RuntimeError(f"{self.op.name} has no object key")
+        return self.key
+
+    def authorized_source(self) -> tuple[Target, str]:
+        """The copy source's workspace and key: authorize() sets both for CopyObject and UploadPartCopy."""
+        if self.source is None or self.source_key is None:
+            raise RuntimeError(f"{self.op.name} has no copy source")
+        return self.source, self.source_key
+
+    def required_param(self, name: str) -> str:
+        """A query parameter classify() required for this operation (``uploadId`` of a multipart step)."""
+        value = self.param(name)
+        if value is None:
+            raise RuntimeError(f"{self.op.name} has no {name}")
+        return value
+
     @property
     def physical_key(self) -> str:
         return self.authorized_target().ws.prefix + (self.key or "")

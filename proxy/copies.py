@@ -16,6 +16,7 @@ from aiohttp import web
 
 from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
+from proxy.nodehttp import NodeResponse
 from proxy.listing import S3_NS
 from proxy.objects import head_object, head_size, object_params, part_number
 from proxy.quota import seen_through
@@ -33,12 +34,13 @@ _SOURCE_CONDITIONS = {"x-amz-copy-source-if-match": "if-match", "x-amz-copy-sour
 
 
 def _same_node(call: Call) -> bool:
-    return call.source.node.endpoint == call.target.node.endpoint and call.source.ws.bucket is not None
+    source, _ = call.authorized_source()
+    return source.node.endpoint == call.authorized_target().node.endpoint and source.ws.bucket is not None
 
 
 def _copy_headers(call: Call) -> dict[str, str]:
     headers = forwarded_headers(call)
-    signed = set(call.auth.signed_headers)
+    signed = set(call.auth.signed_headers) if call.auth is not None else set()
     for name, value in call.request.headers.items():
         lname = name.lower()
         if lname.startswith("x-amz-copy-source-") and lname in signed:
@@ -51,8 +53,8 @@ def _version_params(call: Call) -> list[tuple[str, str]]:
 
 
 def _source_path(call: Call) -> str:
-    src = call.source
-    path = "/" + src.ws.bucket + "/" + quote((src.ws.prefix + call.source_key).encode(), safe="/~")
+    src, source_key = call.authorized_source()
+    path = "/" + src.ws.bucket + "/" + quote((src.ws.prefix + source_key).encode(), safe="/~")
     if call.source_version:
         path += "?versionId=" + quote(call.source_version, safe="")
     return path
@@ -80,28 +82,29 @@ async def _measure_source(call: Call) -> tuple[int, str]:
     """
     conditions = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
                   if k.lower() in _SOURCE_CONDITIONS}
-    found = await head_object(call, call.source, call.source_key, _version_params(call), conditions)
+    found = await head_object(call, *call.authorized_source(), _version_params(call), conditions)
     if found is None:
         raise S3Error("NoSuchKey", "The copy source does not exist")
     return found
 
 
-async def _server_side_copy(call: Call, etag: str):
+async def _server_side_copy(call: Call, etag: str) -> NodeResponse:
     """Both workspaces on one node: the node copies, the proxy only rewrites the source."""
     headers = {k: v for k, v in _copy_headers(call).items() if k not in _SOURCE_CONDITIONS}
     headers["x-amz-copy-source"] = _source_path(call)
     headers["x-amz-copy-source-if-match"] = etag
-    return await call.request.app[UPSTREAM].send(call.target.node, "PUT", call.target.ws.bucket, call.physical_key,
+    dst = call.authorized_target()
+    return await call.request.app[UPSTREAM].send(dst.node, "PUT", dst.ws.bucket, call.physical_key,
                                                  object_params(call), headers)
 
 
-async def _stream_from_source(call: Call, etag: str, size: int, byte_range: tuple[int, int] | None):
+async def _stream_from_source(call: Call, etag: str, size: int, byte_range: tuple[int, int] | None) -> NodeResponse:
     """GET the source object (exactly ``size`` bytes of version ``etag``); the caller releases the response."""
     headers = {"if-match": etag}
     if byte_range is not None:
         headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    src = call.source
-    resp = await call.request.app[UPSTREAM].send(src.node, "GET", src.ws.bucket, src.ws.prefix + call.source_key,
+    src, source_key = call.authorized_source()
+    resp = await call.request.app[UPSTREAM].send(src.node, "GET", src.ws.bucket, src.ws.prefix + source_key,
                                                  _version_params(call), headers)
     if resp.status >= 300:
         try:
@@ -116,8 +119,8 @@ async def _stream_from_source(call: Call, etag: str, size: int, byte_range: tupl
     return resp
 
 
-async def _streamed_put(call: Call, etag: str, size: int, extra_params: list[tuple[str, str]], byte_range,
-                        replace_metadata: bool):
+async def _streamed_put(call: Call, etag: str, size: int, extra_params: list[tuple[str, str]],
+                        byte_range: tuple[int, int] | None, replace_metadata: bool) -> NodeResponse:
     """Cross-node copy: stream the source into the destination; returns the destination's response."""
     source = await _stream_from_source(call, etag, size, byte_range)
     try:
@@ -128,7 +131,7 @@ async def _streamed_put(call: Call, etag: str, size: int, extra_params: list[tup
                        if k.lower() in _COPIED_HEADERS or k.lower().startswith("x-amz-meta-")}
         headers = {k.lower(): v for k, v in headers.items()}
         headers["content-length"] = str(size)
-        dst = call.target
+        dst = call.authorized_target()
         return await call.request.app[UPSTREAM].send(
             dst.node, "PUT", dst.ws.bucket, call.physical_key, extra_params, headers,
             body=source.iter_chunks(STREAM_CHUNK), payload_hash="UNSIGNED-PAYLOAD")
@@ -140,10 +143,10 @@ async def _streamed_put(call: Call, etag: str, size: int, extra_params: list[tup
 async def copy_object(call: Call) -> web.StreamResponse:
     source_size, etag = await _measure_source(call)
     quotas = call.request.app[QUOTAS]
-    async with quotas.exclusive(call.target.ws, [call.key]):
-        old = await head_size(call, call.target, call.key)
+    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
+        old = await head_size(call, call.authorized_target(), call.object_key())
         new_object = 0 if old is not None else 1
-        res = await quotas.reserve(call.target.ws, source_size, new_object)
+        res = await quotas.reserve(call.authorized_target().ws, source_size, new_object)
         if _same_node(call):
             resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
         else:
@@ -165,20 +168,20 @@ async def copy_object(call: Call) -> web.StreamResponse:
 async def upload_part_copy(call: Call) -> web.StreamResponse:
     part = part_number(call)
     quotas = call.request.app[QUOTAS]
-    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
+    await quotas.check_upload(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
     source_size, etag = await _measure_source(call)
     byte_range = _copy_range(call, source_size)
     size = byte_range[1] - byte_range[0] + 1 if byte_range else source_size
-    res = await quotas.reserve(call.target.ws, size, 0)
+    res = await quotas.reserve(call.authorized_target().ws, size, 0)
     if _same_node(call):
         resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
     else:
-        params = [("partNumber", str(part)), ("uploadId", call.param("uploadId"))]
+        params = [("partNumber", str(part)), ("uploadId", call.required_param("uploadId"))]
         resp = await quotas.within(res, lambda: _streamed_put(call, etag, size, params, byte_range, True))
     if resp.status >= 300:
         return await rewritten(call, resp)
     res.done = True
-    await quotas.part_uploaded(call.target.ws, call.key, call.param("uploadId"), part, size)
+    await quotas.part_uploaded(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"), part, size)
     if _same_node(call):
         return await rewritten(call, resp)
     etag = resp.headers.get("ETag", "")
