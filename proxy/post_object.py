@@ -12,10 +12,10 @@ import asyncio
 import os
 import tempfile
 from datetime import datetime, timezone
-from typing import AsyncIterator
+from typing import AsyncIterator, BinaryIO
 from xml.sax.saxutils import escape
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from policy.decide import decide_object
 from proxy.addressing import check_key
@@ -36,7 +36,7 @@ MAX_POST = 5 << 30
 _KEPT_FIELDS = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
 
 
-async def _read_form(request: web.Request):
+async def _read_form(request: web.Request) -> tuple[dict[str, str], BodyPartReader]:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError):
@@ -46,7 +46,7 @@ async def _read_form(request: web.Request):
         part = await reader.next()
         if part is None:
             raise S3Error("InvalidArgument", "POST requires exactly one file upload per request")
-        if part.name is None:
+        if not isinstance(part, BodyPartReader) or part.name is None:   # a nested multipart/* part is no field
             raise S3Error("MalformedPOSTRequest")
         if part.name.lower() == "file":
             return fields, part
@@ -58,7 +58,7 @@ async def _read_form(request: web.Request):
         fields[part.name] = value.decode("utf-8", "replace")
 
 
-async def _spool(part, limit: int) -> tuple[tempfile.SpooledTemporaryFile, int]:
+async def _spool(part: BodyPartReader, limit: int) -> tuple[BinaryIO, int]:
     spool = tempfile.TemporaryFile()
     size = 0
     loop = asyncio.get_running_loop()
@@ -75,7 +75,7 @@ async def _spool(part, limit: int) -> tuple[tempfile.SpooledTemporaryFile, int]:
     return spool, size
 
 
-async def _spooled_chunks(spool) -> AsyncIterator[bytes]:
+async def _spooled_chunks(spool: BinaryIO) -> AsyncIterator[bytes]:
     """The spooled file, read off the event loop, as the upstream request's body."""
     loop = asyncio.get_running_loop()
     while chunk := await loop.run_in_executor(None, spool.read, 1 << 20):
