@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from typing import cast
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -58,8 +59,9 @@ async def head_size(call: Call, target: Target, key: str) -> int | None:
     return found[0] if found is not None else None
 
 
-async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | None) -> NodeResponse:
-    target = call.target
+async def _send(call: Call, headers: dict[str, str], body: bytes | VerifiedBody | None,
+                payload_hash: str | None) -> NodeResponse:
+    target = call.authorized_target()
     try:
         resp = await call.request.app[UPSTREAM].send(target.node, call.request.method, target.ws.bucket,
                                                      call.physical_key, object_params(call), headers, body=body,
@@ -75,7 +77,7 @@ async def _send(call: Call, headers: dict[str, str], body, payload_hash: str | N
 
 
 async def _prepare_body(call: Call, headers: dict[str, str], limit: int, *,
-                        checksum_of_body: bool = True) -> tuple[object, str | None, int]:
+                        checksum_of_body: bool = True) -> tuple[bytes | VerifiedBody, str | None, int]:
     """The body to forward (bytes when small, else a verified stream), its payload hash, and its length.
 
     ``checksum_of_body=False``: the request's x-amz-checksum-* header is not the body's (on
@@ -121,9 +123,9 @@ async def put_object(call: Call) -> web.StreamResponse:
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PUT)
     quotas = call.request.app[QUOTAS]
-    async with quotas.exclusive(call.target.ws, [call.key]):
-        old = await head_size(call, call.target, call.key)
-        res = await quotas.reserve(call.target.ws, length, 0 if old is not None else 1)
+    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
+        old = await head_size(call, call.authorized_target(), call.object_key())
+        res = await quotas.reserve(call.authorized_target().ws, length, 0 if old is not None else 1)
         resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
         if resp.status < 300:
             await quotas.settle(res, length - (old or 0), 0 if old is not None else 1)
@@ -136,11 +138,11 @@ async def put_object(call: Call) -> web.StreamResponse:
 @seen_through
 async def delete_object(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
-    async with quotas.exclusive(call.target.ws, [call.key]):
-        old = await head_size(call, call.target, call.key)
+    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
+        old = await head_size(call, call.authorized_target(), call.object_key())
         resp = await _send(call, forwarded_headers(call), None, None)
         if resp.status < 300 and old is not None:
-            await quotas.adjust(call.target.ws, -old, -1)
+            await quotas.adjust(call.authorized_target().ws, -old, -1)
     return await relay(call, resp)
 
 
@@ -158,37 +160,38 @@ def part_number(call: Call) -> int:
 async def upload_part(call: Call) -> web.StreamResponse:
     part = part_number(call)
     quotas = call.request.app[QUOTAS]
-    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
+    await quotas.check_upload(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PART)
-    res = await quotas.reserve(call.target.ws, length, 0)
+    res = await quotas.reserve(call.authorized_target().ws, length, 0)
     resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
     if resp.status < 300:
         res.done = True  # the part stays reserved (pending) until the upload is completed or aborted
-        await quotas.part_uploaded(call.target.ws, call.key, call.param("uploadId"), part, length)
+        await quotas.part_uploaded(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"), part,
+                                   length)
     return await relay(call, resp)
 
 
 @seen_through
 async def abort_upload(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
-    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
+    await quotas.check_upload(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
     resp = await _send(call, forwarded_headers(call), None, None)
     if resp.status < 300 or resp.status == 404:
-        await quotas.upload_finished(call.target.ws, call.key, call.param("uploadId"))
+        await quotas.upload_finished(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
     return await relay(call, resp)
 
 
 @seen_through
 async def complete_upload(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
-    await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
+    await quotas.check_upload(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
     headers = forwarded_headers(call)
     body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY, checksum_of_body=False)
-    async with quotas.exclusive(call.target.ws, [call.key]):
-        old = await head_size(call, call.target, call.key)
+    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
+        old = await head_size(call, call.authorized_target(), call.object_key())
         new_object = 0 if old is not None else 1
-        res = await quotas.reserve(call.target.ws, 0, new_object)
+        res = await quotas.reserve(call.authorized_target().ws, 0, new_object)
         resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
         if resp.status >= 300:
             return await rewritten(call, resp)
@@ -201,22 +204,23 @@ async def complete_upload(call: Call) -> web.StreamResponse:
             await quotas.release(res)
             code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
             raise S3Error(code)
-        size = await head_size(call, call.target, call.key) or 0
-        await quotas.upload_finished(call.target.ws, call.key, call.param("uploadId"))
+        size = await head_size(call, call.authorized_target(), call.object_key()) or 0
+        await quotas.upload_finished(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
         await quotas.settle(res, size - (old or 0), new_object)
     call.extra["bytes_in"] = size
-    return web.Response(body=rewrite_result(raw, workspace=call.bucket, physical_prefix=call.target.ws.prefix),
+    ws = call.authorized_target().ws
+    return web.Response(body=rewrite_result(raw, workspace=ws.name, physical_prefix=ws.prefix),
                         headers={"Content-Type": "application/xml"})
 
 
 async def create_upload(call: Call) -> web.StreamResponse:
     resp = await _send(call, forwarded_headers(call), None, None)
     out = await rewritten(call, resp)
-    upload_id = next((e.text for e in parse_xml(out.body, "backend response").iter()
+    upload_id = next((e.text for e in parse_xml(cast(bytes, out.body), "backend response").iter()
                       if e.tag.rpartition("}")[2] == "UploadId" and e.text), None)
     if upload_id is None:
         raise S3Error("InternalError", "The storage node answered without an upload id")
-    await call.request.app[QUOTAS].upload_started(call.target.ws, call.key, upload_id)
+    await call.request.app[QUOTAS].upload_started(call.authorized_target().ws, call.object_key(), upload_id)
     return out
 
 
@@ -238,7 +242,7 @@ async def delete_objects(call: Call) -> web.Response:
             if not key:
                 raise S3Error("InvalidArgument", "An empty key cannot be deleted")
             check_key(key)
-            if not decide_object(call.target.grants, "write", key).allowed:
+            if not decide_object(call.authorized_target().grants, "write", key).allowed:
                 raise S3Error("AccessDenied")
             allowed.append(key)
         except S3Error as exc:
@@ -246,7 +250,7 @@ async def delete_objects(call: Call) -> web.Response:
     deleted: list[str] = []
     allowed = list(dict.fromkeys(allowed))   # a key named twice is deleted (and its space freed) once
     if allowed:
-        async with call.request.app[QUOTAS].exclusive(call.target.ws, allowed):
+        async with call.request.app[QUOTAS].exclusive(call.authorized_target().ws, allowed):
             deleted = await _delete_keys(call, allowed, errors)
     parts = [] if quiet else [f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in deleted]
     parts += [f"<Error><Key>{escape(k)}</Key><Code>{escape(c)}</Code><Message>{escape(m)}</Message></Error>"
@@ -260,14 +264,14 @@ async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, s
 
     async def size_of(key: str) -> int | None:
         async with sem:
-            return await head_size(call, call.target, key)
+            return await head_size(call, call.authorized_target(), key)
     sizes = await asyncio.gather(*(size_of(k) for k in allowed))
-    prefix = call.target.ws.prefix
+    prefix = call.authorized_target().ws.prefix
     payload = (f'<Delete xmlns="{S3_NS}"><Quiet>false</Quiet>' + "".join(
         f"<Object><Key>{escape(prefix + k)}</Key></Object>" for k in allowed) + "</Delete>").encode()
     md5 = base64.b64encode(hashlib.md5(payload).digest()).decode()
     resp = await call.request.app[UPSTREAM].send(
-        call.target.node, "POST", call.target.ws.bucket, None, [("delete", "")],
+        call.authorized_target().node, "POST", call.authorized_target().ws.bucket, None, [("delete", "")],
         {"content-type": "application/xml", "content-md5": md5}, body=payload)
     await raise_for_backend(resp)
     try:
@@ -286,6 +290,6 @@ async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, s
             deleted.append(key)
             if size is not None:
                 freed[object_identity(key)] = size
-    await call.request.app[QUOTAS].adjust(call.target.ws, -sum(freed.values()), -len(freed))
+    await call.request.app[QUOTAS].adjust(call.authorized_target().ws, -sum(freed.values()), -len(freed))
     call.extra["deleted_keys"] = deleted
     return deleted
