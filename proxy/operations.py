@@ -13,7 +13,7 @@ from typing import Mapping
 from policy.permissions import OPERATION_PERMISSIONS
 from proxy.errors import S3Error
 
-__all__ = ["Operation", "classify", "BUCKET_CONFIG_SUBRESOURCES"]
+__all__ = ["Operation", "classify", "BUCKET_CONFIG_SUBRESOURCES", "BUCKET_VIEWS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +42,11 @@ _BUCKET_GET = {"location": _op("GetBucketLocation"), "versioning": _op("GetBucke
                "uploads": _op("ListMultipartUploads"), "versions": _op("ListObjectVersions")}
 # Configuration wio decides itself but shows read-only, in S3's shapes (proxy.views): ACLs and policy
 # status from shares, and the features wio does not offer as S3 shows a bucket without them.
-_BUCKET_VIEWS = {"acl": _op("GetBucketAcl"), "policyStatus": _op("GetBucketPolicyStatus"),
-                 "policy": _op("GetBucketPolicy"), "cors": _op("GetBucketCors"),
-                 "lifecycle": _op("GetBucketLifecycleConfiguration"), "tagging": _op("GetBucketTagging"),
-                 "website": _op("GetBucketWebsite"), "replication": _op("GetBucketReplication"),
-                 "object-lock": _op("GetObjectLockConfiguration")}
+BUCKET_VIEWS = {"acl": _op("GetBucketAcl"), "policyStatus": _op("GetBucketPolicyStatus"),
+                "policy": _op("GetBucketPolicy"), "cors": _op("GetBucketCors"),
+                "lifecycle": _op("GetBucketLifecycleConfiguration"), "tagging": _op("GetBucketTagging"),
+                "website": _op("GetBucketWebsite"), "replication": _op("GetBucketReplication"),
+                "object-lock": _op("GetObjectLockConfiguration")}
 # the plain object operations, built once (an Operation is immutable)
 _GET_OBJECT = _op("GetObject")
 _HEAD_OBJECT = _op("HeadObject")
@@ -70,7 +70,7 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
         return op
     if key is None:
         if method == "GET":
-            for sub, op in _BUCKET_VIEWS.items():
+            for sub, op in BUCKET_VIEWS.items():
                 if sub in query:
                     return op
         if type(query) is not dict or not BUCKET_CONFIG_SUBRESOURCES.isdisjoint(query):  # (a dict's lookups are exact)
