@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
 
 from tests.conftest import wio_settings
 from wio.devstack import DevStack, launch_components, wait_http
@@ -58,7 +59,7 @@ class HaStack:
                 port = self.primary_port()
                 if port != old_port and Redis(host="127.0.0.1", port=port, socket_timeout=1).role()[0] == b"master":
                     return port
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError, TypeError, RedisError):
                 pass
             time.sleep(0.1)
         raise AssertionError(f"no new primary within {timeout}s")

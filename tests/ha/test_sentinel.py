@@ -9,6 +9,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 from redis import Redis
+from redis.exceptions import RedisError
 
 from policy.projection import LAYOUT, verify
 from tests.conftest import make_person, s3_client, unique
@@ -34,7 +35,7 @@ def wait_synced_replica(stack: HaStack, timeout: float = 60) -> None:
             primary = Redis(host="127.0.0.1", port=stack.primary_port(), socket_timeout=10)
             if primary.execute_command("WAIT", 1, 5000) >= 1:
                 return
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, RedisError):
             pass
         time.sleep(0.2)
     raise AssertionError("no replica caught up with the primary")
