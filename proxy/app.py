@@ -28,6 +28,7 @@ from proxy.call import Call
 from proxy.errors import S3Error, error_xml
 from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
+from proxy.headers import parse_headers
 from proxy.metrics import in_flight_middleware
 from proxy.nodehttp import NodeError
 from proxy.operations import classify
@@ -77,7 +78,7 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
     return bucket, key, version
 
 
-async def authorize(request: web.Request) -> tuple[Call, object]:
+async def authorize(request: web.Request, parsed_headers: dict[str, str]) -> tuple[Call, object]:
     settings = request.app[SETTINGS]
     raw_path, _, raw_query = request.raw_path.partition("?")
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
@@ -88,7 +89,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         duplicated = sorted({k for k, _ in params if sum(1 for n, _ in params if n == k) > 1})
         raise S3Error("InvalidArgument", f"Query parameter '{duplicated[0]}' is given more than once")
     request["bucket"], request["key"] = address.bucket, address.key
-    op = classify(request.method, address.bucket, address.key, query, request.headers)
+    op = classify(request.method, address.bucket, address.key, query, parsed_headers)
     request["operation"] = op.name
     headers = list(request.headers.items())
     try:
@@ -107,7 +108,7 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
         workspaces = [address.bucket]
         source = None
         if op.name in ("CopyObject", "UploadPartCopy"):
-            source = parse_copy_source(request.headers["x-amz-copy-source"])
+            source = parse_copy_source(parsed_headers["x-amz-copy-source"])
             workspaces.append(source[0])
         caller, targets = await authz.load(auth.access_key_id, auth.session_token, workspaces)
         visible = None
@@ -151,13 +152,14 @@ async def authorize(request: web.Request) -> tuple[Call, object]:
 
 
 async def s3_entry(request: web.Request) -> web.StreamResponse:
+    headers = parse_headers(request)   # first: a repeated single-valued header is refused before anything
     if is_sts_request(request):
         return await sts_entry(request)
-    if request.method == "POST" and request.headers.get("Content-Type", "").startswith("multipart/form-data"):
-        address = parse_address(request.raw_path, request.headers.get("Host"), request.app[SETTINGS].s3_domain)
+    if request.method == "POST" and headers.get("content-type", "").startswith("multipart/form-data"):
+        address = parse_address(request.raw_path, headers.get("host"), request.app[SETTINGS].s3_domain)
         if address.bucket is not None and address.key is None:
             return await post_object(request, address.bucket)
-    call, visible = await authorize(request)
+    call, visible = await authorize(request, headers)
     if call.op.name == "ListBuckets":
         return await list_buckets(call, visible)
     handler = HANDLERS.get(call.op.name)

