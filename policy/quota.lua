@@ -17,6 +17,7 @@
 --          meanwhile) or belongs to another workspace or key keeps nothing: the bytes are given back.
 -- start:   ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = ttl seconds. Binds a new upload to workspace and key.
 -- owns:    ARGV[5] = upload id, ARGV[6] = key -> 1 when the upload was started for this workspace (owner, root) and key
+-- held:    ARGV[5] = upload id, ARGV[6] = key -> the bytes its parts hold reserved, -1 when it is not owned
 -- finish:  ARGV[5] = upload id, ARGV[6] = key. Forgets the upload and gives its parts back -> bytes given
 local action, ws, owner, root = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local usage = {'wio:use:w:' .. ws, 'wio:use:u:' .. owner, 'wio:use:r:' .. root}
@@ -36,6 +37,15 @@ local function owns(upload, key)
   return bound[1] == ws and bound[2] == owner and bound[3] == root and bound[4] == key
 end
 
+-- The bytes an upload's parts hold reserved (its numeric fields).
+local function held(upload)
+  local fields, total = redis.call('HGETALL', upload), 0
+  for i = 1, #fields, 2 do
+    if tonumber(fields[i]) then total = total + tonumber(fields[i + 1]) end
+  end
+  return total
+end
+
 if action == 'start' then
   local upload = 'wio:mpu:' .. ARGV[5]
   redis.call('HSET', upload, 'ws', ws, 'owner', owner, 'root', root, 'key', ARGV[6])
@@ -44,6 +54,11 @@ if action == 'start' then
 end
 if action == 'owns' then
   return owns('wio:mpu:' .. ARGV[5], ARGV[6]) and 1 or 0
+end
+if action == 'held' then
+  local upload = 'wio:mpu:' .. ARGV[5]
+  if not owns(upload, ARGV[6]) then return -1 end
+  return held(upload)
 end
 if action == 'part' then
   local size, upload, part = tonumber(ARGV[5]), 'wio:mpu:' .. ARGV[6], ARGV[8]
@@ -62,10 +77,7 @@ if action == 'finish' then
   if not owns(upload, ARGV[6]) then
     return 0
   end
-  local fields, total = redis.call('HGETALL', upload), 0
-  for i = 1, #fields, 2 do
-    if tonumber(fields[i]) then total = total + tonumber(fields[i + 1]) end
-  end
+  local total = held(upload)
   redis.call('DEL', upload)
   change('pbytes', 0 - total)
   return total

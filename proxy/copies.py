@@ -139,15 +139,15 @@ async def copy_object(call: Call) -> web.StreamResponse:
     async with quotas.exclusive(call.target.ws, [call.key]):
         old = await head_size(call, call.target, call.key)
         new_object = 0 if old is not None else 1
-        res = await quotas.reserve(call.target.ws, source_size, new_object)
-        if _same_node(call):
-            resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
-        else:
-            replace = call.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
-            resp = await quotas.within(res, lambda: _streamed_put(call, etag, source_size, [], None, replace))
-        if resp.status >= 300:
-            return await rewritten(call, resp)
-        await quotas.settle(res, source_size - (old or 0), new_object)
+        async with quotas.reserved(call.target.ws, source_size, new_object) as res:
+            if _same_node(call):
+                resp = await _server_side_copy(call, etag)
+            else:
+                replace = call.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
+                resp = await _streamed_put(call, etag, source_size, [], None, replace)
+            if resp.status >= 300:
+                return await rewritten(call, resp)
+            await quotas.settle(res, source_size - (old or 0), new_object)
     call.extra["bytes_in"] = source_size
     if _same_node(call):
         return await rewritten(call, resp)
@@ -165,16 +165,15 @@ async def upload_part_copy(call: Call) -> web.StreamResponse:
     source_size, etag = await _measure_source(call)
     byte_range = _copy_range(call, source_size)
     size = byte_range[1] - byte_range[0] + 1 if byte_range else source_size
-    res = await quotas.reserve(call.target.ws, size, 0)
-    if _same_node(call):
-        resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
-    else:
-        params = [("partNumber", str(part)), ("uploadId", call.param("uploadId"))]
-        resp = await quotas.within(res, lambda: _streamed_put(call, etag, size, params, byte_range, True))
-    if resp.status >= 300:
-        return await rewritten(call, resp)
-    res.done = True
-    await quotas.part_uploaded(call.target.ws, call.key, call.param("uploadId"), part, size)
+    async with quotas.reserved(call.target.ws, size, 0) as res:   # exactly what the node will copy
+        if _same_node(call):
+            resp = await _server_side_copy(call, etag)
+        else:
+            params = [("partNumber", str(part)), ("uploadId", call.param("uploadId"))]
+            resp = await _streamed_put(call, etag, size, params, byte_range, True)
+        if resp.status >= 300:
+            return await rewritten(call, resp)
+        await quotas.keep_for_part(res, call.key, call.param("uploadId"), part)
     if _same_node(call):
         return await rewritten(call, resp)
     etag = resp.headers.get("ETag", "")

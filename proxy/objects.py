@@ -108,10 +108,11 @@ async def put_object(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
     async with quotas.exclusive(call.target.ws, [call.key]):
         old = await head_size(call, call.target, call.key)
-        res = await quotas.reserve(call.target.ws, length, 0 if old is not None else 1)
-        resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
-        if resp.status < 300:
-            await quotas.settle(res, length - (old or 0), 0 if old is not None else 1)
+        new_object = 0 if old is not None else 1
+        async with quotas.reserved(call.target.ws, length, new_object) as res:
+            resp = await _send(call, headers, body, payload_hash)
+            if resp.status < 300:
+                await quotas.settle(res, length - (old or 0), new_object)
     if resp.status < 300:
         call.extra["etag"] = resp.headers.get("ETag", "")
         call.extra["content_type"] = headers.get("content-type", "")
@@ -146,11 +147,10 @@ async def upload_part(call: Call) -> web.StreamResponse:
     await quotas.check_upload(call.target.ws, call.key, call.param("uploadId"))
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PART)
-    res = await quotas.reserve(call.target.ws, length, 0)
-    resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
-    if resp.status < 300:
-        res.done = True  # the part stays reserved (pending) until the upload is completed or aborted
-        await quotas.part_uploaded(call.target.ws, call.key, call.param("uploadId"), part, length)
+    async with quotas.reserved(call.target.ws, length, 0) as res:
+        resp = await _send(call, headers, body, payload_hash)
+        if resp.status < 300:   # the part stays reserved (pending) until the upload is completed or aborted
+            await quotas.keep_for_part(res, call.key, call.param("uploadId"), part)
     return await relay(call, resp)
 
 
@@ -173,25 +173,51 @@ async def complete_upload(call: Call) -> web.StreamResponse:
     async with quotas.exclusive(call.target.ws, [call.key]):
         old = await head_size(call, call.target, call.key)
         new_object = 0 if old is not None else 1
-        res = await quotas.reserve(call.target.ws, 0, new_object)
-        resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
-        if resp.status >= 300:
-            return await rewritten(call, resp)
-        # S3 may answer 200 with an error document for CompleteMultipartUpload: read before settling.
-        try:
-            raw = await resp.read()
-        finally:
-            resp.release()
-        if b"<Error>" in raw[:512]:
-            await quotas.release(res)
-            code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
-            raise S3Error(code)
-        size = await head_size(call, call.target, call.key) or 0
-        await quotas.upload_finished(call.target.ws, call.key, call.param("uploadId"))
-        await quotas.settle(res, size - (old or 0), new_object)
+        # The object will hold the parts the request names, as the node stores them; the upload's parts
+        # are reserved already, anything beyond is reserved now: over the quota, nothing becomes visible.
+        total = await _parts_total(call, body)
+        held = await quotas.upload_held(call.target.ws, call.key, call.param("uploadId"))
+        async with quotas.reserved(call.target.ws, max(0, total - held), new_object) as res:
+            resp = await _send(call, headers, body, payload_hash)
+            if resp.status >= 300:
+                return await rewritten(call, resp)
+            # S3 may answer 200 with an error document for CompleteMultipartUpload: read before settling.
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+            if b"<Error>" in raw[:512]:
+                code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
+                raise S3Error(code)
+            size = await head_size(call, call.target, call.key) or 0
+            await quotas.upload_finished(call.target.ws, call.key, call.param("uploadId"))
+            await quotas.settle(res, size - (old or 0), new_object)
     call.extra["bytes_in"] = size
     return web.Response(body=rewrite_result(raw, workspace=call.bucket, physical_prefix=call.target.ws.prefix),
                         headers={"Content-Type": "application/xml"})
+
+
+async def _parts_total(call: Call, body: bytes) -> int:
+    """Bytes of the parts a CompleteMultipartUpload request names, as the node holds them (ListParts)."""
+    root = parse_xml(body)
+    ns = f"{{{S3_NS}}}" if root.tag.startswith("{") else ""
+    named = {(p.findtext(f"{ns}PartNumber") or "").strip() for p in root.iter(f"{ns}Part")}
+    total, marker = 0, "0"
+    while True:
+        resp = await call.request.app[UPSTREAM].send(
+            call.target.node, "GET", call.target.ws.bucket, call.physical_key,
+            [("uploadId", call.param("uploadId")), ("max-parts", "1000"), ("part-number-marker", marker)], {})
+        await raise_for_backend(resp)
+        try:
+            page = parse_xml(await resp.read(), "backend response")
+        finally:
+            resp.release()
+        for part in page.iter(f"{{{S3_NS}}}Part"):
+            if (part.findtext(f"{{{S3_NS}}}PartNumber") or "") in named:
+                total += int(part.findtext(f"{{{S3_NS}}}Size") or "0")
+        marker = page.findtext(f"{{{S3_NS}}}NextPartNumberMarker") or ""
+        if page.findtext(f"{{{S3_NS}}}IsTruncated") != "true" or not marker:
+            return total
 
 
 async def create_upload(call: Call) -> web.StreamResponse:

@@ -27,7 +27,6 @@ import policy
 from policy.decide import WorkspaceView
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
-from proxy.nodehttp import NodeResponse
 from wio.resp import RespClient, RespError
 
 __all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
@@ -116,16 +115,16 @@ class Quotas:
             res.done = True
             await self._run("release", res.ws, res.bytes, res.objects)
 
-    async def within(self, res: Reservation, send: Callable[[], Awaitable[NodeResponse]]) -> NodeResponse:
-        """Run ``send()`` holding ``res``; release it on any failure, so refused/aborted writes cost nothing."""
+    @contextlib.asynccontextmanager
+    async def reserved(self, ws: WorkspaceView, nbytes: int, objects: int) -> AsyncIterator[Reservation]:
+        """Reserve for the block (``QuotaExceeded`` before it runs); what the block did not settle or keep
+        is given back on the way out, whether it returned, failed or was cancelled (the release is shielded)."""
+        res = await self.reserve(ws, nbytes, objects)
         try:
-            resp = await send()
-        except BaseException:
-            await asyncio.shield(self.release(res))
-            raise
-        if resp.status >= 300:
-            await self.release(res)
-        return resp
+            yield res
+        finally:
+            if not res.done:
+                await asyncio.shield(self.release(res))
 
     async def adjust(self, ws: WorkspaceView, delta_bytes: int, delta_objects: int) -> None:
         if delta_bytes or delta_objects:
@@ -178,9 +177,17 @@ class Quotas:
         if int(await self._run("owns", ws, upload_id, key)) != 1:
             raise S3Error("NoSuchUpload")
 
-    async def part_uploaded(self, ws: WorkspaceView, key: str, upload_id: str, part: int, size: int) -> None:
-        """Keep a part's reservation under its upload (given back at once if the upload is gone)."""
-        await self._run("part", ws, size, upload_id, key, part, MPU_TTL_SECONDS)
+    async def upload_held(self, ws: WorkspaceView, key: str, upload_id: str) -> int:
+        """The bytes the upload's parts hold reserved (``NoSuchUpload`` if it is not this workspace's and key's)."""
+        held = int(await self._run("held", ws, upload_id, key))
+        if held < 0:
+            raise S3Error("NoSuchUpload")
+        return held
+
+    async def keep_for_part(self, res: Reservation, key: str, upload_id: str, part: int) -> None:
+        """Keep a stored part's reservation under its upload (given back at once if the upload is gone)."""
+        res.done = True
+        await self._run("part", res.ws, res.bytes, upload_id, key, part, MPU_TTL_SECONDS)
 
     async def upload_finished(self, ws: WorkspaceView, key: str, upload_id: str) -> int:
         """Forget an upload and give its parts' reservation back; returns the bytes they held."""

@@ -6,6 +6,7 @@ node really holds, and a quota must still refuse the next byte over it.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 import struct
@@ -13,11 +14,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
+import aiohttp
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from redis import Redis
 
 from tests.conftest import unique
 from tools.hostile import Target, _req, send_raw
@@ -174,9 +177,10 @@ def test_a_repeated_single_valued_header_is_refused_before_anything(stack, perso
         ("PUT", f"/{workspace}/copy", [("x-amz-copy-source", f"/{workspace}/src"),
                                        ("x-amz-metadata-directive", "COPY"),
                                        ("x-amz-metadata-directive", "REPLACE")], b""),
-        ("PUT", f"/{workspace}/typed", [("Content-Type", "text/plain"), ("Content-Type", "text/html")], b"x"),
+        ("PUT", f"/{workspace}/stored", [("x-amz-storage-class", "STANDARD"), ("x-amz-storage-class", "GLACIER")], b"x"),
         ("PUT", f"/{workspace}/tagged", [("x-amz-tagging", "a=1"), ("x-amz-tagging", "b=2")], b"x"),
         ("GET", f"/{workspace}/src", [("Range", "bytes=0-0"), ("Range", "bytes=0-9")], b""),
+        ("GET", f"/{workspace}/src", [("If-Match", '"nothing"'), ("If-Match", "*")], b""),
     ]
     for method, path, headers, body in attempts:
         status, answer = send_signed(stack, person, method, path, headers, body)
@@ -225,10 +229,13 @@ def test_keys_a_node_treats_as_one_object_are_freed_once(person, workspace):
 
     def hammer(i: int) -> None:   # the same object under three names, written and deleted at once
         name = ("d/k", "d//k", "/d/k")[i % 3]
-        if i % 2:
-            s3.delete_object(Bucket=workspace, Key=name)
-        else:
-            s3.put_object(Bucket=workspace, Key=name, Body=b"v" * (1000 * (i % 5 + 1)))
+        try:
+            if i % 2:
+                s3.delete_object(Bucket=workspace, Key=name)
+            else:
+                s3.put_object(Bucket=workspace, Key=name, Body=b"v" * (1000 * (i % 5 + 1)))
+        except ClientError as exc:   # aliases are refused at the front door now (listings change)
+            assert name != "d/k" and exc.response["Error"]["Code"] == "InvalidArgument"
 
     with ThreadPoolExecutor(12) as pool:
         list(pool.map(hammer, range(60)))
@@ -249,4 +256,64 @@ def test_hanging_up_right_after_the_body_does_not_store_uncounted_bytes(stack, p
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # reset, don't wait
     time.sleep(2)   # let the proxy and the node finish what was sent
     assert stored(person, workspace)[1] > 0   # some hang-ups came after the node had the whole body
+    assert_exact(person, workspace)
+
+
+def post_form(url: str, fields: dict, data: bytes) -> tuple[int, str]:
+    async def send():
+        form = aiohttp.FormData()
+        for k, v in fields.items():
+            form.add_field(k, v)
+        form.add_field("file", data, filename="f.bin", content_type="application/octet-stream")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, data=form) as resp:
+                return resp.status, await resp.text()
+    return asyncio.run(send())
+
+
+def test_a_post_upload_is_reserved_at_its_policy_maximum_before_the_body_is_read(person, workspace):
+    s3 = person.s3
+    person.api.call("PUT", f"/workspaces/{workspace}/quota", {"max_bytes": 2 * MiB})
+    s3.put_object(Bucket=workspace, Key="base", Body=b"b" * MiB)
+    # No content-length-range: the form could carry 5 GiB, so it is refused under a quota, however small its file.
+    post = s3.generate_presigned_post(workspace, "open", ExpiresIn=300)
+    status, body = post_form(post["url"], post["fields"], b"x" * 10)
+    assert status == 403 and "QuotaExceeded" in body and "content-length-range" in body
+    # A range whose maximum does not fit is refused too; one that fits is settled to the file's real size.
+    post = s3.generate_presigned_post(workspace, "ranged", ExpiresIn=300,
+                                      Conditions=[["content-length-range", 1, 2 * MiB]])
+    status, body = post_form(post["url"], post["fields"], b"x" * 10)
+    assert status == 403 and "QuotaExceeded" in body
+    post = s3.generate_presigned_post(workspace, "ranged", ExpiresIn=300,
+                                      Conditions=[["content-length-range", 1, MiB // 2]])
+    assert post_form(post["url"], post["fields"], b"x" * 1000)[0] == 204
+    status, body = post_form(post["url"], post["fields"], b"x" * (MiB // 2 + 1))
+    assert status == 400 and "EntityTooLarge" in body
+    assert_exact(person, workspace)
+    assert usage(person, workspace)["bytes"] == MiB + 1000
+
+
+def test_complete_refuses_parts_beyond_the_quota_before_the_object_is_visible(stack, person, workspace):
+    """Parts the ledger lost track of (a record dropped with Redis) are checked again by Complete."""
+    s3 = person.s3
+    person.api.call("PUT", f"/workspaces/{workspace}/quota", {"max_bytes": 8 * MiB})
+    upload = s3.create_multipart_upload(Bucket=workspace, Key="m")["UploadId"]
+    etag = s3.upload_part(Bucket=workspace, Key="m", UploadId=upload, PartNumber=1, Body=b"1" * (5 * MiB))["ETag"]
+    s3.put_object(Bucket=workspace, Key="filler", Body=b"f" * (2 * MiB))
+    redis = Redis.from_url(stack.settings.redis_url, decode_responses=True)
+    try:   # the ledger forgets the part: 5 MiB stored on the node, reserved nowhere
+        redis.hdel(f"wio:mpu:{upload}", "1")
+        for scope in (f"w:{workspace}", f"u:{person.name}"):
+            redis.hincrby(f"wio:use:{scope}", "pbytes", -5 * MiB)
+    finally:
+        redis.close()
+    s3.put_object(Bucket=workspace, Key="more", Body=b"m" * (2 * MiB))   # fits only because the part is forgotten
+    with pytest.raises(ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=workspace, Key="m", UploadId=upload,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert error_code(exc) == "QuotaExceeded"
+    assert {o["Key"] for o in s3.list_objects_v2(Bucket=workspace)["Contents"]} == {"filler", "more"}
+    s3.delete_object(Bucket=workspace, Key="more")
+    s3.complete_multipart_upload(Bucket=workspace, Key="m", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert_exact(person, workspace)
