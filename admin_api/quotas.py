@@ -1,7 +1,8 @@
 """Quotas and usage. Workspace admins set workspace quotas; system admins set user and root quotas.
 
-Usage is kept exact by the proxy in Redis (``wio:use:{w|u|r}:{name}``, see policy/quota.lua) and can
-be reconciled against the node by a crawl, which picks up data written around wio.
+Usage is kept exact by the proxy in Redis (``wio:use:{w|u|r}:{name}``, see policy/quota.lua) and is
+rebuilt from the node by reconciliation, which also picks up data written around wio and gives back
+reservations past their deadline (docs/design/quotas.md).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from admin_api.context import REDIS, caller, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.users import require_admin
 from admin_api.workspaces import load_workspace, node_client, require_on_workspace
+from admin_api.usage import rebuild_usage
 from policy.models import Root, User
 from policy.nodes import NodeError
 
@@ -50,6 +52,7 @@ async def usage_of(redis, scope: str, name: str, entity) -> dict:
     raw = await redis.hgetall(f"wio:use:{scope}:{name}")
     return {"bytes": int(raw.get("bytes", 0)), "objects": int(raw.get("objects", 0)),
             "pending_bytes": int(raw.get("pbytes", 0)), "pending_objects": int(raw.get("pobjects", 0)),
+            **({"known": raw.get("known") == "1"} if scope == "w" else {}),
             "max_bytes": entity.max_bytes, "max_objects": entity.max_objects}
 
 
@@ -118,10 +121,10 @@ async def root_usage(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/workspaces/{name}/usage/reconcile")
 async def reconcile_usage(request: web.Request) -> web.Response:
-    """Count what is really on the node under the workspace's prefix and make usage match it.
+    """Rebuild the workspace's usage from what is really on the node under its prefix.
 
-    The difference is applied to the workspace, its owner and its root at once, so nothing is
-    counted twice; writes in flight keep their reservations (pending) untouched.
+    Differences go to the workspace, its owner and its root at once, so nothing is counted twice;
+    reservations past their deadline are given back (``rebuild_usage``).
     """
     async with read_session(request.app) as session:
         user = await caller(request, session)
@@ -130,17 +133,11 @@ async def reconcile_usage(request: web.Request) -> web.Response:
         node, bucket, prefix, owner, root = ws.root.node, ws.root.bucket, ws.prefix, ws.owner.username, ws.root.name
         client = node_client(request.app, node)
     try:
-        total_bytes, total_objects = await client.count_prefix(bucket, prefix)
+        total_bytes, total_objects, corrected = await rebuild_usage(request.app[REDIS], client, bucket, prefix,
+                                                                    [ws.name, owner, root])
     except NodeError as exc:
         raise ApiError(502, "NodeUnavailable", str(exc)) from None
-    redis = request.app[REDIS]
-    current = await redis.hgetall(f"wio:use:w:{ws.name}")
-    delta_bytes = total_bytes - int(current.get("bytes", 0))
-    delta_objects = total_objects - int(current.get("objects", 0))
-    async with redis.pipeline(transaction=True) as pipe:
-        for key in (f"wio:use:w:{ws.name}", f"wio:use:u:{owner}", f"wio:use:r:{root}"):
-            pipe.hincrby(key, "bytes", delta_bytes)
-            pipe.hincrby(key, "objects", delta_objects)
-        await pipe.execute()
+    delta_bytes, delta_objects, delta_pbytes, delta_pobjects = corrected
     return web.json_response({"workspace": ws.name, "bytes": total_bytes, "objects": total_objects,
-                              "corrected_bytes": delta_bytes, "corrected_objects": delta_objects})
+                              "corrected_bytes": delta_bytes, "corrected_objects": delta_objects,
+                              "corrected_pending_bytes": delta_pbytes, "corrected_pending_objects": delta_pobjects})

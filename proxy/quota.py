@@ -34,6 +34,8 @@ __all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
 MPU_TTL_SECONDS = 14 * 24 * 3600
 LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this long; live holders renew it
 LOCK_WAIT = 10.0              # how long a write waits for another write of the same key to finish
+RESERVATION_GRACE = 600       # a reservation's deadline: this many seconds, plus its bytes at SLOWEST_WRITE
+SLOWEST_WRITE = 256 << 10     # bytes/s; past its deadline, reconciliation gives a reservation back
 log = logging.getLogger("wio.proxy")
 _SCRIPTS = Path(policy.__file__).parent
 _SLASHES = re.compile(r"/{2,}")
@@ -77,6 +79,7 @@ class Reservation:
     ws: WorkspaceView
     bytes: int
     objects: int
+    token: str
     done: bool = False
 
 
@@ -99,21 +102,24 @@ class Quotas:
         return await self._call(self._script, f"{action} on {ws.name}", [action, ws.name, ws.owner, ws.root, *args])
 
     async def reserve(self, ws: WorkspaceView, nbytes: int, objects: int) -> Reservation:
-        result = await self._run("reserve", ws, nbytes, objects)
+        token = secrets.token_hex(12)
+        result = await self._run("reserve", ws, nbytes, objects, token, RESERVATION_GRACE + nbytes // SLOWEST_WRITE)
         if int(result[0]) != 1:
+            if result[1] == "unknown":
+                raise S3Error("ServiceUnavailable", "This workspace's usage is being rebuilt; please retry later")
             scope, kind = result[1], result[2]
             raise S3Error("QuotaExceeded", f"This write would exceed the {scope} quota on {kind}")
-        return Reservation(ws, nbytes, objects)
+        return Reservation(ws, nbytes, objects, token)
 
     async def settle(self, res: Reservation, delta_bytes: int, delta_objects: int) -> None:
         if not res.done:
             res.done = True
-            await self._run("settle", res.ws, res.bytes, res.objects, delta_bytes, delta_objects)
+            await self._run("settle", res.ws, res.bytes, res.objects, delta_bytes, delta_objects, res.token)
 
     async def release(self, res: Reservation) -> None:
         if not res.done:
             res.done = True
-            await self._run("release", res.ws, res.bytes, res.objects)
+            await self._run("release", res.ws, res.bytes, res.objects, res.token)
 
     @contextlib.asynccontextmanager
     async def reserved(self, ws: WorkspaceView, nbytes: int, objects: int) -> AsyncIterator[Reservation]:
@@ -187,7 +193,7 @@ class Quotas:
     async def keep_for_part(self, res: Reservation, key: str, upload_id: str, part: int) -> None:
         """Keep a stored part's reservation under its upload (given back at once if the upload is gone)."""
         res.done = True
-        await self._run("part", res.ws, res.bytes, upload_id, key, part, MPU_TTL_SECONDS)
+        await self._run("part", res.ws, res.bytes, upload_id, key, part, MPU_TTL_SECONDS, res.token)
 
     async def upload_finished(self, ws: WorkspaceView, key: str, upload_id: str) -> int:
         """Forget an upload and give its parts' reservation back; returns the bytes they held."""
