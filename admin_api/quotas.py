@@ -6,18 +6,26 @@ reservations past their deadline (docs/design/quotas.md).
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from aiohttp import web
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from admin_api.context import REDIS, caller, json_body, mutation, read_session
+from admin_api.context import DB, REDIS, caller, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.users import require_admin
 from admin_api.workspaces import load_workspace, node_client, require_on_workspace
 from admin_api.usage import rebuild_usage
-from policy.models import Root, User
+from policy.models import Root, User, Workspace
 from policy.nodes import NodeError
 
-__all__ = ["routes", "MAX_QUOTA"]
+__all__ = ["routes", "MAX_QUOTA", "usage_keeper"]
+
+log = logging.getLogger("wio.api")
+USAGE_CHECK_SECONDS = 10.0   # how often workspaces with unknown usage or overdue reservations are rebuilt
 
 routes = web.RouteTableDef()
 MAX_QUOTA = 1 << 62  # ~4.6 EB: anything larger is a typo, not a plan
@@ -141,3 +149,51 @@ async def reconcile_usage(request: web.Request) -> web.Response:
     return web.json_response({"workspace": ws.name, "bytes": total_bytes, "objects": total_objects,
                               "corrected_bytes": delta_bytes, "corrected_objects": delta_objects,
                               "corrected_pending_bytes": delta_pbytes, "corrected_pending_objects": delta_pobjects})
+
+
+async def _rebuild_where_needed(app: web.Application) -> None:
+    """Rebuild every workspace whose usage is unknown (Redis lost it, a write outlived its reservation,
+    never counted since the upgrade) or that holds a reservation past its deadline (a write cut off
+    from Redis before it settled)."""
+    async with app[DB]() as session:
+        workspaces = (await session.scalars(select(Workspace))).unique().all()
+        targets = [(ws.name, ws.owner.username, ws.root.name, ws.root.bucket, ws.prefix,
+                    node_client(app, ws.root.node)) for ws in workspaces]
+    redis = app[REDIS]
+    async with redis.pipeline(transaction=False) as pipe:
+        for name, *_ in targets:
+            pipe.hget(f"wio:use:w:{name}", "known")
+            pipe.hvals(f"wio:rsv:{name}")
+        answers = await pipe.execute()
+    now_ms = time.time() * 1000
+    for i, (name, owner, root, bucket, prefix, client) in enumerate(targets):
+        known, reservations = answers[2 * i], answers[2 * i + 1]
+        if known == "1" and all(int(r.rsplit(" ", 1)[1]) > now_ms for r in reservations):
+            continue
+        try:
+            total_bytes, total_objects, corrected = await rebuild_usage(redis, client, bucket, prefix,
+                                                                        [name, owner, root])
+        except NodeError as exc:
+            log.warning("usage of workspace %s not rebuilt (will retry): %s", name, exc)
+            continue
+        log.info("usage of workspace %s rebuilt from its node: %d bytes, %d objects (corrected by %s)",
+                 name, total_bytes, total_objects, corrected)
+
+
+async def _keep_usage(app: web.Application) -> None:
+    while True:
+        try:
+            await _rebuild_where_needed(app)
+        except (RedisError, OSError) as exc:
+            log.warning("usage check failed (will retry): %s", exc)
+        except Exception:  # noqa: BLE001 - keep the keeper alive whatever happens, but say it
+            log.exception("usage check failed (will retry)")
+        await asyncio.sleep(USAGE_CHECK_SECONDS)
+
+
+async def usage_keeper(app: web.Application):
+    """Rebuild usage from the nodes where it is unknown or overdue, at start-up and every USAGE_CHECK_SECONDS."""
+    task = asyncio.create_task(_keep_usage(app))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
