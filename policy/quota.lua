@@ -20,8 +20,9 @@
 -- release: ARGV[5], ARGV[6] = reserved bytes/objects to give back, ARGV[7] = token
 -- adjust:  ARGV[5], ARGV[6] = delta bytes/objects applied to committed usage directly (deletes)
 -- part:    ARGV[5] = the part's reserved bytes, ARGV[6] = upload id, ARGV[7] = key, ARGV[8] = part number,
---          ARGV[9] = ttl seconds, ARGV[10] = the reservation's token (its record moves into the upload). The part stays reserved under its upload, replacing (and giving back)
---          an earlier upload of the same part number. An upload that is gone (completed or aborted
+--          ARGV[9] = ttl seconds, ARGV[10] = the reservation's token (its record moves into the upload).
+--          The part stays reserved under its upload, replacing (and giving back) an earlier upload of the
+--          same part number. An upload that is gone (completed or aborted
 --          meanwhile) or belongs to another workspace or key keeps nothing: the bytes are given back.
 -- start:   ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = ttl seconds. Binds a new upload to workspace and key.
 -- owns:    ARGV[5] = upload id, ARGV[6] = key -> 1 when the upload was started for this workspace (owner, root) and key
@@ -30,7 +31,8 @@
 -- unknown: marks the workspace's usage unknown (a rebuild starts) -> reservations still in flight
 -- reconcile: ARGV[5], ARGV[6] = bytes/objects the node holds under the workspace's prefix. Drops reservations
 --          past their deadline and uploads that expired, recomputes pending usage from the records that
---          remain, sets committed usage to the node's, marks usage known -> {bytes, pbytes, pobjects} corrected
+--          remain, sets committed usage to the node's, marks usage known
+--          -> the corrections {bytes, objects, pbytes, pobjects}
 local action, ws, owner, root = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local usage = {'wio:use:w:' .. ws, 'wio:use:u:' .. owner, 'wio:use:r:' .. root}
 local limits = {'wio:w:' .. ws, 'wio:u:' .. owner, 'wio:r:' .. root}
