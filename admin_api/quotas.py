@@ -155,21 +155,19 @@ async def _rebuild_where_needed(app: web.Application) -> None:
     """Rebuild every workspace whose usage is unknown (Redis lost it, a write outlived its reservation,
     never counted since the upgrade) or that holds a reservation past its deadline (a write cut off
     from Redis before it settled)."""
+    redis = app[REDIS]
     async with app[DB]() as session:
         workspaces = (await session.scalars(select(Workspace))).unique().all()
-        targets = [(ws.name, ws.owner.username, ws.root.name, ws.root.bucket, ws.prefix,
-                    node_client(app, ws.root.node)) for ws in workspaces]
-    redis = app[REDIS]
-    async with redis.pipeline(transaction=False) as pipe:
-        for name, *_ in targets:
-            pipe.hget(f"wio:use:w:{name}", "known")
-            pipe.hvals(f"wio:rsv:{name}")
-        answers = await pipe.execute()
-    now_ms = time.time() * 1000
-    for i, (name, owner, root, bucket, prefix, client) in enumerate(targets):
-        known, reservations = answers[2 * i], answers[2 * i + 1]
-        if known == "1" and all(int(r.rsplit(" ", 1)[1]) > now_ms for r in reservations):
-            continue
+        async with redis.pipeline(transaction=False) as pipe:
+            for ws in workspaces:
+                pipe.hget(f"wio:use:w:{ws.name}", "known")
+                pipe.hvals(f"wio:rsv:{ws.name}")
+            answers = await pipe.execute()
+        now_ms = time.time() * 1000
+        due = [(ws.name, ws.owner.username, ws.root.name, ws.root.bucket, ws.prefix, node_client(app, ws.root.node))
+               for ws, known, reservations in zip(workspaces, answers[::2], answers[1::2], strict=True)
+               if known != "1" or any(int(r.rsplit(" ", 1)[1]) <= now_ms for r in reservations)]
+    for name, owner, root, bucket, prefix, client in due:
         try:
             total_bytes, total_objects, corrected = await rebuild_usage(redis, client, bucket, prefix,
                                                                         [name, owner, root])
