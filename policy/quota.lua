@@ -18,7 +18,6 @@
 -- settle:  ARGV[5], ARGV[6] = reserved bytes/objects; ARGV[7], ARGV[8] = committed delta bytes/objects;
 --          ARGV[9] = token. A reclaimed reservation's write is on the node, uncounted: usage becomes unknown.
 -- release: ARGV[5], ARGV[6] = reserved bytes/objects to give back, ARGV[7] = token
--- adjust:  ARGV[5], ARGV[6] = delta bytes/objects applied to committed usage directly (deletes)
 -- part:    ARGV[5] = the part's reserved bytes, ARGV[6] = upload id, ARGV[7] = key, ARGV[8] = part number,
 --          ARGV[9] = ttl seconds, ARGV[10] = the reservation's token (its record moves into the upload).
 --          The part stays reserved under its upload, replacing (and giving back) an earlier upload of the
@@ -185,8 +184,5 @@ end
 if action == 'settle' then
   change('bytes', tonumber(ARGV[7]))
   change('objects', tonumber(ARGV[8]))
-elseif action == 'adjust' then
-  change('bytes', b)
-  change('objects', o)
 end
 return {1}

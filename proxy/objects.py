@@ -16,7 +16,7 @@ from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
 from proxy.listing import S3_NS, parse_xml, rewrite_result
-from proxy.quota import object_identity, seen_through
+from proxy.quota import Reservation, object_identity, seen_through
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 from signing import make_body_verifier
@@ -122,11 +122,11 @@ async def put_object(call: Call) -> web.StreamResponse:
 @seen_through
 async def delete_object(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
-    async with quotas.exclusive(call.target.ws, [call.key]):
+    async with quotas.exclusive(call.target.ws, [call.key]), quotas.reserved(call.target.ws, 0, 0) as res:
         old = await head_size(call, call.target, call.key)
         resp = await _send(call, forwarded_headers(call), None, None)
         if resp.status < 300 and old is not None:
-            await quotas.adjust(call.target.ws, -old, -1)
+            await quotas.settle(res, -old, -1)
     return await relay(call, resp)
 
 
@@ -257,16 +257,18 @@ async def delete_objects(call: Call) -> web.Response:
     deleted: list[str] = []
     allowed = list(dict.fromkeys(allowed))   # a key named twice is deleted (and its space freed) once
     if allowed:
-        async with call.request.app[QUOTAS].exclusive(call.target.ws, allowed):
-            deleted = await _delete_keys(call, allowed, errors)
+        quotas = call.request.app[QUOTAS]
+        async with quotas.exclusive(call.target.ws, allowed), quotas.reserved(call.target.ws, 0, 0) as res:
+            deleted = await _delete_keys(call, allowed, errors, res)
     parts = [] if quiet else [f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in deleted]
     parts += [f"<Error><Key>{escape(k)}</Key><Code>{escape(c)}</Code><Message>{escape(m)}</Message></Error>"
               for k, c, m in errors]
     return xml_response(f'<DeleteResult xmlns="{S3_NS}">{"".join(parts)}</DeleteResult>')
 
 
-async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, str, str]]) -> list[str]:
-    """Delete ``allowed`` (distinct, authorized, locked) on the node and free what they held; returns the deleted."""
+async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, str, str]],
+                       res: Reservation) -> list[str]:
+    """Delete ``allowed`` (distinct, authorized, locked) on the node and settle ``res`` with what they held."""
     sem = asyncio.Semaphore(HEAD_CONCURRENCY)
 
     async def size_of(key: str) -> int | None:
@@ -297,6 +299,6 @@ async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, s
             deleted.append(key)
             if size is not None:
                 freed[object_identity(key)] = size
-    await call.request.app[QUOTAS].adjust(call.target.ws, -sum(freed.values()), -len(freed))
+    await call.request.app[QUOTAS].settle(res, -sum(freed.values()), -len(freed))
     call.extra["deleted_keys"] = deleted
     return deleted

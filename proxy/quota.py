@@ -2,7 +2,9 @@
 
 Every write reserves its size atomically (policy/quota.lua checks the workspace, its owner and its
 root before changing anything), then either settles (the reservation becomes committed usage,
-adjusted by what the write replaced) or releases (failed, aborted or refused writes).
+adjusted by what the write replaced) or releases (failed, aborted or refused writes). Deletes hold a
+reservation of nothing, settled with what they freed: every change of usage is recorded while in
+flight, so a rebuild of usage waits for it (and it for the rebuild).
 
 Against a hostile user (invariant 8): a write or delete that changes usage holds an exclusive lock
 on its key (policy/key_lock.lua) from reading the old object's size to settling, so racing writes
@@ -131,10 +133,6 @@ class Quotas:
         finally:
             if not res.done:
                 await asyncio.shield(self.release(res))
-
-    async def adjust(self, ws: WorkspaceView, delta_bytes: int, delta_objects: int) -> None:
-        if delta_bytes or delta_objects:
-            await self._run("adjust", ws, delta_bytes, delta_objects)
 
     # ---- one writer per key while usage changes
 
