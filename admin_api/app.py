@@ -110,7 +110,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.extend([_database, _redis, _http, sso.oidc_client, _projection_keeper, audit.audit_trail,
-                            search.search_backend])
+                            search.search_backend, quotas.usage_keeper])
     for module in (users, sso, keys, workspaces, infra, groups, quotas, audit, explain, search, info, openapi):
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)

@@ -1,21 +1,31 @@
 """Quotas and usage. Workspace admins set workspace quotas; system admins set user and root quotas.
 
-Usage is kept exact by the proxy in Redis (``wio:use:{w|u|r}:{name}``, see policy/quota.lua) and can
-be reconciled against the node by a crawl, which picks up data written around wio.
+Usage is kept exact by the proxy in Redis (``wio:use:{w|u|r}:{name}``, see policy/quota.lua) and is
+rebuilt from the node by reconciliation, which also picks up data written around wio and gives back
+reservations past their deadline (docs/design/quotas.md).
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from aiohttp import web
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from admin_api.context import REDIS, caller, json_body, mutation, read_session
+from admin_api.context import DB, REDIS, caller, json_body, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.users import require_admin
 from admin_api.workspaces import load_workspace, node_client, require_on_workspace
-from policy.models import Root, User
+from admin_api.usage import rebuild_usage
+from policy.models import Root, User, Workspace
 from policy.nodes import NodeError
 
-__all__ = ["routes", "MAX_QUOTA"]
+__all__ = ["routes", "MAX_QUOTA", "usage_keeper"]
+
+log = logging.getLogger("wio.api")
+USAGE_CHECK_SECONDS = 10.0   # how often workspaces with unknown usage or overdue reservations are rebuilt
 
 routes = web.RouteTableDef()
 MAX_QUOTA = 1 << 62  # ~4.6 EB: anything larger is a typo, not a plan
@@ -50,6 +60,7 @@ async def usage_of(redis, scope: str, name: str, entity) -> dict:
     raw = await redis.hgetall(f"wio:use:{scope}:{name}")
     return {"bytes": int(raw.get("bytes", 0)), "objects": int(raw.get("objects", 0)),
             "pending_bytes": int(raw.get("pbytes", 0)), "pending_objects": int(raw.get("pobjects", 0)),
+            **({"known": raw.get("known") == "1"} if scope == "w" else {}),
             "max_bytes": entity.max_bytes, "max_objects": entity.max_objects}
 
 
@@ -118,10 +129,10 @@ async def root_usage(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/workspaces/{name}/usage/reconcile")
 async def reconcile_usage(request: web.Request) -> web.Response:
-    """Count what is really on the node under the workspace's prefix and make usage match it.
+    """Rebuild the workspace's usage from what is really on the node under its prefix.
 
-    The difference is applied to the workspace, its owner and its root at once, so nothing is
-    counted twice; writes in flight keep their reservations (pending) untouched.
+    Differences go to the workspace, its owner and its root at once, so nothing is counted twice;
+    reservations past their deadline are given back (``rebuild_usage``).
     """
     async with read_session(request.app) as session:
         user = await caller(request, session)
@@ -130,17 +141,57 @@ async def reconcile_usage(request: web.Request) -> web.Response:
         node, bucket, prefix, owner, root = ws.root.node, ws.root.bucket, ws.prefix, ws.owner.username, ws.root.name
         client = node_client(request.app, node)
     try:
-        total_bytes, total_objects = await client.count_prefix(bucket, prefix)
+        total_bytes, total_objects, corrected = await rebuild_usage(request.app[REDIS], client, bucket, prefix,
+                                                                    [ws.name, owner, root])
     except NodeError as exc:
         raise ApiError(502, "NodeUnavailable", str(exc)) from None
-    redis = request.app[REDIS]
-    current = await redis.hgetall(f"wio:use:w:{ws.name}")
-    delta_bytes = total_bytes - int(current.get("bytes", 0))
-    delta_objects = total_objects - int(current.get("objects", 0))
-    async with redis.pipeline(transaction=True) as pipe:
-        for key in (f"wio:use:w:{ws.name}", f"wio:use:u:{owner}", f"wio:use:r:{root}"):
-            pipe.hincrby(key, "bytes", delta_bytes)
-            pipe.hincrby(key, "objects", delta_objects)
-        await pipe.execute()
+    delta_bytes, delta_objects, delta_pbytes, delta_pobjects = corrected
     return web.json_response({"workspace": ws.name, "bytes": total_bytes, "objects": total_objects,
-                              "corrected_bytes": delta_bytes, "corrected_objects": delta_objects})
+                              "corrected_bytes": delta_bytes, "corrected_objects": delta_objects,
+                              "corrected_pending_bytes": delta_pbytes, "corrected_pending_objects": delta_pobjects})
+
+
+async def _rebuild_where_needed(app: web.Application) -> None:
+    """Rebuild every workspace whose usage is unknown (Redis lost it, a write outlived its reservation,
+    never counted since the upgrade) or that holds a reservation past its deadline (a write cut off
+    from Redis before it settled)."""
+    redis = app[REDIS]
+    async with app[DB]() as session:
+        workspaces = (await session.scalars(select(Workspace))).unique().all()
+        async with redis.pipeline(transaction=False) as pipe:
+            for ws in workspaces:
+                pipe.hget(f"wio:use:w:{ws.name}", "known")
+                pipe.hvals(f"wio:rsv:{ws.name}")
+            answers = await pipe.execute()
+        now_ms = time.time() * 1000
+        due = [(ws.name, ws.owner.username, ws.root.name, ws.root.bucket, ws.prefix, node_client(app, ws.root.node))
+               for ws, known, reservations in zip(workspaces, answers[::2], answers[1::2], strict=True)
+               if known != "1" or any(int(r.rsplit(" ", 1)[1]) <= now_ms for r in reservations)]
+    for name, owner, root, bucket, prefix, client in due:
+        try:
+            total_bytes, total_objects, corrected = await rebuild_usage(redis, client, bucket, prefix,
+                                                                        [name, owner, root])
+        except NodeError as exc:
+            log.warning("usage of workspace %s not rebuilt (will retry): %s", name, exc)
+            continue
+        log.info("usage of workspace %s rebuilt from its node: %d bytes, %d objects (corrected by %s)",
+                 name, total_bytes, total_objects, corrected)
+
+
+async def _keep_usage(app: web.Application) -> None:
+    while True:
+        try:
+            await _rebuild_where_needed(app)
+        except (RedisError, OSError) as exc:
+            log.warning("usage check failed (will retry): %s", exc)
+        except Exception:  # noqa: BLE001 - keep the keeper alive whatever happens, but say it
+            log.exception("usage check failed (will retry)")
+        await asyncio.sleep(USAGE_CHECK_SECONDS)
+
+
+async def usage_keeper(app: web.Application):
+    """Rebuild usage from the nodes where it is unknown or overdue, at start-up and every USAGE_CHECK_SECONDS."""
+    task = asyncio.create_task(_keep_usage(app))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

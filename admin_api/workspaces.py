@@ -1,19 +1,23 @@
 """Workspaces (create, import, list, get, delete) and their shares."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (BOX, NODE_HTTP, caller, field, insert_unique, iso, json_body, mutation,
+from admin_api.context import (BOX, NODE_HTTP, REDIS, caller, field, insert_unique, iso, json_body, mutation,
                                parse_time, read_session)
 from admin_api.errors import ApiError
+from admin_api.usage import rebuild_usage
 from policy.decide import LEVELS, decide_object
 from policy.models import Group, Root, Share, User, Workspace
 from policy.names import workspace_name_error
 from policy.nodes import NodeClient, NodeError
 from policy.queries import grants_on, visible_workspaces
+
+log = logging.getLogger("wio.api")
 
 __all__ = ["routes", "workspace_json", "load_workspace", "require_on_workspace", "node_client"]
 
@@ -102,6 +106,8 @@ async def create_workspace(request: web.Request) -> web.Response:
         await _insert(session, ws)
         change.workspaces.add(name)
         change.users.add(user.username)
+    # A new (empty) workspace's usage is known: zero. Imported ones stay unknown until reconciled (quota.lua).
+    await request.app[REDIS].hset(f"wio:use:w:{name}", "known", "1")
     return web.json_response(workspace_json(ws, "admin"), status=201)
 
 
@@ -136,6 +142,11 @@ async def import_workspace(request: web.Request) -> web.Response:
         await _insert(session, ws)
         change.workspaces.add(name)
         change.users.add(owner.username)
+        client, bucket, scope = node_client(request.app, root.node), root.bucket, [name, owner.username, root.name]
+    try:   # what the prefix already holds is its usage; until counted, writes to it are refused
+        await rebuild_usage(request.app[REDIS], client, bucket, ws.prefix, scope)
+    except NodeError as exc:
+        log.warning("usage of imported workspace %s not counted yet (reconcile it): %s", name, exc)
     return web.json_response(workspace_json(ws), status=201)
 
 

@@ -5,23 +5,48 @@
 -- A multipart upload is wio:mpu:{upload_id}: fields ws, owner, root and key (what it was started for) and
 -- one field per part number holding that part's reserved size.
 --
+-- Every reservation is recorded in wio:rsv:{ws} (field: its token, value: "bytes objects deadline_ms") until it
+-- is settled, released or kept for a part; one that outlives its deadline is given back by 'reconcile', and a
+-- settle or release that finds its record gone (reclaimed) changes nothing. The workspace's usage hash has
+-- known = 1 while its counters are trusted: a usage hash that is missing (Redis lost it) or was marked unknown
+-- refuses reservations until 'reconcile' rebuilds it from the node. Uploads of a workspace: set wio:mpus:{ws}.
+--
 -- ARGV[1] = action; ARGV[2..4] = workspace, owner, root
 -- (Negations are written "0 - x": Lua's unary minus makes -0, which HINCRBY refuses.)
--- reserve: ARGV[5] = bytes, ARGV[6] = objects to reserve  -> {1} or {0, scope, limit_kind}
--- settle:  ARGV[5], ARGV[6] = reserved bytes/objects; ARGV[7], ARGV[8] = committed delta bytes/objects
--- release: ARGV[5], ARGV[6] = reserved bytes/objects to give back
--- adjust:  ARGV[5], ARGV[6] = delta bytes/objects applied to committed usage directly (deletes)
+-- reserve: ARGV[5] = bytes, ARGV[6] = objects to reserve, ARGV[7] = token, ARGV[8] = deadline in seconds
+--          -> {1} or {0, scope, limit_kind} or {0, 'unknown'} (the workspace's usage must be rebuilt first)
+-- settle:  ARGV[5], ARGV[6] = reserved bytes/objects; ARGV[7], ARGV[8] = committed delta bytes/objects;
+--          ARGV[9] = token. A reclaimed reservation's write is on the node, uncounted: usage becomes unknown.
+-- release: ARGV[5], ARGV[6] = reserved bytes/objects to give back, ARGV[7] = token
 -- part:    ARGV[5] = the part's reserved bytes, ARGV[6] = upload id, ARGV[7] = key, ARGV[8] = part number,
---          ARGV[9] = ttl seconds. The part stays reserved under its upload, replacing (and giving back)
---          an earlier upload of the same part number. An upload that is gone (completed or aborted
+--          ARGV[9] = ttl seconds, ARGV[10] = the reservation's token (its record moves into the upload).
+--          The part stays reserved under its upload, replacing (and giving back) an earlier upload of the
+--          same part number. An upload that is gone (completed or aborted
 --          meanwhile) or belongs to another workspace or key keeps nothing: the bytes are given back.
 -- start:   ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = ttl seconds. Binds a new upload to workspace and key.
 -- owns:    ARGV[5] = upload id, ARGV[6] = key -> 1 when the upload was started for this workspace (owner, root) and key
+-- held:    ARGV[5] = upload id, ARGV[6] = key -> the bytes its parts hold reserved, -1 when it is not owned
 -- finish:  ARGV[5] = upload id, ARGV[6] = key. Forgets the upload and gives its parts back -> bytes given
+-- unknown: marks the workspace's usage unknown (a rebuild starts) -> reservations still in flight
+-- reconcile: ARGV[5], ARGV[6] = bytes/objects the node holds under the workspace's prefix. Drops reservations
+--          past their deadline and uploads that expired, recomputes pending usage from the records that
+--          remain, sets committed usage to the node's, marks usage known
+--          -> the corrections {bytes, objects, pbytes, pobjects}
 local action, ws, owner, root = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local usage = {'wio:use:w:' .. ws, 'wio:use:u:' .. owner, 'wio:use:r:' .. root}
 local limits = {'wio:w:' .. ws, 'wio:u:' .. owner, 'wio:r:' .. root}
 local scopes = {'workspace', 'user', 'root'}
+local reservations, uploads = 'wio:rsv:' .. ws, 'wio:mpus:' .. ws
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Forget reservation ``token``; false when it was not recorded any more (reclaimed by 'reconcile').
+local function forget(token)
+  return redis.call('HDEL', reservations, token) == 1
+end
 
 local function change(field, delta)
   if delta ~= 0 then
@@ -36,17 +61,35 @@ local function owns(upload, key)
   return bound[1] == ws and bound[2] == owner and bound[3] == root and bound[4] == key
 end
 
+-- The bytes an upload's parts hold reserved (its numeric fields).
+local function held(upload)
+  local fields, total = redis.call('HGETALL', upload), 0
+  for i = 1, #fields, 2 do
+    if tonumber(fields[i]) then total = total + tonumber(fields[i + 1]) end
+  end
+  return total
+end
+
 if action == 'start' then
   local upload = 'wio:mpu:' .. ARGV[5]
   redis.call('HSET', upload, 'ws', ws, 'owner', owner, 'root', root, 'key', ARGV[6])
   redis.call('EXPIRE', upload, tonumber(ARGV[7]))
+  redis.call('SADD', uploads, ARGV[5])
   return 1
 end
 if action == 'owns' then
   return owns('wio:mpu:' .. ARGV[5], ARGV[6]) and 1 or 0
 end
+if action == 'held' then
+  local upload = 'wio:mpu:' .. ARGV[5]
+  if not owns(upload, ARGV[6]) then return -1 end
+  return held(upload)
+end
 if action == 'part' then
   local size, upload, part = tonumber(ARGV[5]), 'wio:mpu:' .. ARGV[6], ARGV[8]
+  if not forget(ARGV[10]) then
+    change('pbytes', size)   -- reclaimed while the part was sent: the stored part is pending again
+  end
   if not owns(upload, ARGV[7]) then
     change('pbytes', 0 - size)
     return {0}
@@ -62,17 +105,58 @@ if action == 'finish' then
   if not owns(upload, ARGV[6]) then
     return 0
   end
-  local fields, total = redis.call('HGETALL', upload), 0
-  for i = 1, #fields, 2 do
-    if tonumber(fields[i]) then total = total + tonumber(fields[i + 1]) end
-  end
+  local total = held(upload)
   redis.call('DEL', upload)
+  redis.call('SREM', uploads, ARGV[5])
   change('pbytes', 0 - total)
   return total
 end
 
+if action == 'unknown' then
+  redis.call('HSET', usage[1], 'known', '0')
+  local live, now = redis.call('HGETALL', reservations), now_ms()
+  local count = 0
+  for i = 2, #live, 2 do
+    if tonumber(string.match(live[i], '(%d+)$')) > now then count = count + 1 end
+  end
+  return count
+end
+if action == 'reconcile' then
+  local live, now = redis.call('HGETALL', reservations), now_ms()
+  local pb, po = 0, 0
+  for i = 1, #live, 2 do
+    local rb, ro, deadline = string.match(live[i + 1], '^(%d+) (%d+) (%d+)$')
+    if tonumber(deadline) <= now then
+      redis.call('HDEL', reservations, live[i])
+    else
+      pb, po = pb + tonumber(rb), po + tonumber(ro)
+    end
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', uploads)) do
+    local upload = 'wio:mpu:' .. id
+    if redis.call('EXISTS', upload) == 1 and redis.call('HGET', upload, 'ws') == ws then
+      pb = pb + held(upload)
+    else
+      redis.call('SREM', uploads, id)
+    end
+  end
+  local use = redis.call('HMGET', usage[1], 'bytes', 'objects', 'pbytes', 'pobjects')
+  local db = tonumber(ARGV[5]) - (tonumber(use[1]) or 0)
+  local dob = tonumber(ARGV[6]) - (tonumber(use[2]) or 0)
+  local dpb, dpo = pb - (tonumber(use[3]) or 0), po - (tonumber(use[4]) or 0)
+  change('bytes', db)
+  change('objects', dob)
+  change('pbytes', dpb)
+  change('pobjects', dpo)
+  redis.call('HSET', usage[1], 'known', '1')
+  return {db, dob, dpb, dpo}
+end
+
 local b, o = tonumber(ARGV[5]), tonumber(ARGV[6])
 if action == 'reserve' then
+  if redis.call('HGET', usage[1], 'known') ~= '1' then
+    return {0, 'unknown'}
+  end
   for i = 1, 3 do
     local lim = redis.call('HMGET', limits[i], 'qb', 'qo')
     local use = redis.call('HMGET', usage[i], 'bytes', 'objects', 'pbytes', 'pobjects')
@@ -86,17 +170,19 @@ if action == 'reserve' then
   end
   change('pbytes', b)
   change('pobjects', o)
+  redis.call('HSET', reservations, ARGV[7], b .. ' ' .. o .. ' ' .. (now_ms() + 1000 * tonumber(ARGV[8])))
   return {1}
 end
 if action == 'settle' or action == 'release' then
+  if not forget(ARGV[action == 'settle' and 9 or 7]) then
+    if action == 'settle' then redis.call('HSET', usage[1], 'known', '0') end
+    return {0}
+  end
   change('pbytes', 0 - b)
   change('pobjects', 0 - o)
 end
 if action == 'settle' then
   change('bytes', tonumber(ARGV[7]))
   change('objects', tonumber(ARGV[8]))
-elseif action == 'adjust' then
-  change('bytes', b)
-  change('objects', o)
 end
 return {1}

@@ -31,6 +31,7 @@ from proxy.call import Call
 from proxy.errors import S3Error, error_xml
 from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
+from proxy.headers import parse_headers
 from proxy.metrics import in_flight_middleware
 from proxy.nodehttp import NodeError
 from proxy.operations import Operation, classify
@@ -103,7 +104,8 @@ def check_encodings(params: list[tuple[str, str]], headers: list[tuple[str, str]
             raise S3Error("InvalidArgument", f"The {name} header is not valid UTF-8.")
 
 
-async def authorize(request: web.Request) -> tuple[Call, list[tuple[WorkspaceView, str]] | None]:
+async def authorize(request: web.Request,
+                    parsed_headers: dict[str, str]) -> tuple[Call, list[tuple[WorkspaceView, str]] | None]:
     settings = request.app[SETTINGS]
     raw_path, _, raw_query = request.raw_path.partition("?")
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
@@ -118,7 +120,7 @@ async def authorize(request: web.Request) -> tuple[Call, list[tuple[WorkspaceVie
     request["bucket"], request["key"] = address.bucket, address.key
     unsupported = None
     try:
-        op = classify(request.method, address.bucket, address.key, query, request.headers)
+        op = classify(request.method, address.bucket, address.key, query, parsed_headers)
     except S3Error as exc:
         if exc.code != "NotImplemented" or address.bucket is None:
             raise
@@ -142,7 +144,7 @@ async def authorize(request: web.Request) -> tuple[Call, list[tuple[WorkspaceVie
     else:
         workspaces = [address.bucket]
         if op.name in ("CopyObject", "UploadPartCopy"):
-            source = parse_copy_source(request.headers["x-amz-copy-source"])
+            source = parse_copy_source(parsed_headers["x-amz-copy-source"])
             workspaces.append(source[0])
         caller, targets = await authz.load(auth.access_key_id, auth.session_token, workspaces)
         visible = None
@@ -188,13 +190,14 @@ async def authorize(request: web.Request) -> tuple[Call, list[tuple[WorkspaceVie
 
 
 async def s3_entry(request: web.Request) -> web.StreamResponse:
+    headers = parse_headers(request)   # first: a repeated single-valued header is refused before anything
     if is_sts_request(request):
         return await sts_entry(request)
-    if request.method == "POST" and request.headers.get("Content-Type", "").startswith("multipart/form-data"):
-        address = parse_address(request.raw_path, request.headers.get("Host"), request.app[SETTINGS].s3_domain)
+    if request.method == "POST" and headers.get("content-type", "").startswith("multipart/form-data"):
+        address = parse_address(request.raw_path, headers.get("host"), request.app[SETTINGS].s3_domain)
         if address.bucket is not None and address.key is None:
             return await post_object(request, address.bucket)
-    call, visible = await authorize(request)
+    call, visible = await authorize(request, headers)
     if visible is not None:   # ListBuckets
         return await list_buckets(call, visible)
     handler = HANDLERS.get(call.op.name)

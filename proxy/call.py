@@ -10,6 +10,7 @@ from aiohttp import web
 from policy.decide import ListingFilter
 from proxy.authz import Caller, Target
 from proxy.errors import S3Error
+from proxy.headers import request_headers
 from proxy.operations import Operation
 from signing import ParsedAuth, SigningContext
 
@@ -78,6 +79,11 @@ class Call:
         return value
 
     @property
+    def headers(self) -> dict[str, str]:
+        """The request's headers as parsed at the front door (lower-cased names, one value each)."""
+        return request_headers(self.request)
+
+    @property
     def physical_key(self) -> str:
         return self.authorized_target().ws.prefix + (self.key or "")
 
@@ -85,8 +91,7 @@ class Call:
 def forwarded_headers(call: Call) -> dict[str, str]:
     signed = set(call.auth.signed_headers) if call.auth is not None else set()
     out: dict[str, str] = {}
-    for name, value in call.request.headers.items():
-        lname = name.lower()
+    for lname, value in call.headers.items():
         if lname in FORWARDED_HEADERS:
             if lname == "content-encoding":
                 value = ",".join(v.strip() for v in value.split(",") if v.strip().lower() != "aws-chunked")

@@ -41,8 +41,7 @@ def _same_node(call: Call) -> bool:
 def _copy_headers(call: Call) -> dict[str, str]:
     headers = forwarded_headers(call)
     signed = set(call.auth.signed_headers) if call.auth is not None else set()
-    for name, value in call.request.headers.items():
-        lname = name.lower()
+    for lname, value in call.headers.items():
         if lname.startswith("x-amz-copy-source-") and lname in signed:
             headers[lname] = value
     return headers
@@ -61,12 +60,10 @@ def _source_path(call: Call) -> str:
 
 
 def _copy_range(call: Call, source_size: int) -> tuple[int, int] | None:
-    values = call.request.headers.getall("x-amz-copy-source-range", [])
-    if not values:
+    value = call.headers.get("x-amz-copy-source-range")
+    if value is None:
         return None
-    if len(values) > 1:   # one value is measured for the quota: the node must not be shown another
-        raise S3Error("InvalidArgument", "x-amz-copy-source-range is given more than once")
-    match = _RANGE_RE.match(values[0].strip())
+    match = _RANGE_RE.match(value.strip())
     if not match:
         raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
     first, last = int(match.group(1)), int(match.group(2))
@@ -80,8 +77,7 @@ async def _measure_source(call: Call) -> tuple[int, str]:
 
     The copy is then pinned to that ETag alone: the conditions held for exactly the version measured.
     """
-    conditions = {_SOURCE_CONDITIONS[k.lower()]: v for k, v in call.request.headers.items()
-                  if k.lower() in _SOURCE_CONDITIONS}
+    conditions = {_SOURCE_CONDITIONS[k]: v for k, v in call.headers.items() if k in _SOURCE_CONDITIONS}
     found = await head_object(call, *call.authorized_source(), _version_params(call), conditions)
     if found is None:
         raise S3Error("NoSuchKey", "The copy source does not exist")
@@ -146,15 +142,15 @@ async def copy_object(call: Call) -> web.StreamResponse:
     async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
         old = await head_size(call, call.authorized_target(), call.object_key())
         new_object = 0 if old is not None else 1
-        res = await quotas.reserve(call.authorized_target().ws, source_size, new_object)
-        if _same_node(call):
-            resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
-        else:
-            replace = call.request.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
-            resp = await quotas.within(res, lambda: _streamed_put(call, etag, source_size, [], None, replace))
-        if resp.status >= 300:
-            return await rewritten(call, resp)
-        await quotas.settle(res, source_size - (old or 0), new_object)
+        async with quotas.reserved(call.authorized_target().ws, source_size, new_object) as res:
+            if _same_node(call):
+                resp = await _server_side_copy(call, etag)
+            else:
+                replace = call.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
+                resp = await _streamed_put(call, etag, source_size, [], None, replace)
+            if resp.status >= 300:
+                return await rewritten(call, resp)
+            await quotas.settle(res, source_size - (old or 0), new_object)
     call.extra["bytes_in"] = source_size
     if _same_node(call):
         return await rewritten(call, resp)
@@ -172,16 +168,15 @@ async def upload_part_copy(call: Call) -> web.StreamResponse:
     source_size, etag = await _measure_source(call)
     byte_range = _copy_range(call, source_size)
     size = byte_range[1] - byte_range[0] + 1 if byte_range else source_size
-    res = await quotas.reserve(call.authorized_target().ws, size, 0)
-    if _same_node(call):
-        resp = await quotas.within(res, lambda: _server_side_copy(call, etag))
-    else:
-        params = [("partNumber", str(part)), ("uploadId", call.required_param("uploadId"))]
-        resp = await quotas.within(res, lambda: _streamed_put(call, etag, size, params, byte_range, True))
-    if resp.status >= 300:
-        return await rewritten(call, resp)
-    res.done = True
-    await quotas.part_uploaded(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"), part, size)
+    async with quotas.reserved(call.authorized_target().ws, size, 0) as res:   # exactly what the node will copy
+        if _same_node(call):
+            resp = await _server_side_copy(call, etag)
+        else:
+            params = [("partNumber", str(part)), ("uploadId", call.required_param("uploadId"))]
+            resp = await _streamed_put(call, etag, size, params, byte_range, True)
+        if resp.status >= 300:
+            return await rewritten(call, resp)
+        await quotas.keep_for_part(res, call.object_key(), call.required_param("uploadId"), part)
     if _same_node(call):
         return await rewritten(call, resp)
     etag = resp.headers.get("ETag", "")

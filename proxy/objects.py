@@ -17,7 +17,7 @@ from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
 from proxy.nodehttp import NodeResponse
 from proxy.listing import S3_NS, parse_xml, rewrite_result
-from proxy.quota import object_identity, seen_through
+from proxy.quota import Reservation, object_identity, seen_through
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response
 from proxy.resources import QUOTAS, UPSTREAM
 from signing import CHECKSUM_HEADERS, make_body_verifier
@@ -125,10 +125,11 @@ async def put_object(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
     async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
         old = await head_size(call, call.authorized_target(), call.object_key())
-        res = await quotas.reserve(call.authorized_target().ws, length, 0 if old is not None else 1)
-        resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
-        if resp.status < 300:
-            await quotas.settle(res, length - (old or 0), 0 if old is not None else 1)
+        new_object = 0 if old is not None else 1
+        async with quotas.reserved(call.authorized_target().ws, length, new_object) as res:
+            resp = await _send(call, headers, body, payload_hash)
+            if resp.status < 300:
+                await quotas.settle(res, length - (old or 0), new_object)
     if resp.status < 300:
         call.extra["etag"] = resp.headers.get("ETag", "")
         call.extra["content_type"] = headers.get("content-type", "")
@@ -138,11 +139,12 @@ async def put_object(call: Call) -> web.StreamResponse:
 @seen_through
 async def delete_object(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
-    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
+    ws = call.authorized_target().ws
+    async with quotas.exclusive(ws, [call.object_key()]), quotas.reserved(ws, 0, 0) as res:
         old = await head_size(call, call.authorized_target(), call.object_key())
         resp = await _send(call, forwarded_headers(call), None, None)
         if resp.status < 300 and old is not None:
-            await quotas.adjust(call.authorized_target().ws, -old, -1)
+            await quotas.settle(res, -old, -1)
     return await relay(call, resp)
 
 
@@ -163,12 +165,10 @@ async def upload_part(call: Call) -> web.StreamResponse:
     await quotas.check_upload(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PART)
-    res = await quotas.reserve(call.authorized_target().ws, length, 0)
-    resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
-    if resp.status < 300:
-        res.done = True  # the part stays reserved (pending) until the upload is completed or aborted
-        await quotas.part_uploaded(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"), part,
-                                   length)
+    async with quotas.reserved(call.authorized_target().ws, length, 0) as res:
+        resp = await _send(call, headers, body, payload_hash)
+        if resp.status < 300:   # the part stays reserved (pending) until the upload is completed or aborted
+            await quotas.keep_for_part(res, call.object_key(), call.required_param("uploadId"), part)
     return await relay(call, resp)
 
 
@@ -191,26 +191,55 @@ async def complete_upload(call: Call) -> web.StreamResponse:
     async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
         old = await head_size(call, call.authorized_target(), call.object_key())
         new_object = 0 if old is not None else 1
-        res = await quotas.reserve(call.authorized_target().ws, 0, new_object)
-        resp = await quotas.within(res, lambda: _send(call, headers, body, payload_hash))
-        if resp.status >= 300:
-            return await rewritten(call, resp)
-        # S3 may answer 200 with an error document for CompleteMultipartUpload: read before settling.
-        try:
-            raw = await resp.read()
-        finally:
-            resp.release()
-        if b"<Error>" in raw[:512]:
-            await quotas.release(res)
-            code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
-            raise S3Error(code)
-        size = await head_size(call, call.authorized_target(), call.object_key()) or 0
-        await quotas.upload_finished(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
-        await quotas.settle(res, size - (old or 0), new_object)
+        # The object will hold the parts the request names, as the node stores them; the upload's parts
+        # are reserved already, anything beyond is reserved now: over the quota, nothing becomes visible.
+        if not isinstance(body, bytes):  # a body within SMALL_BODY is always read whole
+            raise S3Error("MalformedXML", "The CompleteMultipartUpload body is too large")
+        total = await _parts_total(call, body)
+        held = await quotas.upload_held(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
+        async with quotas.reserved(call.authorized_target().ws, max(0, total - held), new_object) as res:
+            resp = await _send(call, headers, body, payload_hash)
+            if resp.status >= 300:
+                return await rewritten(call, resp)
+            # S3 may answer 200 with an error document for CompleteMultipartUpload: read before settling.
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+            if b"<Error>" in raw[:512]:
+                code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
+                raise S3Error(code)
+            size = await head_size(call, call.authorized_target(), call.object_key()) or 0
+            await quotas.upload_finished(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
+            await quotas.settle(res, size - (old or 0), new_object)
     call.extra["bytes_in"] = size
     ws = call.authorized_target().ws
     return web.Response(body=rewrite_result(raw, workspace=ws.name, physical_prefix=ws.prefix),
                         headers={"Content-Type": "application/xml"})
+
+
+async def _parts_total(call: Call, body: bytes) -> int:
+    """Bytes of the parts a CompleteMultipartUpload request names, as the node holds them (ListParts)."""
+    root = parse_xml(body)
+    ns = f"{{{S3_NS}}}" if root.tag.startswith("{") else ""
+    named = {(p.findtext(f"{ns}PartNumber") or "").strip() for p in root.iter(f"{ns}Part")}
+    total, marker = 0, "0"
+    while True:
+        target = call.authorized_target()
+        resp = await call.request.app[UPSTREAM].send(
+            target.node, "GET", target.ws.bucket, call.physical_key,
+            [("uploadId", call.required_param("uploadId")), ("max-parts", "1000"), ("part-number-marker", marker)], {})
+        await raise_for_backend(resp)
+        try:
+            page = parse_xml(await resp.read(), "backend response")
+        finally:
+            resp.release()
+        for part in page.iter(f"{{{S3_NS}}}Part"):
+            if (part.findtext(f"{{{S3_NS}}}PartNumber") or "") in named:
+                total += int(part.findtext(f"{{{S3_NS}}}Size") or "0")
+        marker = page.findtext(f"{{{S3_NS}}}NextPartNumberMarker") or ""
+        if page.findtext(f"{{{S3_NS}}}IsTruncated") != "true" or not marker:
+            return total
 
 
 async def create_upload(call: Call) -> web.StreamResponse:
@@ -250,16 +279,19 @@ async def delete_objects(call: Call) -> web.Response:
     deleted: list[str] = []
     allowed = list(dict.fromkeys(allowed))   # a key named twice is deleted (and its space freed) once
     if allowed:
-        async with call.request.app[QUOTAS].exclusive(call.authorized_target().ws, allowed):
-            deleted = await _delete_keys(call, allowed, errors)
+        quotas = call.request.app[QUOTAS]
+        ws = call.authorized_target().ws
+        async with quotas.exclusive(ws, allowed), quotas.reserved(ws, 0, 0) as res:
+            deleted = await _delete_keys(call, allowed, errors, res)
     parts = [] if quiet else [f"<Deleted><Key>{escape(k)}</Key></Deleted>" for k in deleted]
     parts += [f"<Error><Key>{escape(k)}</Key><Code>{escape(c)}</Code><Message>{escape(m)}</Message></Error>"
               for k, c, m in errors]
     return xml_response(f'<DeleteResult xmlns="{S3_NS}">{"".join(parts)}</DeleteResult>')
 
 
-async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, str, str]]) -> list[str]:
-    """Delete ``allowed`` (distinct, authorized, locked) on the node and free what they held; returns the deleted."""
+async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, str, str]],
+                       res: Reservation) -> list[str]:
+    """Delete ``allowed`` (distinct, authorized, locked) on the node and settle ``res`` with what they held."""
     sem = asyncio.Semaphore(HEAD_CONCURRENCY)
 
     async def size_of(key: str) -> int | None:
@@ -290,6 +322,6 @@ async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, s
             deleted.append(key)
             if size is not None:
                 freed[object_identity(key)] = size
-    await call.request.app[QUOTAS].adjust(call.authorized_target().ws, -sum(freed.values()), -len(freed))
+    await call.request.app[QUOTAS].settle(res, -sum(freed.values()), -len(freed))
     call.extra["deleted_keys"] = deleted
     return deleted

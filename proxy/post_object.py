@@ -2,13 +2,15 @@
 
 The form's policy is verified by ``signing.post_policy`` (signature, expiration, every condition,
 and that the form cannot redirect the upload to another bucket); then the caller's key must hold
-write on the resulting key, like any PutObject. The file part has no length of its own, so it is
-spooled to a temporary file (bounded by the policy's content-length-range, never held in memory)
-and sent to the node with a known Content-Length, inside a quota reservation.
+write on the resulting key, like any PutObject. The file part has no length of its own, so the
+policy's content-length-range maximum (5 GiB without one) is reserved against the quotas first; then
+the file is spooled to a temporary file (never more than was reserved, never held in memory), sent
+to the node with a known Content-Length, and the reservation settled to the real size.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -17,14 +19,14 @@ from xml.sax.saxutils import escape
 
 from aiohttp import BodyPartReader, web
 
-from policy.decide import decide_object
+from policy.decide import WorkspaceView, decide_object
 from proxy.addressing import check_key
 from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_size
 from proxy.operations import Operation
-from proxy.quota import seen_through
+from proxy.quota import Quotas, Reservation, seen_through
 from proxy.relay import backend_error
 from proxy.resources import AUTHZ, QUOTAS, SETTINGS, UPSTREAM
 from signing import SigningError, parse_post_policy, verify_post_policy
@@ -75,6 +77,20 @@ async def _spool(part: BodyPartReader, limit: int) -> tuple[BinaryIO, int]:
     return spool, size
 
 
+@contextlib.asynccontextmanager
+async def _reserved_for_form(quotas: Quotas, ws: WorkspaceView, high: int,
+                             unbounded: bool) -> AsyncIterator[Reservation]:
+    """The form's largest allowed file (and one object), reserved before a byte of it is spooled."""
+    try:
+        async with quotas.reserved(ws, high, 1) as res:
+            yield res
+    except S3Error as exc:
+        if exc.code == "QuotaExceeded" and unbounded:
+            raise S3Error("QuotaExceeded", f"{exc.message}: a POST policy without content-length-range is "
+                                           f"reserved at {MAX_POST} bytes; give it a content-length-range") from None
+        raise
+
+
 async def _spooled_chunks(spool: BinaryIO) -> AsyncIterator[bytes]:
     """The spooled file, read off the event loop, as the upstream request's body."""
     loop = asyncio.get_running_loop()
@@ -111,30 +127,31 @@ async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
     if not decision.allowed:
         raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
     low, high = result.content_length_range or (0, MAX_POST)
-    spool, size = await _spool(file_part, min(high, MAX_POST))
-    with spool:
-        if size < low:
-            raise S3Error("EntityTooSmall", "The file is smaller than the policy requires")
-        form = {k.lower(): v for k, v in fields.items()}
-        headers = {k: form[k] for k in _KEPT_FIELDS if k in form}
-        headers.update({k: v for k, v in form.items() if k.startswith("x-amz-meta-")})
-        if "content-type" not in headers and file_part.headers.get("Content-Type"):
-            headers["content-type"] = file_part.headers["Content-Type"]
-        headers["content-length"] = str(size)
-        quotas = request.app[QUOTAS]
-        async with quotas.exclusive(target.ws, [key]):
-            old = await head_size(call, target, key)
-            res = await quotas.reserve(target.ws, size, 0 if old is not None else 1)
-            resp = await quotas.within(res, lambda: request.app[UPSTREAM].send(
-                target.node, "PUT", target.ws.bucket, target.ws.prefix + key, [], headers,
-                body=_spooled_chunks(spool), payload_hash="UNSIGNED-PAYLOAD"))
-            try:
-                if resp.status >= 300:
-                    raise await backend_error(resp)
-                await quotas.settle(res, size - (old or 0), 0 if old is not None else 1)
-                etag = resp.headers.get("ETag", "")
-            finally:
-                resp.release()
+    high = min(high, MAX_POST)
+    quotas = request.app[QUOTAS]
+    async with _reserved_for_form(quotas, target.ws, high, result.content_length_range is None) as res:
+        spool, size = await _spool(file_part, high)   # never more than was reserved
+        with spool:
+            if size < low:
+                raise S3Error("EntityTooSmall", "The file is smaller than the policy requires")
+            form = {k.lower(): v for k, v in fields.items()}
+            headers = {k: form[k] for k in _KEPT_FIELDS if k in form}
+            headers.update({k: v for k, v in form.items() if k.startswith("x-amz-meta-")})
+            if "content-type" not in headers and file_part.headers.get("Content-Type"):
+                headers["content-type"] = file_part.headers["Content-Type"]
+            headers["content-length"] = str(size)
+            async with quotas.exclusive(target.ws, [key]):
+                old = await head_size(call, target, key)
+                resp = await request.app[UPSTREAM].send(
+                    target.node, "PUT", target.ws.bucket, target.ws.prefix + key, [], headers,
+                    body=_spooled_chunks(spool), payload_hash="UNSIGNED-PAYLOAD")
+                try:
+                    if resp.status >= 300:
+                        raise await backend_error(resp)
+                    await quotas.settle(res, size - (old or 0), 0 if old is not None else 1)
+                    etag = resp.headers.get("ETag", "")
+                finally:
+                    resp.release()
     call.decided_by = decision.reason
     call.extra.update(bytes_in=size, etag=etag, content_type=headers.get("content-type", ""))
     status = form.get("success_action_status", "204")

@@ -2,7 +2,9 @@
 
 Every write reserves its size atomically (policy/quota.lua checks the workspace, its owner and its
 root before changing anything), then either settles (the reservation becomes committed usage,
-adjusted by what the write replaced) or releases (failed, aborted or refused writes).
+adjusted by what the write replaced) or releases (failed, aborted or refused writes). Deletes hold a
+reservation of nothing, settled with what they freed: every change of usage is recorded while in
+flight, so a rebuild of usage waits for it (and it for the rebuild).
 
 Against a hostile user (invariant 8): a write or delete that changes usage holds an exclusive lock
 on its key (policy/key_lock.lua) from reading the old object's size to settling, so racing writes
@@ -27,7 +29,6 @@ import policy
 from policy.decide import WorkspaceView
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
-from proxy.nodehttp import NodeResponse
 from wio.resp import RespClient, RespError, Script
 
 __all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
@@ -35,6 +36,8 @@ __all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
 MPU_TTL_SECONDS = 14 * 24 * 3600
 LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this long; live holders renew it
 LOCK_WAIT = 10.0              # how long a write waits for another write of the same key to finish
+RESERVATION_GRACE = 600       # a reservation's deadline: this many seconds, plus its bytes at SLOWEST_WRITE
+SLOWEST_WRITE = 256 << 10     # bytes/s; past its deadline, reconciliation gives a reservation back
 log = logging.getLogger("wio.proxy")
 _SCRIPTS = Path(policy.__file__).parent
 _SLASHES = re.compile(r"/{2,}")
@@ -78,6 +81,7 @@ class Reservation:
     ws: WorkspaceView
     bytes: int
     objects: int
+    token: str
     done: bool = False
 
 
@@ -100,36 +104,35 @@ class Quotas:
         return await self._call(self._script, f"{action} on {ws.name}", [action, ws.name, ws.owner, ws.root, *args])
 
     async def reserve(self, ws: WorkspaceView, nbytes: int, objects: int) -> Reservation:
-        result = await self._run("reserve", ws, nbytes, objects)
+        token = secrets.token_hex(12)
+        result = await self._run("reserve", ws, nbytes, objects, token, RESERVATION_GRACE + nbytes // SLOWEST_WRITE)
         if int(result[0]) != 1:
+            if result[1] == "unknown":
+                raise S3Error("ServiceUnavailable", "This workspace's usage is being rebuilt; please retry later")
             scope, kind = result[1], result[2]
             raise S3Error("QuotaExceeded", f"This write would exceed the {scope} quota on {kind}")
-        return Reservation(ws, nbytes, objects)
+        return Reservation(ws, nbytes, objects, token)
 
     async def settle(self, res: Reservation, delta_bytes: int, delta_objects: int) -> None:
         if not res.done:
             res.done = True
-            await self._run("settle", res.ws, res.bytes, res.objects, delta_bytes, delta_objects)
+            await self._run("settle", res.ws, res.bytes, res.objects, delta_bytes, delta_objects, res.token)
 
     async def release(self, res: Reservation) -> None:
         if not res.done:
             res.done = True
-            await self._run("release", res.ws, res.bytes, res.objects)
+            await self._run("release", res.ws, res.bytes, res.objects, res.token)
 
-    async def within(self, res: Reservation, send: Callable[[], Awaitable[NodeResponse]]) -> NodeResponse:
-        """Run ``send()`` holding ``res``; release it on any failure, so refused/aborted writes cost nothing."""
+    @contextlib.asynccontextmanager
+    async def reserved(self, ws: WorkspaceView, nbytes: int, objects: int) -> AsyncIterator[Reservation]:
+        """Reserve for the block (``QuotaExceeded`` before it runs); what the block did not settle or keep
+        is given back on the way out, whether it returned, failed or was cancelled (the release is shielded)."""
+        res = await self.reserve(ws, nbytes, objects)
         try:
-            resp = await send()
-        except BaseException:
-            await asyncio.shield(self.release(res))
-            raise
-        if resp.status >= 300:
-            await self.release(res)
-        return resp
-
-    async def adjust(self, ws: WorkspaceView, delta_bytes: int, delta_objects: int) -> None:
-        if delta_bytes or delta_objects:
-            await self._run("adjust", ws, delta_bytes, delta_objects)
+            yield res
+        finally:
+            if not res.done:
+                await asyncio.shield(self.release(res))
 
     # ---- one writer per key while usage changes
 
@@ -178,9 +181,17 @@ class Quotas:
         if int(await self._run("owns", ws, upload_id, key)) != 1:
             raise S3Error("NoSuchUpload")
 
-    async def part_uploaded(self, ws: WorkspaceView, key: str, upload_id: str, part: int, size: int) -> None:
-        """Keep a part's reservation under its upload (given back at once if the upload is gone)."""
-        await self._run("part", ws, size, upload_id, key, part, MPU_TTL_SECONDS)
+    async def upload_held(self, ws: WorkspaceView, key: str, upload_id: str) -> int:
+        """The bytes the upload's parts hold reserved (``NoSuchUpload`` if it is not this workspace's and key's)."""
+        held = int(await self._run("held", ws, upload_id, key))
+        if held < 0:
+            raise S3Error("NoSuchUpload")
+        return held
+
+    async def keep_for_part(self, res: Reservation, key: str, upload_id: str, part: int) -> None:
+        """Keep a stored part's reservation under its upload (given back at once if the upload is gone)."""
+        res.done = True
+        await self._run("part", res.ws, res.bytes, upload_id, key, part, MPU_TTL_SECONDS, res.token)
 
     async def upload_finished(self, ws: WorkspaceView, key: str, upload_id: str) -> int:
         """Forget an upload and give its parts' reservation back; returns the bytes they held."""

@@ -15,7 +15,7 @@ import policy
 from policy.decide import WorkspaceView
 from proxy.authz import Authorizer
 from proxy.errors import S3Error
-from proxy.quota import Quotas
+from proxy.quota import Quotas, Reservation
 from wio.resp import ConnectionFailed, RespClient, RespError, ResponseError
 from wio.secrets import SecretBox
 from wio.services import start_valkey
@@ -68,11 +68,12 @@ async def test_same_replies_as_redis_py(client, valkey):
                                             "public": "0", "root": "r"})
         await rp.hset("wio:n:n1", mapping={"endpoint": "http://x", "region": "us", "access": "a", "secret": "s"})
         await rp.hset("wio:s:ws1", mapping={"g:g1": '[["read", "", 0, 1]]'})
+        await rp.hset("wio:use:w:ws1", "known", "1")
         for name, args in (("authorize.lua", [run_id, "AK1", "ws1", "nope"]), ("authorize.lua", [run_id, "nobody"]),
                            ("authorize.lua", ["another-server", "AK1", "ws1"]),
                            ("list_buckets.lua", [run_id, "AK1"]),
-                           ("quota.lua", ["reserve", "ws1", "u1", "r", 10, 1]),
-                           ("quota.lua", ["release", "ws1", "u1", "r", 10, 1])):
+                           ("quota.lua", ["reserve", "ws1", "u1", "r", 10, 1, "t1", 60]),
+                           ("quota.lua", ["release", "ws1", "u1", "r", 10, 1, "t1", 60])):
             source = (SCRIPTS / name).read_text()
             expected = await rp.register_script(source)(args=args)
             if name == "quota.lua":  # not idempotent: run the same again with ours
@@ -213,7 +214,7 @@ async def test_authorizer_and_quotas_fail_closed_on_refused_connection(valkey):
             await quotas.reserve(ws, 1, 1)
         assert err.value.code == "ServiceUnavailable"
         with pytest.raises(S3Error) as err:
-            await quotas.part_uploaded(ws, "key", "upload", 1, 10)
+            await quotas.keep_for_part(Reservation(ws, 10, 0, "token"), "key", "upload", 1)
         assert err.value.code == "ServiceUnavailable"
     finally:
         await c.close()
@@ -223,6 +224,7 @@ async def test_quota_multipart_bookkeeping(client):
     quotas = Quotas(client)
     ws = WorkspaceView("resp-ws", "n", "b", "p/", "resp-owner", False, "resp-root")
     await client.execute("DEL", "wio:mpu:up1", "wio:use:w:resp-ws")
+    await client.execute("HSET", "wio:use:w:resp-ws", "known", "1")
     await quotas.upload_started(ws, "k", "up1")
     await quotas.check_upload(ws, "k", "up1")
     renamed = WorkspaceView("resp-ws2", "n", "b", "q/", "resp-owner", False, "resp-root")
@@ -234,17 +236,16 @@ async def test_quota_multipart_bookkeeping(client):
         assert err.value.code == "NoSuchUpload"
         assert await quotas.upload_finished(other_ws, key, upload) == 0   # someone else's upload: nothing given back
     for part, size in ((1, 100), (2, 50), (1, 70)):   # part 1 re-uploaded: counted once
-        await quotas.reserve(ws, size, 0)
-        await quotas.part_uploaded(ws, "k", "up1", part, size)
+        await quotas.keep_for_part(await quotas.reserve(ws, size, 0), "k", "up1", part)
     assert await client.execute("HGET", "wio:use:w:resp-ws", "pbytes") == "120"
     assert 0 < await client.execute("TTL", "wio:mpu:up1") <= 14 * 24 * 3600
     assert await quotas.upload_finished(ws, "k", "up1") == 120
     assert await client.execute("EXISTS", "wio:mpu:up1") == 0
     assert await client.execute("HGET", "wio:use:w:resp-ws", "pbytes") == "0"
-    await quotas.reserve(ws, 30, 0)   # a part landing after its upload finished keeps nothing reserved
-    await quotas.part_uploaded(ws, "k", "up1", 3, 30)
+    # a part landing after its upload finished keeps nothing reserved
+    await quotas.keep_for_part(await quotas.reserve(ws, 30, 0), "k", "up1", 3)
     assert await client.execute("HGET", "wio:use:w:resp-ws", "pbytes") == "0"
-    assert await client.execute("EXISTS", "wio:mpu:up1") == 0
+    assert await client.execute("EXISTS", "wio:mpu:up1", "wio:rsv:resp-ws", "wio:mpus:resp-ws") == 0
 
 
 async def test_key_locks_are_exclusive_all_or_none_and_released(client, monkeypatch):

@@ -128,6 +128,30 @@ def test_redis_restarted_empty_rebuilds_without_resurrecting_revocations(faults,
         assert status_of(lambda: dead_s3.head_object(Bucket=fws, Key="small")) == 403
 
 
+def test_redis_restarted_empty_never_restarts_usage_at_zero(faults, owner):
+    """Issue 16: a 64 KiB quota holding 48 KiB accepted another 32 KiB after Valkey came back empty."""
+    ws = unique("fws")
+    owner.api.call("POST", "/workspaces", {"name": ws})
+    owner.api.call("PUT", f"/workspaces/{ws}/quota", {"max_bytes": 64 * 1024})
+    owner.s3.put_object(Bucket=ws, Key="held", Body=b"h" * (48 * 1024))
+    faults.stop_valkey()
+    faults.start_valkey(empty=True)
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:   # before and after the projection and usage are rebuilt
+        try:
+            owner.s3.put_object(Bucket=ws, Key="more", Body=b"m" * (32 * 1024))
+            seen.append("stored")
+        except ClientError as exc:
+            seen.append(exc.response["Error"]["Code"])
+        if seen[-1] not in ("ServiceUnavailable", "AccessDenied", "InvalidAccessKeyId", "NoSuchBucket"):
+            break
+        time.sleep(0.2)
+    assert seen[-1] == "QuotaExceeded", seen
+    assert (usage(owner, ws)["bytes"], usage(owner, ws)["objects"]) == (48 * 1024, 1)
+    owner.s3.put_object(Bucket=ws, Key="fits", Body=b"f" * (16 * 1024))
+
+
 def test_postgres_stopped_proxy_serves_from_redis_api_answers_503(faults, owner, fws):
     faults.stop_pg()
     try:
