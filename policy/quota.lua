@@ -26,7 +26,8 @@
 -- start:   ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = ttl seconds. Binds a new upload to workspace and key.
 -- owns:    ARGV[5] = upload id, ARGV[6] = key -> 1 when the upload was started for this workspace (owner, root) and key
 -- held:    ARGV[5] = upload id, ARGV[6] = key -> the bytes its parts hold reserved, -1 when it is not owned
--- finish:  ARGV[5] = upload id, ARGV[6] = key. Forgets the upload and gives its parts back -> bytes given
+-- finish:  ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = seconds to remember a completed upload (0: aborted).
+--          Forgets the upload and gives its parts back -> bytes given
 -- unknown: marks the workspace's usage unknown (a rebuild starts) -> reservations still in flight
 -- reconcile: ARGV[5], ARGV[6] = bytes/objects the node holds under the workspace's prefix. Drops reservations
 --          past their deadline and uploads that expired, recomputes pending usage from the records that
@@ -109,7 +110,16 @@ if action == 'finish' then
   redis.call('DEL', upload)
   redis.call('SREM', uploads, ARGV[5])
   change('pbytes', 0 - total)
+  local keep = tonumber(ARGV[7]) or 0
+  if keep > 0 then  -- completed: a repeated completion (a client's retry) is recognised for a while
+    local done = 'wio:mpu-done:' .. ARGV[5]
+    redis.call('HSET', done, 'ws', ws, 'owner', owner, 'root', root, 'key', ARGV[6])
+    redis.call('EXPIRE', done, keep)
+  end
   return total
+end
+if action == 'completed' then
+  return owns('wio:mpu-done:' .. ARGV[5], ARGV[6]) and 1 or 0
 end
 
 if action == 'unknown' then

@@ -185,7 +185,16 @@ async def abort_upload(call: Call) -> web.StreamResponse:
 @seen_through
 async def complete_upload(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
-    await quotas.check_upload(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
+    ws, key, upload_id = call.authorized_target().ws, call.object_key(), call.required_param("uploadId")
+    try:
+        await quotas.check_upload(ws, key, upload_id)
+        repeated = False
+    except S3Error as exc:
+        # A completion repeated (a client retrying after a lost answer) goes to the node as S3 answers
+        # it; nothing is reserved for it, and usage moves only by what the object's size changed.
+        if exc.code != "NoSuchUpload" or not await quotas.was_completed(ws, key, upload_id):
+            raise
+        repeated = True
     headers = forwarded_headers(call)
     body, payload_hash, _ = await _prepare_body(call, headers, SMALL_BODY, checksum_of_body=False)
     async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
@@ -195,9 +204,9 @@ async def complete_upload(call: Call) -> web.StreamResponse:
         # are reserved already, anything beyond is reserved now: over the quota, nothing becomes visible.
         if not isinstance(body, bytes):  # a body within SMALL_BODY is always read whole
             raise S3Error("MalformedXML", "The CompleteMultipartUpload body is too large")
-        total = await _parts_total(call, body)
-        held = await quotas.upload_held(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
-        async with quotas.reserved(call.authorized_target().ws, max(0, total - held), new_object) as res:
+        total = 0 if repeated else await _parts_total(call, body)
+        held = 0 if repeated else await quotas.upload_held(ws, key, upload_id)
+        async with quotas.reserved(ws, max(0, total - held), new_object) as res:
             resp = await _send(call, headers, body, payload_hash)
             if resp.status >= 300:
                 return await rewritten(call, resp)
@@ -209,11 +218,11 @@ async def complete_upload(call: Call) -> web.StreamResponse:
             if b"<Error>" in raw[:512]:
                 code = parse_xml(raw, "backend response").findtext("Code") or "InternalError"
                 raise S3Error(code)
-            size = await head_size(call, call.authorized_target(), call.object_key()) or 0
-            await quotas.upload_finished(call.authorized_target().ws, call.object_key(), call.required_param("uploadId"))
+            size = await head_size(call, call.authorized_target(), key) or 0
+            if not repeated:
+                await quotas.upload_finished(ws, key, upload_id, completed=True)
             await quotas.settle(res, size - (old or 0), new_object)
     call.extra["bytes_in"] = size
-    ws = call.authorized_target().ws
     return web.Response(body=rewrite_result(raw, workspace=ws.name, physical_prefix=ws.prefix),
                         headers={"Content-Type": "application/xml"})
 

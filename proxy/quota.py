@@ -38,6 +38,7 @@ LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this lon
 LOCK_WAIT = 10.0              # how long a write waits for another write of the same key to finish
 RESERVATION_GRACE = 600       # a reservation's deadline: this many seconds, plus its bytes at SLOWEST_WRITE
 SLOWEST_WRITE = 256 << 10     # bytes/s; past its deadline, reconciliation gives a reservation back
+COMPLETED_KEPT = 86400         # seconds a completed upload is remembered, so that a retried completion succeeds
 log = logging.getLogger("wio.proxy")
 _SCRIPTS = Path(policy.__file__).parent
 _SLASHES = re.compile(r"/{2,}")
@@ -193,6 +194,11 @@ class Quotas:
         res.done = True
         await self._run("part", res.ws, res.bytes, upload_id, key, part, MPU_TTL_SECONDS, res.token)
 
-    async def upload_finished(self, ws: WorkspaceView, key: str, upload_id: str) -> int:
-        """Forget an upload and give its parts' reservation back; returns the bytes they held."""
-        return int(await self._run("finish", ws, upload_id, key))
+    async def upload_finished(self, ws: WorkspaceView, key: str, upload_id: str, *, completed: bool = False) -> int:
+        """Forget an upload and give its parts' reservation back; returns the bytes they held. A completed
+        upload is remembered for a day, so that a repeated completion (a retry) is recognised."""
+        return int(await self._run("finish", ws, upload_id, key, COMPLETED_KEPT if completed else 0))
+
+    async def was_completed(self, ws: WorkspaceView, key: str, upload_id: str) -> bool:
+        """This workspace and key completed ``upload_id`` recently (through wio)."""
+        return int(await self._run("completed", ws, upload_id, key)) == 1
