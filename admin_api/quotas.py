@@ -2,7 +2,7 @@
 
 Usage is kept exact by the proxy in Redis (``wio:use:{w|u|r}:{name}``, see policy/quota.lua) and is
 rebuilt from the node by reconciliation, which also picks up data written around wio and gives back
-reservations past their deadline (docs/design/quotas.md).
+reservations past their deadline (docs/design.md, "Quotas").
 """
 from __future__ import annotations
 

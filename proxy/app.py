@@ -1,4 +1,4 @@
-"""The S3 front end. The request path, in order (DESIGN.md):
+"""The S3 front end. The request path, in order (docs/design.md):
 
 1. parse      proxy.addressing (bucket, key from raw_path) and proxy.operations (which operation)
 2. authenticate  signing.parse_request_auth -> key material from Redis -> signing.verify_signature

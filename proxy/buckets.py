@@ -99,7 +99,7 @@ async def list_objects(call: Call) -> web.Response:
     """ListObjects, ListObjectsV2, ListObjectVersions, ListMultipartUploads under the workspace prefix.
 
     The rules (containment, filtering, sealed markers, encoding) are in proxy/listing.py and
-    docs/design/listings.md. The node is asked for raw names; ``encoding-type`` is applied here.
+    docs/design.md ("Listings"). The node is asked for raw names; ``encoding-type`` is applied here.
     """
     target, box = call.authorized_target(), call.request.app[BOX]
     ws = target.ws

@@ -5,7 +5,7 @@ only their workspace and workspace-relative keys. Bodies here are small control-
 are at most 1000 entries a page).
 
 Listings (ListObjects V1/V2, ListObjectVersions, ListMultipartUploads) go through one routine,
-``rewrite_listing``, which applies the rules of docs/design/listings.md:
+``rewrite_listing``, which applies the rules of docs/design.md ("Listings"):
 
 * containment: an entry is shown only if its physical name starts with the workspace's physical
   prefix followed by the requested prefix (a node that normalises paths may answer for something

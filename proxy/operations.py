@@ -2,7 +2,7 @@
 
 ``classify`` is pure: (method, bucket, key, query, headers) -> Operation. Anything not in the table
 answers ``NotImplemented``; bucket configuration is wio's business and answers a clear error.
-Permission is the level needed on the addressed workspace (DESIGN.md "Permission levels"); ``None``
+Permission is the level needed on the addressed workspace (docs/design.md, "Permission levels"); ``None``
 means the handler authorizes itself (service-level calls, per-key checks).
 """
 from __future__ import annotations

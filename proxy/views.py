@@ -1,6 +1,6 @@
 """Read-only S3 views of what wio decides: ACLs, policy status, and the configuration it does not offer.
 
-wio decides access from its own shares (DESIGN.md "Permission levels"); these calls only show that
+wio decides access from its own shares (docs/design.md, "Permission levels"); these calls only show that
 decision in S3's shapes, so tools that read bucket configuration work. Writing ACLs or policies stays
 refused (``proxy.operations``), except setting an object's ACL to the one it already has.
 
