@@ -117,6 +117,10 @@ def table(results: dict) -> str:
             lines.append(f"quota: 4 KiB PUT c1 p50 {c1['wio']['p50_ms']} ms -> {c1['wio-quota']['p50_ms']} ms with a "
                          f"quota; c32 {_fmt(c32['wio']['ops_s'])} -> {_fmt(c32['wio-quota']['ops_s'])} ops/s; "
                          f"reserve+settle alone {quota.get('reservation_us')} us")
+            ledger = quota.get("accounting_us")
+            if ledger:
+                lines.append(f"quota ledger per request (locks, recorded reservation, settle): "
+                             f"PUT {ledger['put_us']} us, DELETE {ledger['delete_us']} us")
     rss = results.get("rss")
     if rss:
         lines.append(f"proxy RSS, {rss['object_bytes'] // MiB} MiB object: PUT +{rss['PUT']['growth_mib']} MiB "

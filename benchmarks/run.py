@@ -387,9 +387,49 @@ class Runner:
                 name: {"ops_s": _median([f["ops_s"] for f in runs]), "p50_ms": _median([f["p50_ms"] for f in runs]),
                        "runs": runs} for name, runs in figures.items()}
         out["reservation_us"] = self._reservation_cost()
+        out["accounting_us"] = self._accounting_cost()
         out["note"] = ("every wio write reserves and settles (quota or not), so 'wio' already pays for the "
-                       "reservation; 'wio-quota' adds the limit checks; reservation_us is reserve+settle alone")
+                       "reservation; 'wio-quota' adds the limit checks; reservation_us is reserve+settle alone; "
+                       "accounting_us is all the ledger's Redis work for one PUT (key lock, recorded reservation, "
+                       "settle, unlock) and one DELETE (key lock, zero reservation, settle of what it freed, unlock)")
         return out
+
+    def _accounting_cost(self, n: int = 1000) -> dict[str, float] | None:
+        """Microseconds of the ledger's work per PUT and per DELETE (proxy.quota.Quotas, one client)."""
+        if not self.stack.redis_url:
+            return None
+        from policy.decide import WorkspaceView
+        from proxy.quota import Quotas
+        from wio.resp import RespClient
+
+        async def go() -> dict[str, float]:
+            redis = RespClient(self.stack.redis_url)
+            try:
+                quotas = Quotas(redis)
+                ws = WorkspaceView(f"bench-ledger-{secrets.token_hex(3)}", "local", "b", "p/", "nobody", False,
+                                   "private")
+                await redis.execute("HSET", f"wio:use:w:{ws.name}", "known", "1")
+
+                async def put(key: str) -> None:
+                    async with quotas.exclusive(ws, [key]), quotas.reserved(ws, 4096, 1) as res:
+                        await quotas.settle(res, 4096, 1)
+
+                async def delete(key: str) -> None:
+                    async with quotas.exclusive(ws, [key]), quotas.reserved(ws, 0, 0) as res:
+                        await quotas.settle(res, -4096, -1)
+
+                figures = {}
+                for name, step in (("put_us", put), ("delete_us", delete)):
+                    for i in range(50):
+                        await step(f"warm-{i}")
+                    t0 = time.perf_counter()
+                    for i in range(n):
+                        await step(f"k-{i}")
+                    figures[name] = round((time.perf_counter() - t0) / n * 1e6, 1)
+                return figures
+            finally:
+                await redis.close()
+        return asyncio.run(go())
 
     def _reservation_cost(self, n: int = 2000) -> float | None:
         """Microseconds for one reserve + settle pair (proxy.quota.Quotas against this Valkey), one client."""
