@@ -1,8 +1,8 @@
 """The admin REST API application: resources, middleware, routes, and the projection keeper."""
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from admin_api import audit, explain, groups, info, infra, keys, openapi, quotas, search, sso, users, workspaces
 from admin_api.bootstrap import bootstrap
-from admin_api.context import BOX, DB, HTTP, NODE_HTTP, REDIS, SETTINGS
+from admin_api.context import BOX, DB, HTTP, NODE_HTTP, REDIS, SETTINGS, keeping
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
 from policy.nodes import WIO_SERVICE_HEADER, node_session
@@ -63,29 +63,14 @@ async def _http(app: web.Application):
     await app[HTTP].close()
 
 
-async def _keep_projection(app: web.Application) -> None:
+async def _projection_keeper(app: web.Application) -> AsyncIterator[None]:
     """Keep the projection on the current Redis primary verified against PostgreSQL: rebuilt when it
     is missing (Redis restarted empty) or behind (a failover lost a change), re-verified on every new
     server (policy.projection.verify)."""
-    while True:
-        try:
-            await verify_projection(app)
-        except asyncio.CancelledError:
-            raise
-        except (RedisError, OSError) as exc:
-            log.warning("projection check failed (will retry): %s", exc)
-        except Exception:  # noqa: BLE001 - keep the keeper alive whatever happens, but say it
-            log.exception("projection rebuild failed (will retry)")
-        await asyncio.sleep(PROJECTION_CHECK_SECONDS)
-
-
-async def _projection_keeper(app: web.Application):
     await bootstrap(app)
     await verify_projection(app)  # rebuilt only if Redis lost or lacks something, or the layout changed
-    task = asyncio.create_task(_keep_projection(app))
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with keeping("projection check", lambda: verify_projection(app), PROJECTION_CHECK_SECONDS):
+        yield
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,7 +1,10 @@
 """What every handler needs: app resources (AppKeys), the caller, JSON bodies, mutations."""
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
@@ -9,6 +12,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -126,3 +130,28 @@ async def mutation(app: web.Application) -> AsyncIterator[tuple[AsyncSession, Pr
             yield session, change
             await session.flush()
             await apply_change(session, app[REDIS], change)
+
+
+async def _keep(what: str, step: Callable[[], Awaitable[object]], seconds: float) -> None:
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as exc:
+            logging.getLogger("wio.api").warning("%s failed (will retry): %s", what, exc)
+        except Exception:  # noqa: BLE001 - keep the keeper alive whatever happens, but say it
+            logging.getLogger("wio.api").exception("%s failed (will retry)", what)
+        await asyncio.sleep(seconds)
+
+
+@asynccontextmanager
+async def keeping(what: str, step: Callable[[], Awaitable[object]], seconds: float) -> AsyncIterator[None]:
+    """Run ``step`` every ``seconds`` in the background for the duration of the block (the API's
+    keepers); a failure is logged and retried on the next round, never fatal."""
+    task = asyncio.create_task(_keep(what, step, seconds))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -6,15 +6,14 @@ reservations past their deadline (docs/design.md, "Quotas").
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from admin_api.context import DB, REDIS, caller, json_body, mutation, read_session
+from admin_api.context import DB, REDIS, caller, json_body, keeping, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.users import require_admin
 from admin_api.workspaces import load_workspace, node_client, require_on_workspace
@@ -178,20 +177,7 @@ async def _rebuild_where_needed(app: web.Application) -> None:
                  name, total_bytes, total_objects, corrected)
 
 
-async def _keep_usage(app: web.Application) -> None:
-    while True:
-        try:
-            await _rebuild_where_needed(app)
-        except (RedisError, OSError) as exc:
-            log.warning("usage check failed (will retry): %s", exc)
-        except Exception:  # noqa: BLE001 - keep the keeper alive whatever happens, but say it
-            log.exception("usage check failed (will retry)")
-        await asyncio.sleep(USAGE_CHECK_SECONDS)
-
-
-async def usage_keeper(app: web.Application):
+async def usage_keeper(app: web.Application) -> AsyncIterator[None]:
     """Rebuild usage from the nodes where it is unknown or overdue, at start-up and every USAGE_CHECK_SECONDS."""
-    task = asyncio.create_task(_keep_usage(app))
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with keeping("usage check", lambda: _rebuild_where_needed(app), USAGE_CHECK_SECONDS):
+        yield
