@@ -1,4 +1,5 @@
--- The workspaces a user can see, with their grants, in one round trip.
+#!lua
+-- The workspaces a user can see, with their grants, in one round trip. Refused on a replica (see authorize.lua).
 -- ARGV[1] = this server's run_id as the caller saw it, ARGV[2] = access key id (see authorize.lua).
 -- Returns {verified, key, user, name1, ws1, grants1, name2, ...}.
 local out = {redis.call('HGET', 'wio:meta', 'verified') == ARGV[1] and 1 or 0}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
+import policy
 from policy.projection import LAYOUT, verify
 from tests.conftest import make_person, s3_client, unique
 from tests.ha.conftest import HaStack
@@ -59,6 +61,17 @@ def until_decided(call, seconds: float = 30) -> tuple[str, int]:
         unavailable += 1
         time.sleep(0.05)
     raise AssertionError(f"still unavailable after {seconds}s")
+
+
+def test_a_replica_never_answers_an_authorization(ha):
+    """A primary demoted while alive holds old data and its old verified mark: the authorization
+    scripts are refused there (READONLY), so the proxy reconnects instead of deciding from it."""
+    wait_synced_replica(ha)
+    replica = next(port for port in ha.valkeys if port != ha.primary_port())
+    for script in ("authorize.lua", "list_buckets.lua"):
+        source = (Path(policy.__file__).parent / script).read_text()
+        with pytest.raises(ResponseError, match="read only replica"):
+            Redis(host="127.0.0.1", port=replica).eval(source, 0, "any-server", "AKANY")
 
 
 def test_failover_under_a_request_loop(ha):
