@@ -14,12 +14,12 @@ from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, NODE_HTTP, REDIS, SETTINGS, keeping
 from admin_api.errors import error_middleware
 from policy.db import create_engine, migrate, sessionmaker_for
-from policy.nodes import WIO_SERVICE_HEADER, node_session
+from nodeclient.client import WIO_SERVICE_HEADER, node_session
 from policy.projection import verify
-from wio.metrics import api_metrics_middleware, metrics_response
-from wio.redisurl import redis_client
-from wio.secrets import SecretBox
-from wio.settings import Settings
+from foundation.metrics import api_metrics_middleware, metrics_response
+from foundation.redisurl import redis_client
+from foundation.secrets import SecretBox
+from foundation.settings import Settings
 
 __all__ = ["create_app", "verify_projection"]
 

@@ -1,6 +1,6 @@
 """The audit trail: store the proxy's ``wio:audit`` stream durably, and ``GET /api/v1/audit``.
 
-The proxy writes one stream entry per decision without waiting (``wio.events.EventSink``). Each
+The proxy writes one stream entry per decision without waiting (``foundation.events.EventSink``). Each
 admin API process runs one consumer of the group ``wio-audit-store``: it reads batches, writes
 them to the store (PostgreSQL, or Elasticsearch when ``WIO_ELASTICSEARCH_URL`` is set) and only
 then acknowledges them. So an entry is stored at least once, and the store's idempotent insert
@@ -32,9 +32,9 @@ from admin_api.context import DB, HTTP, SETTINGS, caller, parse_time, read_sessi
 from admin_api.errors import ApiError
 from admin_api.workspaces import require_on_workspace
 from policy.models import Workspace
-from wio.events import AUDIT_DEAD_LETTER, AUDIT_STREAM, STREAM_MAXLEN, entry_fields
-from wio.metrics import AUDIT_QUARANTINED, AUDIT_STORE_ERRORS, AUDIT_STORED
-from wio.redisurl import redis_client
+from foundation.events import AUDIT_DEAD_LETTER, AUDIT_STREAM, STREAM_MAXLEN, entry_fields
+from foundation.metrics import AUDIT_QUARANTINED, AUDIT_STORE_ERRORS, AUDIT_STORED
+from foundation.redisurl import redis_client
 
 __all__ = ["routes", "audit_trail", "AUDIT_STORE", "AUDIT_GROUP", "AuditConsumer"]
 

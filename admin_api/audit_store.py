@@ -1,7 +1,7 @@
 """Where the audit trail is kept: PostgreSQL (table ``audit_log``, migration 0004) or Elasticsearch.
 
 Both stores take batches of rows made from ``wio:audit`` stream entries (field contract in
-``wio/events.py``) and answer the API's query newest first. Writes are idempotent on the stream
+``foundation/events.py``) and answer the API's query newest first. Writes are idempotent on the stream
 entry id, so a batch delivered twice (the consumer died before acknowledging it) is stored once.
 """
 from __future__ import annotations

@@ -21,8 +21,8 @@ from admin_api.errors import ApiError
 from admin_api.security import TokenError, decode_token
 from policy.models import User
 from policy.projection import ProjectionChange, apply_change, lock_model
-from wio.secrets import SecretBox, proxy_api_credential
-from wio.settings import Settings
+from foundation.secrets import SecretBox, proxy_api_credential
+from foundation.settings import Settings
 
 __all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "caller", "json_body", "field", "mutation",
            "read_session", "parse_time", "iso", "insert_unique", "PROXY_AUTH_SCHEME"]
@@ -32,7 +32,7 @@ DB = web.AppKey("db", async_sessionmaker)
 REDIS = web.AppKey("redis", Redis)
 BOX = web.AppKey("box", SecretBox)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-# calls to user-supplied node endpoints: every resolution checked (policy/nodes.py GuardedResolver)
+# calls to user-supplied node endpoints: every resolution checked (nodeclient/client.py GuardedResolver)
 NODE_HTTP = web.AppKey("node_http", aiohttp.ClientSession)
 
 _MISSING = object()

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from admin_api.context import SETTINGS
-from wio.settings import Settings
+from foundation.settings import Settings
 
 __all__ = ["routes"]
 

@@ -10,7 +10,7 @@ from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Workspace
 from policy.names import bucket_name_error, infra_name_error
-from policy.nodes import NodeClient, NodeError, check_endpoint
+from nodeclient.client import NodeClient, NodeError, check_endpoint
 
 __all__ = ["routes", "probe_node", "add_node", "check_root_fields", "root_node", "ensure_root_bucket", "add_root"]
 

@@ -11,7 +11,7 @@ from admin_api.context import BOX, caller, field, iso, json_body, mutation, read
 from admin_api.errors import ApiError
 from policy.decide import LEVELS
 from policy.models import AccessKey, User
-from wio.secrets import new_access_key_id, new_secret_key, new_session_token
+from foundation.secrets import new_access_key_id, new_secret_key, new_session_token
 
 __all__ = ["routes", "issue_key", "MAX_KEY_SECONDS"]
 

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import jwt
 
-from wio.settings import Settings
+from foundation.settings import Settings
 
 __all__ = ["OidcClient", "OidcError", "ProviderUnavailable", "Discovery", "ACCEPTED_ALGORITHMS"]
 

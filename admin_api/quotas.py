@@ -19,7 +19,7 @@ from admin_api.users import require_admin
 from admin_api.workspaces import load_workspace, node_client, require_on_workspace
 from admin_api.usage import rebuild_usage
 from policy.models import Root, User, Workspace
-from policy.nodes import NodeError
+from nodeclient.client import NodeError
 
 __all__ = ["routes", "MAX_QUOTA", "usage_keeper"]
 

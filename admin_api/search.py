@@ -23,7 +23,7 @@ from indexer.consumer import GROUP
 from indexer.crawl import request_crawl
 from indexer.documents import MAX_WINDOW, Bucket, SearchFilters
 from policy.models import Workspace
-from wio.events import EVENTS_STREAM
+from foundation.events import EVENTS_STREAM
 
 __all__ = ["routes", "search_backend", "SEARCH", "parse_filters"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 import policy
-from policy.nodes import NodeClient
+from nodeclient.client import NodeClient
 
 __all__ = ["rebuild_usage", "RECONCILE_DRAIN"]
 

@@ -14,7 +14,7 @@ from admin_api.usage import rebuild_usage
 from policy.decide import LEVELS, decide_object
 from policy.models import Group, Root, Share, User, Workspace
 from policy.names import workspace_name_error
-from policy.nodes import NodeClient, NodeError
+from nodeclient.client import NodeClient, NodeError
 from policy.queries import grants_on, visible_workspaces
 
 log = logging.getLogger("wio.api")

@@ -21,9 +21,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from proxy.authz import Authorizer
-from wio.resp import RespClient
-from wio.secrets import SecretBox
-from wio.services import start_valkey
+from foundation.resp import RespClient
+from foundation.secrets import SecretBox
+from wio.dev.services import start_valkey
 
 __all__ = ["fill", "measure", "main"]
 

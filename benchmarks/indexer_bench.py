@@ -11,7 +11,7 @@
    (20 whole workspaces and 5 prefix shares) and a caller who may read every workspace; plus
    aggregations.
 
-Without URLs it starts embedded PostgreSQL and Valkey (wio.services) in a temporary directory. With
+Without URLs it starts embedded PostgreSQL and Valkey (wio.dev.services) in a temporary directory. With
 ``--database-url`` it creates (and afterwards drops) a database of its own on that server.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from indexer.consumer import EventConsumer
 from indexer.documents import Readable, SearchFilters
 from indexer.pg import PostgresBackend
 from policy.db import create_engine, migrate
-from wio.settings import normalize_database_url
+from foundation.settings import normalize_database_url
 
 EXTENSIONS = [("csv", "text/csv"), ("json", "application/json"), ("png", "image/png"), ("txt", "text/plain"),
               ("parquet", "application/vnd.apache.parquet"), ("h5", "application/x-hdf5")]
@@ -197,7 +197,7 @@ def main() -> None:
     with ExitStack() as stack:
         database_url, redis_url = args.database_url, args.redis_url
         if not (database_url and redis_url):
-            from wio.services import start_postgres, start_valkey
+            from wio.dev.services import start_postgres, start_valkey
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wio-indexer-bench-")))
             if not database_url:
                 pg = start_postgres(workdir / "postgres")

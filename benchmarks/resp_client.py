@@ -1,4 +1,4 @@
-"""Micro-benchmark: the request path's Redis script call, redis-py (asyncio, hiredis) vs wio.resp.
+"""Micro-benchmark: the request path's Redis script call, redis-py (asyncio, hiredis) vs foundation.resp.
 
 One process, uvloop, an embedded Valkey holding one key, one user and one workspace (as
 authorize.lua reads them). ``--concurrency`` tasks each run EVALSHA of authorize.lua back to back;
@@ -18,8 +18,8 @@ import uvloop
 from redis.asyncio import Redis
 
 import policy
-from wio.resp import RespClient
-from wio.services import start_valkey
+from foundation.resp import RespClient
+from wio.dev.services import start_valkey
 
 SOURCE = (Path(policy.__file__).parent / "authorize.lua").read_text()
 ARGS = ["", "AKBENCH", "wsbench"]  # the server's run_id is filled in by fill()
@@ -64,17 +64,17 @@ async def run(url: str, calls: int, levels: list[int], rounds: int) -> list[dict
     for concurrency in levels:
         best = {}
         for _ in range(rounds):  # interleaved; keep each client's best round
-            for name, script in (("redis-py", a), ("wio.resp", b)):
+            for name, script in (("redis-py", a), ("foundation.resp", b)):
                 rate, cpu = await measure(script, calls, concurrency)
                 if name not in best or cpu < best[name][1]:
                     best[name] = (rate, cpu)
-        (r_rate, r_cpu), (l_rate, l_cpu) = best["redis-py"], best["wio.resp"]
+        (r_rate, r_cpu), (l_rate, l_cpu) = best["redis-py"], best["foundation.resp"]
         row = {"concurrency": concurrency, "redis_py_calls_s": round(r_rate), "redis_py_cpu_us": round(r_cpu, 1),
                "resp_calls_s": round(l_rate), "resp_cpu_us": round(l_cpu, 1),
                "cpu_saved": f"{(1 - l_cpu / r_cpu) * 100:.0f}%", "throughput_x": round(l_rate / r_rate, 2)}
         out.append(row)
         print(f"concurrency {concurrency:>3}: redis-py {r_rate:>8.0f} calls/s {r_cpu:6.1f} us CPU/call | "
-              f"wio.resp {l_rate:>8.0f} calls/s {l_cpu:6.1f} us CPU/call | "
+              f"foundation.resp {l_rate:>8.0f} calls/s {l_cpu:6.1f} us CPU/call | "
               f"CPU -{row['cpu_saved']}, throughput x{row['throughput_x']}")
     await rp.aclose()
     await lean.close()

@@ -400,7 +400,7 @@ class Runner:
             return None
         from policy.decide import WorkspaceView
         from proxy.quota import Quotas
-        from wio.resp import RespClient
+        from foundation.resp import RespClient
 
         async def go() -> dict[str, float]:
             redis = RespClient(self.stack.redis_url)
@@ -438,7 +438,7 @@ class Runner:
         try:
             from policy.decide import WorkspaceView
             from proxy.quota import Quotas
-            from wio.resp import RespClient
+            from foundation.resp import RespClient
         except ImportError:
             return None
 
@@ -618,7 +618,7 @@ def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_ur
         "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / GiB, 1),
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(), "git": _git(), "proxy_workers": proxy_workers,
-        "stack": "attached" if api_url else "own (wio.services + wio serve)", "plan": asdict(plan),
+        "stack": "attached" if api_url else "own (wio.dev.services + wio serve)", "plan": asdict(plan),
         "method": "presigned requests over keep-alive from a raw-socket client (benchmarks/httpclient.py) in "
                   "several processes; paths alternate each round; figures are medians over rounds",
     }}

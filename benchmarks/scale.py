@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from policy.db import create_engine, migrate
 from policy.projection import rebuild
 from proxy.authz import Authorizer
-from wio.resp import RespClient
-from wio.secrets import SecretBox
-from wio.services import start_postgres, start_valkey
-from wio.settings import normalize_database_url
+from foundation.resp import RespClient
+from foundation.secrets import SecretBox
+from wio.dev.services import start_postgres, start_valkey
+from foundation.settings import normalize_database_url
 
 __all__ = ["SIZES", "main"]
 

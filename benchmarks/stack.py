@@ -1,8 +1,8 @@
 """What the benchmarks run against, and the accounts they use.
 
 Two ways to get a stack:
-- own (default): PostgreSQL, Valkey and a SeaweedFS node from ``wio.services`` in a temporary
-  directory, then ``wio serve api`` and ``wio serve proxy --workers N`` (``wio.devstack``). The
+- own (default): PostgreSQL, Valkey and a SeaweedFS node from ``wio.dev.services`` in a temporary
+  directory, then ``wio serve api`` and ``wio serve proxy --workers N`` (``wio.dev.stack``). The
   node is the bootstrap node ``local``; its credentials are known, so "direct" can use them.
 - attach: a running stack (``wio dev``) given by ``--api``/``--s3``/``--admin-password``, plus the
   node's endpoint and credentials (``--node-*``). The harness registers that node under its own name
@@ -104,9 +104,9 @@ class BenchStack:
                 raise SystemExit("attaching to a running stack needs --s3, --admin-password and the node's "
                                  "--node-endpoint/--node-access-key/--node-secret-key (direct runs use them)")
             return
-        from wio.devstack import DevStack, launch_components
-        from wio.services import start_postgres, start_seaweedfs, start_valkey
-        from wio.settings import Settings
+        from wio.dev.stack import DevStack, launch_components
+        from wio.dev.services import start_postgres, start_seaweedfs, start_valkey
+        from foundation.settings import Settings
 
         self.log("starting PostgreSQL, Valkey and SeaweedFS in", self.workdir)
         services = []
@@ -143,7 +143,7 @@ class BenchStack:
 
     def start_extra_proxy(self, workers: int) -> tuple[str, subprocess.Popen]:
         """Another ``wio serve proxy --workers N`` on the same stack (own mode only), e.g. for revocation."""
-        from wio.devstack import wait_http
+        from wio.dev.stack import wait_http
         port = free_port()
         env = {**os.environ, **self.settings.with_(proxy_port=port).to_env()}
         with open(self.workdir / "services.log", "ab") as log:

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from typing import Sequence
 
 from indexer.documents import Bucket, Fingerprint, ObjectDoc, Readable, Removal, SearchFilters, SearchResult
-from wio.settings import Settings
+from foundation.settings import Settings
 
 __all__ = ["SearchBackend", "BackendUnavailable", "open_backend"]
 

@@ -1,4 +1,4 @@
-"""Applying the proxy's ``wio:events`` stream (wio/events.py) to the search backend.
+"""Applying the proxy's ``wio:events`` stream (foundation/events.py) to the search backend.
 
 A Redis consumer group gives at-least-once delivery: an entry is XACKed only after the backend write
 that reflects it succeeded, and entries left pending by a consumer that died are claimed by another
@@ -26,8 +26,8 @@ from redis.exceptions import ResponseError
 from indexer.backend import SearchBackend
 from indexer.documents import ObjectDoc, Removal
 from indexer.storage import ObjectHead, WorkspaceRoute, head_object
-from policy.nodes import NodeError
-from wio.events import EVENTS_STREAM, entry_fields
+from nodeclient.client import NodeError
+from foundation.events import EVENTS_STREAM, entry_fields
 
 __all__ = ["EventConsumer", "IndexEvent", "parse_event", "GROUP"]
 

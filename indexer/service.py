@@ -22,11 +22,11 @@ from indexer.consumer import EventConsumer
 from indexer.crawl import CRAWL_LOCK, Crawler, due_workspaces
 from indexer.storage import WorkspaceRoute, load_routes
 from policy.db import create_engine, migrate, sessionmaker_for
-from policy.nodes import node_session
-from wio.secrets import SecretBox
-from wio.serve import configure_logging
-from wio.settings import Settings
-from wio.redisurl import redis_client
+from nodeclient.client import node_session
+from foundation.secrets import SecretBox
+from foundation.logs import configure_logging
+from foundation.settings import Settings
+from foundation.redisurl import redis_client
 
 __all__ = ["run_indexer", "serve_indexer", "RouteCache", "crawl_due", "forget_deleted"]
 

@@ -1,6 +1,6 @@
 """Reading object metadata from the storage nodes: where a workspace lives, listing pages, HEAD.
 
-Built on policy/nodes.py's ``NodeClient`` (signed small requests). Listings use ``start-after`` rather
+Built on nodeclient/client.py's ``NodeClient`` (signed small requests). Listings use ``start-after`` rather
 than continuation tokens so that a crawl can resume from the last key it reconciled, in a later
 process, and ``encoding-type=url`` so that any key survives the XML (decoded as botocore does).
 """
@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from policy.models import Workspace
-from policy.nodes import S3_NS, NodeClient, NodeError
-from wio.safexml import XMLRefused, parse_untrusted_xml
-from wio.secrets import SecretBox
+from nodeclient.client import S3_NS, NodeClient, NodeError
+from foundation.safexml import XMLRefused, parse_untrusted_xml
+from foundation.secrets import SecretBox
 
 __all__ = ["WorkspaceRoute", "Listed", "ObjectHead", "load_routes", "list_page", "head_object"]
 

@@ -2,7 +2,7 @@
 -- One round trip authorizes a request (docs/design.md invariant 7).
 -- The shebang without `no-writes` makes a replica refuse this script (-READONLY) although it only
 -- reads: a primary demoted under a proxy, holding the old data and the old verified mark, is never
--- read for a decision; the proxy drops the connection and finds the new primary (wio/resp.py).
+-- read for a decision; the proxy drops the connection and finds the new primary (foundation/resp.py).
 -- ARGV[1] = the run_id of this server as the caller's connection saw it; ARGV[2] = access key id;
 -- ARGV[3..n] = workspace names the request touches (0, 1, or 2 for copies).
 -- Returns {verified, key, user, ws1, node1, grants1, ws2, node2, grants2, ...}; verified is 1 only when

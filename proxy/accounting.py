@@ -13,7 +13,7 @@ from aiohttp import web
 from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.metrics import observe_request
-from wio.events import AUDIT_STREAM, EVENTS_STREAM, EventSink
+from foundation.events import AUDIT_STREAM, EVENTS_STREAM, EventSink
 
 __all__ = ["account", "WRITE_EVENTS", "deny_reason"]
 

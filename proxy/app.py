@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from policy.decide import WorkspaceView, decide_listing, decide_object
-from policy.nodes import WIO_SERVICE_HEADER
+from nodeclient.client import WIO_SERVICE_HEADER
 from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
@@ -33,20 +33,20 @@ from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
 from proxy.headers import parse_headers
 from proxy.metrics import in_flight_middleware
-from proxy.nodehttp import NodeError
+from nodeclient.pool import NodeError
 from proxy.operations import Operation, classify
 from proxy.quota import Quotas
 from proxy.post_object import post_object
 from proxy.sts import is_sts_request, sts_entry
 from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, RESP, SETTINGS, SINK, UPSTREAM
-from wio.resp import RespClient
+from foundation.resp import RespClient
 from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
 from signing.canonical import parse_query
-from wio.events import EventSink
-from wio.metrics import metrics_response
-from wio.secrets import SecretBox
-from wio.settings import Settings
+from foundation.events import EventSink
+from foundation.metrics import metrics_response
+from foundation.secrets import SecretBox
+from foundation.settings import Settings
 
 __all__ = ["create_app"]
 

@@ -20,8 +20,8 @@ import policy
 from policy.decide import Grant, WorkspaceView, effective_grants
 from proxy.errors import S3Error
 from proxy.metrics import observe_redis, redis_failed
-from wio.resp import RespClient, RespError
-from wio.secrets import SecretBox
+from foundation.resp import RespClient, RespError
+from foundation.secrets import SecretBox
 
 __all__ = ["NodeView", "Target", "Caller", "Authorizer"]
 

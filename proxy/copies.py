@@ -16,7 +16,7 @@ from aiohttp import web
 
 from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
-from proxy.nodehttp import NodeResponse
+from nodeclient.pool import NodeResponse
 from proxy.listing import S3_NS
 from proxy.objects import head_object, head_size, object_params, part_number
 from proxy.quota import seen_through

@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 from policy.decide import ListingFilter
 from proxy.errors import S3Error
-from wio.secrets import SecretBox
-from wio.safexml import XMLRefused, parse_untrusted_xml
+from foundation.secrets import SecretBox
+from foundation.safexml import XMLRefused, parse_untrusted_xml
 
 __all__ = ["S3_NS", "ListingView", "rewrite_result", "rewrite_listing", "parse_xml", "seal_marker", "open_marker",
            "prefix_matches_nothing"]

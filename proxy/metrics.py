@@ -3,8 +3,8 @@
 Everything here runs on the request path, so it is cheap and never does I/O of its own: label
 children are bound once per label set and cached in plain dicts (``labels()`` costs a lock and a
 tuple lookup per call), and each update is an in-memory add, or an mmap write in multiprocess
-mode (see ``wio/metrics.py``). The access log is one ``wio.access`` record per request; with
-``WIO_LOG_JSON`` its fields become the keys of a JSON line (``wio.serve.configure_logging``).
+mode (see ``foundation/metrics.py``). The access log is one ``wio.access`` record per request; with
+``WIO_LOG_JSON`` its fields become the keys of a JSON line (``foundation.logs.configure_logging``).
 
 Series (all ``wio_``):
     requests_total{operation,status}             S3 requests answered, by S3 operation and HTTP status
@@ -27,7 +27,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Gauge, Histogram
 
 from proxy.errors import S3Error
-from wio.metrics import LATENCY_BUCKETS
+from foundation.metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
     from proxy.call import Call   # proxy.call -> proxy.authz -> proxy.metrics

@@ -15,7 +15,7 @@ from proxy.authz import Target
 from proxy.body import VerifiedBody, read_verified
 from proxy.call import Call, forwarded_headers
 from proxy.errors import S3Error
-from proxy.nodehttp import NodeResponse
+from nodeclient.pool import NodeResponse
 from proxy.listing import S3_NS, parse_xml, rewrite_result
 from proxy.quota import Reservation, object_identity, seen_through
 from proxy.relay import raise_for_backend, relay, rewritten, xml_response

@@ -29,7 +29,7 @@ import policy
 from policy.decide import WorkspaceView
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
-from wio.resp import RespClient, RespError, Script
+from foundation.resp import RespClient, RespError, Script
 
 __all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
 

@@ -9,7 +9,7 @@ from multidict import CIMultiDict
 from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.listing import parse_xml, rewrite_result
-from proxy.nodehttp import NodeError, NodeResponse, can_splice, splice_body
+from nodeclient.pool import NodeError, NodeResponse, can_splice, splice_body
 from proxy.resources import UPSTREAM
 
 __all__ = ["xml_response", "iso_time", "backend_error", "raise_for_backend", "relay", "rewritten", "HOP_BY_HOP",

@@ -7,15 +7,15 @@ from aiohttp import web
 from proxy.authz import Authorizer
 from proxy.quota import Quotas
 from proxy.upstream import Upstream
-from wio.events import EventSink
-from wio.resp import RespClient
-from wio.secrets import SecretBox, proxy_api_credential
-from wio.settings import Settings
+from foundation.events import EventSink
+from foundation.resp import RespClient
+from foundation.secrets import SecretBox, proxy_api_credential
+from foundation.settings import Settings
 
 __all__ = ["SETTINGS", "RESP", "BOX", "AUTHZ", "UPSTREAM", "API_HTTP", "SINK", "QUOTAS", "proxy_api_headers"]
 
 SETTINGS = web.AppKey("settings", Settings)
-RESP = web.AppKey("resp", RespClient)  # the proxy's one Redis client (wio.resp): scripts and stream entries
+RESP = web.AppKey("resp", RespClient)  # the proxy's one Redis client (foundation.resp): scripts and stream entries
 BOX = web.AppKey("box", SecretBox)
 AUTHZ = web.AppKey("authz", Authorizer)
 UPSTREAM = web.AppKey("upstream", Upstream)

@@ -1,6 +1,6 @@
 """Step 4: forward to the node, re-signed with the node's own credentials, streaming both ways.
 
-Keep-alive connections per node endpoint (``proxy.nodehttp``). Backend URLs are built already
+Keep-alive connections per node endpoint (``nodeclient.pool``). Backend URLs are built already
 encoded (``yarl.URL(..., encoded=True)``) by ``signing.sign_s3_request``, the one S3 request
 builder, so a key reaches the backend byte for byte and the request we sign is exactly the one we send.
 """
@@ -16,7 +16,7 @@ from yarl import URL
 from proxy.authz import NodeView
 from proxy.errors import S3Error
 from proxy.metrics import backend_failed, observe_backend
-from proxy.nodehttp import NodeError, NodePool, NodeResponse, NodeTimeout
+from nodeclient.pool import NodeError, NodePool, NodeResponse, NodeTimeout
 from signing import sign_s3_request
 
 __all__ = ["Upstream", "EMPTY_SHA256", "UNSIGNED"]

@@ -15,10 +15,10 @@ import pytest
 from botocore.config import Config
 
 from wio.client import ApiClient
-from wio.devstack import DevStack, launch_components, make_tls_pair
-from wio.executables import find_executable
-from wio.services import free_port
-from wio.settings import Settings, derive_master_key, normalize_database_url
+from wio.dev.stack import DevStack, launch_components, make_tls_pair
+from wio.dev.executables import find_executable
+from wio.dev.services import free_port
+from foundation.settings import Settings, derive_master_key, normalize_database_url
 
 pytest_plugins = ["tests.fixtures.services"]
 

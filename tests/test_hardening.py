@@ -29,7 +29,7 @@ from signing import sign_request
 from tests.conftest import s3_client, unique
 from tests.observability.helpers import wait_for_audit
 from wio.client import ApiClient, ApiClientError
-from wio.secrets import proxy_api_credential
+from foundation.secrets import proxy_api_credential
 
 
 def _send(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None,

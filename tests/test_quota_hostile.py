@@ -30,7 +30,7 @@ from policy.decide import WorkspaceView
 from proxy.quota import Quotas
 from tests.conftest import unique
 from tools.hostile import Target, _req, send_raw
-from wio.resp import RespClient
+from foundation.resp import RespClient
 
 MiB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""wio.resp, the lean RESP2 client of the request path, against a real Valkey (its own, so it can be killed)."""
+"""foundation.resp, the lean RESP2 client of the request path, against a real Valkey (its own, so it can be killed)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,9 +16,9 @@ from policy.decide import WorkspaceView
 from proxy.authz import Authorizer
 from proxy.errors import S3Error
 from proxy.quota import Quotas, Reservation
-from wio.resp import ConnectionFailed, RespClient, RespError, ResponseError
-from wio.secrets import SecretBox
-from wio.services import start_valkey
+from foundation.resp import ConnectionFailed, RespClient, RespError, ResponseError
+from foundation.secrets import SecretBox
+from wio.dev.services import start_valkey
 
 SCRIPTS = Path(policy.__file__).parent
 
@@ -336,7 +336,7 @@ async def test_auth_and_select(tmp_path):
 
 
 async def test_pipeline_returns_every_reply_in_order_with_errors_as_values(client):
-    from wio.resp import pack_command
+    from foundation.resp import pack_command
     key = f"pipe-{os.getpid()}-{time.time_ns()}"
     replies = await client.pipeline([pack_command("SET", key, "1"), pack_command("INCR", key),
                                      pack_command("HGET", key, "x"), pack_command("GET", key)])
@@ -347,7 +347,7 @@ async def test_pipeline_returns_every_reply_in_order_with_errors_as_values(clien
 
 
 async def test_event_sink_writes_batches_and_counts_what_redis_refuses(client):
-    from wio.events import EventSink, entry_fields
+    from foundation.events import EventSink, entry_fields
     stream = f"sink-{os.getpid()}-{time.time_ns()}"
     sink = EventSink(client, batch=7, interval=0.001)
     sink.start()
@@ -368,8 +368,8 @@ async def test_event_sink_writes_batches_and_counts_what_redis_refuses(client):
 
 async def test_event_sink_counts_what_it_drops_when_its_queue_is_full(client):
     """Issue 17: the sink's drops when its queue was full were silent; they are a metric now."""
-    from wio.events import EventSink
-    from wio.metrics import STREAM_DROPPED
+    from foundation.events import EventSink
+    from foundation.metrics import STREAM_DROPPED
     before = STREAM_DROPPED.labels("queue_full")._value.get()
     stream = f"sink-full-{os.getpid()}-{time.time_ns()}"
     sink = EventSink(client, max_queue=3)       # not started: nothing drains the queue meanwhile

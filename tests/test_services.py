@@ -1,4 +1,4 @@
-"""wio.services and the session fixtures against the real PostgreSQL, Valkey and SeaweedFS: they start,
+"""wio.dev.services and the session fixtures against the real PostgreSQL, Valkey and SeaweedFS: they start,
 answer, keep their data across a stop/start on the same directory, and leave no process behind."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import redis
 from botocore.config import Config
 
-from wio.services import (ManagedService, PostgresService, SeaweedService, ServiceError, ValkeyService,
+from wio.dev.services import (ManagedService, PostgresService, SeaweedService, ServiceError, ValkeyService,
                           _load_s3_credentials, free_port, start_postgres, start_seaweedfs, start_valkey)
 
 

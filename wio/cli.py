@@ -14,7 +14,7 @@ import click
 
 from wio.commands import SECTIONS, register_commands
 from wio.commands.core import common_options
-from wio.settings import Settings, SettingsError
+from foundation.settings import Settings, SettingsError
 
 __all__ = ["main", "cli"]
 
@@ -101,7 +101,7 @@ def dev(state_dir: Path, api_port: int, s3_port: int, proxy_workers: int, tls: b
       wio dev --ha
       wio dev --database-url postgresql://wio@db.example/wio --redis-url redis+sentinel://s1,s2,s3/wio
     """
-    from wio.devstack import start_dev_stack
+    from wio.dev.stack import start_dev_stack
     import os
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

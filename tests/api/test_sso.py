@@ -41,8 +41,8 @@ from admin_api.security import issue_token
 from tests.conftest import s3_client, unique, wio_settings
 from wio.cli import cli
 from wio.client import ApiClient, ApiClientError
-from wio.devstack import DevStack, launch_components
-from wio.settings import Settings, SettingsError
+from wio.dev.stack import DevStack, launch_components
+from foundation.settings import Settings, SettingsError
 
 CLIENT_ID, CLIENT_SECRET = "wio-tests", "client-secret-for-tests"
 

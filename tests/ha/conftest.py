@@ -19,8 +19,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from tests.conftest import wio_settings
-from wio.devstack import DevStack, launch_components, wait_http
-from wio.services import ManagedService, free_port, start_postgres, start_valkey, start_valkey_ha
+from wio.dev.stack import DevStack, launch_components, wait_http
+from wio.dev.services import ManagedService, free_port, start_postgres, start_valkey, start_valkey_ha
 
 SERVICE = "wio"
 # How long the Sentinels wait before they call a silent primary down: short for a quick test, long

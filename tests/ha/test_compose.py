@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from wio.cli import cli
-from wio.redisurl import parse_redis_url
+from foundation.redisurl import parse_redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -14,7 +14,7 @@ from indexer.es import ElasticsearchBackend
 from indexer.pg import PostgresBackend
 from policy.db import create_engine, migrate
 from tests.conftest import unique
-from wio.settings import normalize_database_url
+from foundation.settings import normalize_database_url
 
 ELASTICSEARCH_URL = os.environ.get("WIO_ELASTICSEARCH_URL")
 NO_ELASTICSEARCH = "Elasticsearch tests need a server: set WIO_ELASTICSEARCH_URL (none can run on this machine)"

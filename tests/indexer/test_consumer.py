@@ -13,7 +13,7 @@ from indexer.consumer import EventConsumer
 from indexer.documents import Readable, SearchFilters
 from indexer.pg import PostgresBackend
 from indexer.storage import WorkspaceRoute
-from policy.nodes import NodeClient
+from nodeclient.client import NodeClient
 from tests.conftest import unique
 
 

@@ -10,7 +10,7 @@ from indexer.crawl import Crawler
 from indexer.documents import Readable, SearchFilters
 from indexer.pg import PostgresBackend
 from indexer.storage import WorkspaceRoute
-from policy.nodes import NodeClient
+from nodeclient.client import NodeClient
 from tests.conftest import unique
 
 

@@ -153,7 +153,7 @@ async def test_elasticsearch_store_round_trip():
 @pytest.fixture
 async def pg_audit_store(pg_service):
     from policy.db import create_engine, migrate, sessionmaker_for
-    from wio.settings import normalize_database_url
+    from foundation.settings import normalize_database_url
     from admin_api.audit_store import PostgresAuditStore
     engine = create_engine(normalize_database_url(pg_service.url))
     await migrate(engine)
@@ -168,7 +168,7 @@ async def test_unstorable_entries_are_quarantined_and_the_trail_goes_on(stream_r
     entries after it are stored."""
     from sqlalchemy import select
     from admin_api.audit_store import audit_log
-    from wio.metrics import AUDIT_QUARANTINED
+    from foundation.metrics import AUDIT_QUARANTINED
     redis, stream = stream_redis
     dead_letter = stream + ":dead-letter"
     tag = secrets.token_hex(4)

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import make_person, unique, wio_settings
 from tests.observability.helpers import scrape
-from wio.devstack import DevStack, launch_components
+from wio.dev.stack import DevStack, launch_components
 
 
 def _pids(directory: Path, prefix: str) -> set[int]:

@@ -9,8 +9,8 @@ import socket
 import pytest
 from yarl import URL
 
-from policy.nodes import NodeClient, NodeError, check_address, check_endpoint, node_session
-from proxy.nodehttp import NodePool, NodeUnreachable
+from nodeclient.client import NodeClient, NodeError, check_address, check_endpoint, node_session
+from nodeclient.pool import NodePool, NodeUnreachable
 
 METADATA_FORMS = ["169.254.169.254", "::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "64:ff9b::a9fe:a9fe",
                   "64:ff9b:1::a9fe:a9fe", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:5601:5601",

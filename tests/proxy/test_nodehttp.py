@@ -1,4 +1,4 @@
-"""proxy.nodehttp, the node client, against real TCP peers that answer the way HTTP/1.1 servers may:
+"""nodeclient.pool, the node client, against real TCP peers that answer the way HTTP/1.1 servers may:
 chunked bodies, bodies ended by closing, keep-alive connections closed while idle, stalls, garbage.
 (SeaweedFS itself is exercised through the proxy by every other test.)"""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import socket
 import pytest
 from yarl import URL
 
-from proxy.nodehttp import (NodeDisconnected, NodeError, NodePool, NodeTimeout, NodeUnreachable, can_splice,
+from nodeclient.pool import (NodeDisconnected, NodeError, NodePool, NodeTimeout, NodeUnreachable, can_splice,
                             splice_body)
 
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import make_mocked_request
 from proxy.errors import S3Error
 from proxy.resources import API_HTTP, SETTINGS
 from proxy.sts import _api
-from wio.settings import Settings
+from foundation.settings import Settings
 
 
 @pytest.mark.parametrize("answer", [b"", b"null", b"[]", b'"key"'])

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import wio_settings
-from wio.devstack import DevStack, launch_components
-from wio.services import start_postgres, start_seaweedfs, start_valkey
+from wio.dev.stack import DevStack, launch_components
+from wio.dev.services import start_postgres, start_seaweedfs, start_valkey
 
 
 def _port(url: str) -> int:

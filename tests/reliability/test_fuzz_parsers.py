@@ -23,7 +23,7 @@ from proxy.operations import BUCKET_VIEWS, classify
 from signing import ChunkedDecoder, SigningError, encode_chunk, encode_last_chunk, parse_authorization_header
 from signing import parse_request_auth
 from signing.chunked import ChunkHeader, EndOfBody, Trailer
-from wio.secrets import SecretBox
+from foundation.secrets import SecretBox
 
 FUZZ = settings(max_examples=int(os.environ.get("WIO_FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

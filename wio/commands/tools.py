@@ -18,7 +18,7 @@ from wio.commands.access import create_key, key_options
 from wio.commands.core import CliState, WioCommand, WioGroup, common_options, echo_err, pass_state
 from wio.commands.output import emit, print_json
 from wio.config import write_private_file
-from wio.executables import find_executable
+from wio.dev.executables import find_executable
 
 __all__ = ["register_commands", "upsert_ini_section"]
 

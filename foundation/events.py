@@ -30,8 +30,8 @@ import json
 import logging
 from typing import Any
 
-from wio.metrics import STREAM_DROPPED
-from wio.resp import RespClient, RespError, pack_command
+from foundation.metrics import STREAM_DROPPED
+from foundation.resp import RespClient, RespError, pack_command
 
 __all__ = ["EVENTS_STREAM", "AUDIT_STREAM", "AUDIT_DEAD_LETTER", "STREAM_MAXLEN", "EventSink", "entry_fields"]
 
@@ -41,7 +41,7 @@ AUDIT_STREAM = "wio:audit"
 AUDIT_DEAD_LETTER = "wio:audit:dead-letter"
 STREAM_MAXLEN = 1_000_000
 
-log = logging.getLogger("wio.events")
+log = logging.getLogger("foundation.events")
 _XADD_PREFIX: dict[str, bytes] = {}   # stream -> the XADD command up to its last argument, RESP-encoded
 
 
@@ -62,7 +62,7 @@ class EventSink:
     """Batches stream entries off the request path; drops (and counts) entries when the queue is full.
 
     ``emit`` packs the XADD command at once (JSON, RESP) and queues the bytes; a writer task sends up
-    to ``batch`` of them in one write on the pipelined client (``wio.resp``) every ``interval``.
+    to ``batch`` of them in one write on the pipelined client (``foundation.resp``) every ``interval``.
     """
 
     def __init__(self, client: RespClient, *, max_queue: int = 100_000, batch: int = 512, interval: float = 0.02,

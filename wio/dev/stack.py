@@ -1,6 +1,6 @@
 """``wio dev``: a complete stack on one machine from PyPI alone.
 
-Starts embedded PostgreSQL, Valkey and a SeaweedFS S3 node (wio.services), then the admin API and
+Starts embedded PostgreSQL, Valkey and a SeaweedFS S3 node (wio.dev.services), then the admin API and
 the proxy as child processes (``wio serve``), bootstraps the admin user, the node and its roots, and
 stops everything it started on Ctrl-C/SIGTERM. State (data, secrets) lives in ``--state-dir``.
 """
@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wio.services import free_port, start_postgres, start_seaweedfs, start_valkey, start_valkey_ha
-from wio.settings import Settings, derive_master_key, normalize_database_url
+from wio.dev.services import free_port, start_postgres, start_seaweedfs, start_valkey, start_valkey_ha
+from foundation.settings import Settings, derive_master_key, normalize_database_url
 
 __all__ = ["DevStack", "start_dev_stack", "launch_components", "load_state_secrets", "wait_http", "make_tls_pair"]
 
@@ -129,7 +129,7 @@ def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int
     api = subprocess.Popen([sys.executable, "-m", "wio", "serve", "api"], env=env, start_new_session=True)
     stack.processes.append(api)
     wait_http(stack.api_url + "/healthz", timeout, api)
-    # The proxy gets no JWT secret: it calls the API with its own credential (wio/secrets.py).
+    # The proxy gets no JWT secret: it calls the API with its own credential (foundation/secrets.py).
     proxy_env = {k: v for k, v in env.items() if k != "WIO_JWT_SECRET"}
     proxy = subprocess.Popen(proxy_cmd, env=proxy_env, start_new_session=True)
     stack.processes.append(proxy)

@@ -10,10 +10,10 @@ when N > 1. A single worker without the variable keeps the faster in-memory valu
 
 prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` itself, and picks its value storage when it
 is imported, which is why this variable (not a ``WIO_*`` one) is read here and not in
-``wio.settings``, and why this module defines only labelled metrics: a labelled metric writes no
+``foundation.settings``, and why this module defines only labelled metrics: a labelled metric writes no
 file until it is used, so importing this module before the directory is set up is harmless.
 
-The proxy's series live in ``proxy/metrics.py``; ``python -m wio.metrics`` lists every name.
+The proxy's series live in ``proxy/metrics.py``.
 """
 from __future__ import annotations
 
@@ -144,10 +144,3 @@ async def api_metrics_middleware(request: web.Request, handler):
         children[0].inc()
         children[1].observe(time.monotonic() - started)
 
-
-if __name__ == "__main__":
-    import proxy.metrics  # noqa: F401 - registers the proxy's series
-
-    for metric in sorted(REGISTRY.collect(), key=lambda m: m.name):
-        if metric.name.startswith("wio_"):
-            print(f"{metric.name:45s} {metric.type:10s} {metric.documentation}")

@@ -32,8 +32,8 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from policy.nodes import NodeError as AddressRefused
-from policy.nodes import resolve_checked
+from nodeclient.client import NodeError as AddressRefused
+from nodeclient.client import resolve_checked
 
 __all__ = ["NodeError", "NodeUnreachable", "NodeTimeout", "NodeDisconnected", "NodeResponse", "NodePool",
            "splice_body", "can_splice"]
@@ -467,7 +467,7 @@ class NodePool:
                  head_timeout: float = 15.0, allow_private: bool = False):
         self.connect_timeout, self.read_timeout, self.write_timeout = connect_timeout, read_timeout, write_timeout
         self.head_timeout = head_timeout   # request sent -> response head: a hung node is a 503 within seconds
-        self.allow_private = allow_private   # node endpoints on loopback/private networks (policy/nodes.py)
+        self.allow_private = allow_private   # node endpoints on loopback/private networks (nodeclient/client.py)
         self._pools: dict[str, _EndpointPool] = {}
         self._ssl: ssl_module.SSLContext | None = None
         self._watchdog: asyncio.Task[None] | None = None

@@ -15,7 +15,7 @@ this client does only that:
 * EVALSHA, and on ``NOSCRIPT`` (Redis restarted empty) SCRIPT LOAD and one retry;
 * connection lost or refused: every pending call fails with :class:`ConnectionFailed` (an
   ``OSError``), and the next call reconnects;
-* Sentinel (``redis+sentinel://``, see ``wio.redisurl``): each connection asks the Sentinels for the
+* Sentinel (``redis+sentinel://``, see ``foundation.redisurl``): each connection asks the Sentinels for the
   current primary and checks with ``ROLE`` that the server it reached is the primary; a ``READONLY``
   reply, or a ``ROLE`` check (every ``ROLE_CHECK`` seconds) finding a replica, means the primary was
   demoted under us: the connection is dropped. While no primary is known, calls fail with
@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 
-from wio.redisurl import SentinelTarget, parse_redis_url
+from foundation.redisurl import SentinelTarget, parse_redis_url
 
 __all__ = ["RespClient", "Script", "RespError", "ResponseError", "ConnectionFailed"]
 
@@ -204,7 +204,7 @@ class Script:
 class RespClient:
     """See the module docstring. ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
     (TLS; ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname``
-    query options as in redis-py), ``unix:///path?db=N`` or ``redis+sentinel://`` (``wio.redisurl``)."""
+    query options as in redis-py), ``unix:///path?db=N`` or ``redis+sentinel://`` (``foundation.redisurl``)."""
 
     def __init__(self, url: str, *, connect_timeout: float = CONNECT_TIMEOUT):
         self.connect_timeout = connect_timeout

@@ -49,14 +49,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from wio.executables import find_executable
+from wio.dev.executables import find_executable
 
 __all__ = [
     "free_port", "ManagedService", "PostgresService", "ValkeyService", "SeaweedService", "ServiceError",
     "start_postgres", "start_valkey", "start_seaweedfs", "start_sentinel", "start_valkey_ha", "SentinelService",
 ]
 
-_log = logging.getLogger("wio.services")
+_log = logging.getLogger("wio.dev.services")
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -780,7 +780,7 @@ def _run_valkey(server: ManagedService, data_dir: Path, port: int | None, conf_n
         server.port = ports["valkey"]
         server.url = f"redis://127.0.0.1:{server.port}"
         conf_path = data_dir / conf_name
-        conf_path.write_text("# written by wio.services; rewritten on every start\n"
+        conf_path.write_text("# written by wio.dev.services; rewritten on every start\n"
                              + "".join(f"{k} {v}\n" for k, v in conf(server.port)))
         started = time.monotonic()
         server._spawn([str(binary), str(conf_path), *args], cwd=data_dir)
@@ -982,13 +982,13 @@ def start_seaweedfs(data_dir: Path, s3_port: int | None = None, *, access_key: s
     # weed reads filer.toml/security.toml from ".", ~/.seaweedfs, /etc/seaweedfs: pin ours (cwd=data_dir)
     # so a machine-wide config can neither move the filer store nor add auth.
     (data_dir / "filer.toml").write_text(
-        f"# written by wio.services\n[leveldb2]\nenabled = true\ndir = {json.dumps(str(store / 'filerldb2'))}\n")
-    (data_dir / "security.toml").write_text("# written by wio.services: no extra security settings\n")
+        f"# written by wio.dev.services\n[leveldb2]\nenabled = true\ndir = {json.dumps(str(store / 'filerldb2'))}\n")
+    (data_dir / "security.toml").write_text("# written by wio.dev.services: no extra security settings\n")
     # Every bucket is a collection, and by default the master grows 7 volumes for each: a few hundred
     # buckets (tests, many workspaces' roots) would exhaust "free disk / volume size". One at a time
     # is plenty for one node; more are grown as volumes fill up.
     (data_dir / "master.toml").write_text(
-        "# written by wio.services\n[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n")
+        "# written by wio.dev.services\n[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n")
     ports, auto = _choose_ports(data_dir, {role: (s3_port if role == "s3" else None) for role in _WEED_ROLES})
 
     def attempt(fresh: bool) -> SeaweedService:

@@ -18,7 +18,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from signing import sign_s3_request
-from wio.safexml import XMLRefused, parse_untrusted_xml
+from foundation.safexml import XMLRefused, parse_untrusted_xml
 
 __all__ = ["NodeError", "check_endpoint", "check_address", "resolve_checked", "GuardedResolver", "node_session",
            "NodeClient", "S3_NS", "WIO_SERVICE_HEADER"]
