@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import fcntl
 import os
 import re
+import socket
 import ssl as ssl_module
+import struct
 from typing import AsyncIterable, AsyncIterator, TypeGuard, cast
 
 import httptools
@@ -533,14 +536,14 @@ class NodePool:
         if body is None or isinstance(body, bytes):
             transport.write(head + body if body else head)
         else:
-            transport.write(head)
-            async for data in body:
-                if conn.eof:
-                    break       # the node answered early (an error) or went away: read what it said
-                if data:
-                    transport.write(data)
-                    if conn.writing_paused:
-                        await conn.drain(self.write_timeout)
+            try:
+                await self._stream_body(conn, head, body)
+            except BaseException:
+                # A body cut short (its client hung up, a length or signature check failed) must never look
+                # complete to the node: SeaweedFS stores an empty object when the connection ends cleanly
+                # right after the head. So the head waits for the first byte, and the connection is reset.
+                _reset(transport)
+                raise
         conn.last_activity = conn.loop.time()
         conn.head_deadline = conn.last_activity + head_timeout
         while True:
@@ -556,6 +559,20 @@ class NodePool:
             conn.head_deadline = None
             return NodeResponse(conn, pool, method, status, reason, headers, keep_alive)
 
+    async def _stream_body(self, conn: _Connection, head: bytes, body: AsyncIterable[bytes]) -> None:
+        transport = conn.open_transport
+        pending: bytes | None = head    # written with the first piece of the body, never before it
+        async for data in body:
+            if conn.eof:
+                break       # the node answered early (an error) or went away: read what it said
+            if data:
+                transport.write(pending + data if pending is not None else data)
+                pending = None
+                if conn.writing_paused:
+                    await conn.drain(self.write_timeout)
+        if pending is not None:
+            transport.write(pending)    # an empty body
+
     def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -563,6 +580,15 @@ class NodePool:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a TCP reset (SO_LINGER 0), so the peer sees an error, not the end of a request."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 # ---------------------------------------------------------------------- zero-copy bodies

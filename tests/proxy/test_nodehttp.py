@@ -169,6 +169,48 @@ async def test_streamed_body_is_sent_in_order_and_a_failing_body_aborts():
         pool.close()
 
 
+@pytest.mark.parametrize("sent_before_failing", [0, 3, 70_000])
+async def test_a_body_cut_short_never_looks_complete_to_the_node(sent_before_failing):
+    """SeaweedFS stores an empty object when a PUT's connection ends cleanly right after its head (seen as a
+    0-byte object nobody counted, 1 run in 10 of test_hanging_up_right_after_the_body…): the head waits for
+    the body's first byte, and a body that fails resets the connection instead of ending it."""
+    seen: list[tuple[bytes, str]] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received, ending = b"", "eof"
+        try:
+            while data := await reader.read(65536):
+                received += data
+        except ConnectionResetError:
+            ending = "reset"
+        seen.append((received, ending))
+        writer.close()
+
+    async def failing():
+        if sent_before_failing:
+            yield b"x" * sent_before_failing
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the client hung up")
+        yield b""   # an async generator
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    url = URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/k")
+    pool = NodePool(allow_private=True)
+    with pytest.raises(RuntimeError):
+        await pool.request("PUT", url, {**HEADERS, "content-length": "2097152"}, failing())
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.02)
+    received, ending = seen[0]
+    if sent_before_failing:
+        assert received.startswith(b"PUT /b/k HTTP/1.1") and ending == "reset"
+    else:
+        assert received == b"", "the head went out without any of its body"
+    pool.close()
+    server.close()
+
+
 async def test_splice_moves_a_body_between_sockets_byte_for_byte():
     payload = os.urandom(3 << 20)
     async with Peer([b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload]) as peer:
