@@ -24,6 +24,7 @@ not, so ``wio login --sso`` falls back to its loopback redirect there. Both CLI 
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import html
@@ -43,16 +44,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import aiohttp
 import boto3
 import flask
 import jwt
 import pytest
 import werkzeug.serving
 from botocore.exceptions import ClientError
-from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import oidc_provider_mock
+from admin_api.oidc import OidcClient, OidcError
 from admin_api.security import issue_token
 from authlib.jose import RSAKey
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE, DeviceAuthorizationEndpoint, DeviceCodeGrant
@@ -61,7 +63,6 @@ from oidc_provider_mock._app import OpenIDCode
 from oidc_provider_mock._storage import Client, ClientAllowAny, User as ProviderUser
 from tests.cli.conftest import _SCRUBBED
 from tests.conftest import s3_client, unique, wio_settings
-from wio.cli import cli
 from wio.client import ApiClient, ApiClientError
 from wio.dev.stack import DevStack, launch_components
 from foundation.settings import Settings, SettingsError
@@ -631,6 +632,49 @@ def test_a_well_formed_minted_token_is_accepted(sso, provider):
     assert assume(sso, provider.mint(sub=sub, aud=[CLIENT_ID, "x"], azp=CLIENT_ID))["SubjectFromWebIdentityToken"] == sub
 
 
+def test_signing_keys_are_cached_and_a_rotated_key_is_fetched_without_hammering_the_provider():
+    """wio's verifier against a provider of its own (rotating the shared one would break the other tests):
+    the JWKS is fetched once for many tokens; made-up ``kid``s do not make it fetch again within the
+    cooldown; after the provider rotates its key, a token with the new ``kid`` is accepted once the
+    cooldown since the last fetch has passed, and tokens signed with the retired key are refused."""
+    provider, server, thread = _start_provider()
+    cooldown = 3.0
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    async def refused(client: OidcClient, token: str) -> str:
+        with pytest.raises(OidcError) as info:
+            await client.verify_id_token(token, nonce=None)
+        return info.value.args[1]
+
+    async def scenario() -> None:
+        settings = Settings.from_env(BASE_ENV | {"WIO_OIDC_ISSUER": provider.url, "WIO_OIDC_CLIENT_ID": CLIENT_ID})
+        async with aiohttp.ClientSession() as http:
+            client = OidcClient(settings, http, jwks_cooldown=cooldown)
+            for _ in range(3):
+                await client.verify_id_token(provider.mint(), nonce=None)
+            assert provider.jwks_fetches == 1
+            fetched = time.monotonic()
+            for _ in range(5):
+                assert "kid" in await refused(client, provider.mint(key=stranger, kid=secrets.token_hex(8)))
+            retired = provider.mint()
+            provider.rotate_key()
+            rotated = provider.mint()
+            assert "kid" in await refused(client, rotated)  # within the cooldown: not fetched yet
+            assert provider.jwks_fetches == 1 and time.monotonic() - fetched < cooldown  # (the premise held)
+            await asyncio.sleep(cooldown + 0.1)
+            claims = await client.verify_id_token(rotated, nonce=None)
+            assert claims["iss"] == provider.url and provider.jwks_fetches == 2
+            assert "kid" in await refused(client, retired)
+            await client.verify_id_token(provider.mint(), nonce=None)
+            assert provider.jwks_fetches == 2
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
 def test_a_token_from_another_provider_is_refused(sso, other_provider):
     sub = str(uuid.uuid4())
     other_provider.set_user(sub, preferred_username=unique("foreign"))
@@ -682,12 +726,19 @@ class WioProcess:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.stdout: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, self.lines),
+                                          daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, None), daemon=True)]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.stderr.append(line)
-            self.lines.put(line)
+    @staticmethod
+    def _read(stream, into: list[str], lines: queue.Queue | None) -> None:
+        for line in stream:
+            into.append(line)
+            if lines is not None:
+                lines.put(line)
 
     def next_line(self, timeout: float = 30) -> str:
         try:
@@ -699,12 +750,13 @@ class WioProcess:
     def finish(self, timeout: float = 60) -> tuple[int, str, str]:
         """Exit code, stdout, stderr (the process is killed, and the test fails, if it does not end in time)."""
         try:
-            out = self.proc.stdout.read() if self.proc.wait(timeout=timeout) is not None else ""
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"wio did not finish within {timeout} s; stderr: {self.stderr}") from None
-        time.sleep(0.05)  # let the reader thread take the last lines
-        return self.proc.returncode, out, "".join(self.stderr)
+        for reader in self._readers:
+            reader.join(10)
+        return self.proc.returncode, "".join(self.stdout), "".join(self.stderr)
 
 
 def cli_env(stack, home) -> dict[str, str]:
@@ -775,7 +827,7 @@ def test_wio_login_sso_with_the_device_grant(sso, provider, operator, tmp_path):
     polls = provider.polls_of(device_code)
     assert [answer for _, answer in polls][-1] == "token" and len(polls) >= 2, polls
     assert {answer for _, answer in polls[:-1]} == {"authorization_pending"}, polls
-    gaps = [later - earlier for (earlier, _), (later, _) in zip(polls, polls[1:])]
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(polls, polls[1:], strict=False)]
     assert min(gaps) >= provider.device_interval, gaps  # never faster than the provider asked
     assert device_code not in provider.devices  # redeemed once
 
