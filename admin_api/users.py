@@ -122,11 +122,13 @@ async def _set_admin(request: web.Request, is_admin: bool) -> web.Response:
 
 @routes.post("/api/v1/users/{username}/promote")
 async def promote_user(request: web.Request) -> web.Response:
+    """Make a user a system administrator (system admins; single sign-on users too)."""
     return await _set_admin(request, True)
 
 
 @routes.post("/api/v1/users/{username}/demote")
 async def demote_user(request: web.Request) -> web.Response:
+    """Take system administration back from a user (system admins; 409 for the last enabled one)."""
     return await _set_admin(request, False)
 
 

@@ -877,6 +877,20 @@ def test_a_device_login_the_user_denies_or_lets_expire_fails_with_one_line(sso, 
     assert not (tmp_path / "home" / "xdg" / "wio" / "config.json").exists()  # nothing saved
 
 
+def test_the_api_passes_on_only_well_formed_device_timings(sso, provider):
+    anonymous = ApiClient(sso.api_url)
+    started = anonymous.call("POST", "/auth/oidc/device")
+    assert (started["interval"], started["expires_in"]) == (provider.device_interval, provider.device_expires_in)
+    assert set(started) == {"device_code", "user_code", "verification_uri", "verification_uri_complete",
+                            "interval", "expires_in"}
+    provider.device_interval, provider.device_expires_in = "soon", -5
+    try:
+        started = anonymous.call("POST", "/auth/oidc/device")
+    finally:
+        provider.device_interval, provider.device_expires_in = 1, 600
+    assert "interval" not in started and "expires_in" not in started and started["user_code"]
+
+
 def test_disabling_a_user_in_wio_wins_over_the_provider_for_the_cli_device_login(sso, provider, operator, tmp_path):
     sub, name = str(uuid.uuid4()), unique("devoff")
     provider.set_user(sub, preferred_username=name)
