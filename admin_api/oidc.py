@@ -8,8 +8,10 @@ is accepted:
 - signatures: asymmetric algorithms the provider announces, never ``none`` nor HS* (an HMAC keyed
   with the client secret would let anyone holding that secret mint identities);
 - keys: the provider's JWKS, cached for five minutes; a ``kid`` not in the cache refetches the set
-  once (rotation; PyJWT rate-limits refetches), and a ``kid`` still unknown after that is refused; a
-  token without ``kid`` is accepted only while the provider publishes a single signing key;
+  once (rotation), at most once per ``JWKS_COOLDOWN_SECONDS`` after the last fetch (PyJWT >= 2.14:
+  tokens with made-up ``kid``s cannot make wio hammer the provider), and a ``kid`` still unknown
+  after that is refused; a token without ``kid`` is accepted only while the provider publishes a
+  single signing key;
 - claims: ``iss`` equal to the issuer, ``aud`` containing the client id (and ``azp`` equal to it when
   there are several audiences), ``exp``/``iat`` present and not expired (30 s leeway for clock skew),
   and, for the authorization-code flow, ``nonce`` equal to the one this login stored.
@@ -31,6 +33,8 @@ __all__ = ["OidcClient", "OidcError", "ProviderUnavailable", "Discovery", "ACCEP
 ACCEPTED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
                                  "EdDSA"})
 LEEWAY_SECONDS = 30
+JWKS_LIFESPAN_SECONDS = 300
+JWKS_COOLDOWN_SECONDS = 30.0
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
@@ -53,11 +57,13 @@ class Discovery:
 
 
 class OidcClient:
-    def __init__(self, settings: Settings, http: aiohttp.ClientSession):
+    def __init__(self, settings: Settings, http: aiohttp.ClientSession, *,
+                 jwks_cooldown: float = JWKS_COOLDOWN_SECONDS):
         assert settings.oidc_issuer and settings.oidc_client_id
         self.issuer, self.client_id = settings.oidc_issuer, settings.oidc_client_id
         self.client_secret = settings.oidc_client_secret
         self.http = http
+        self._jwks_cooldown = jwks_cooldown
         self._discovery: Discovery | None = None
         self._jwks: jwt.PyJWKClient | None = None
         self._lock = asyncio.Lock()
@@ -66,7 +72,8 @@ class OidcClient:
         async with self._lock:
             if self._discovery is None:
                 self._discovery = await self._discover()
-                self._jwks = jwt.PyJWKClient(self._discovery.jwks_uri, cache_jwk_set=True, lifespan=300, timeout=10)
+                self._jwks = jwt.PyJWKClient(self._discovery.jwks_uri, cache_jwk_set=True, lifespan=JWKS_LIFESPAN_SECONDS,
+                                             timeout=10, cooldown_duration=self._jwks_cooldown)
             return self._discovery
 
     async def _discover(self) -> Discovery:

@@ -178,8 +178,14 @@ async def device_start(request: web.Request) -> web.Response:
         raise ApiError(409, "DeviceFlowUnavailable", "the identity provider does not offer the device grant")
     if not all(isinstance(started.get(k), str) for k in ("device_code", "user_code", "verification_uri")):
         raise ApiError(503, "ProviderUnavailable", "the identity provider's device authorization answer is incomplete")
-    keep = ("device_code", "user_code", "verification_uri", "verification_uri_complete", "expires_in", "interval")
-    return web.json_response({k: started[k] for k in keep if k in started})
+    answer = {k: started[k] for k in ("device_code", "user_code", "verification_uri")}
+    if isinstance(started.get("verification_uri_complete"), str):
+        answer["verification_uri_complete"] = started["verification_uri_complete"]
+    for name in ("expires_in", "interval"):  # seconds; anything else is left out (the CLI has defaults)
+        value = started.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 86400:
+            answer[name] = value
+    return web.json_response(answer)
 
 
 @routes.post("/api/v1/auth/oidc/device/token")

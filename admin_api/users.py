@@ -1,8 +1,8 @@
-"""Users: register, login, /me, disable/enable (system admins)."""
+"""Users: register, login, /me; disable/enable and promote/demote (system admins)."""
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from admin_api.context import (DB, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
                                 read_session)
@@ -18,7 +18,9 @@ routes = web.RouteTableDef()
 
 def user_json(user: User) -> dict:
     return {"username": user.username, "email": user.email, "is_admin": user.is_admin,
-            "disabled": user.disabled, "created_at": iso(user.created_at)}
+            "disabled": user.disabled, "created_at": iso(user.created_at),
+            # set for single sign-on users: which identity at the provider this account is
+            "oidc_subject": user.oidc_subject}
 
 
 def require_admin(user: User) -> None:
@@ -95,6 +97,39 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
         user.disabled = disabled
         change.users.add(user.username)
     return web.json_response(user_json(user))
+
+
+async def _set_admin(request: web.Request, is_admin: bool) -> web.Response:
+    """Make a user a system administrator or take it back; SSO and password users alike.
+
+    The provider has no say in this (no claim makes anyone an administrator), and wio keeps at
+    least one enabled administrator: demoting the last one would leave nobody able to undo it.
+    """
+    async with mutation(request.app) as (session, change):
+        require_admin(await caller(request, session))
+        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
+        if user is None:
+            raise ApiError(404, "NoSuchUser", "no such user")
+        if user.is_admin and not is_admin:
+            others = await session.scalar(select(func.count()).select_from(User).where(
+                User.is_admin.is_(True), User.disabled.is_(False), User.id != user.id))
+            if not others:
+                raise ApiError(409, "LastAdministrator", "this is the last enabled administrator; promote another first")
+        user.is_admin = is_admin
+        change.users.add(user.username)
+    return web.json_response(user_json(user))
+
+
+@routes.post("/api/v1/users/{username}/promote")
+async def promote_user(request: web.Request) -> web.Response:
+    """Make a user a system administrator (system admins; single sign-on users too)."""
+    return await _set_admin(request, True)
+
+
+@routes.post("/api/v1/users/{username}/demote")
+async def demote_user(request: web.Request) -> web.Response:
+    """Take system administration back from a user (system admins; 409 for the last enabled one)."""
+    return await _set_admin(request, False)
 
 
 @routes.post("/api/v1/users/{username}/disable")

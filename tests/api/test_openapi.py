@@ -14,6 +14,7 @@ EXPECTED = {
     ("post", "/api/v1/groups"), ("post", "/api/v1/groups/{name}/members"),
     ("delete", "/api/v1/groups/{name}/members/{user}"),
     ("post", "/api/v1/users/{username}/disable"), ("post", "/api/v1/users/{username}/enable"),
+    ("post", "/api/v1/users/{username}/promote"), ("post", "/api/v1/users/{username}/demote"),
     ("put", "/api/v1/workspaces/{name}/quota"), ("put", "/api/v1/users/{username}/quota"),
     ("get", "/api/v1/workspaces/{name}/usage"), ("get", "/api/v1/search"), ("get", "/api/v1/search/aggregations"),
     ("get", "/api/v1/audit"), ("post", "/api/v1/explain"),

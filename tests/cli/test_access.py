@@ -58,6 +58,15 @@ def test_admin_user_commands(wio: Wio, user, stack):
     assert target.api.request("GET", "/me")[0] == 200
     assert "no such user" in wio.fail("user", "disable", "no-such-user-here", "--profile", "admin")
 
+    # administrators make administrators (and take it back)
+    assert "is now a system administrator" in wio("user", "promote", target.name, "--profile", "admin").stdout
+    assert target.api.call("GET", "/me")["is_admin"] is True
+    assert target.api.request("GET", "/users")[0] == 200
+    assert wio.json("user", "demote", target.name, "--profile", "admin")["is_admin"] is False
+    assert target.api.request("GET", "/users")[0] == 403
+    assert "this needs a system administrator" in wio.fail("user", "promote", user.name)
+    assert "no such user" in wio.fail("user", "promote", "no-such-user-here", "--profile", "admin")
+
     # administrators set user quotas
     status, _ = target.api.request("GET", f"/users/{target.name}/usage")
     if status != 404:

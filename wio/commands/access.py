@@ -203,6 +203,7 @@ def user():
       wio user ls
       wio user disable mallory
       wio user enable mallory
+      wio user promote carol     (a system administrator; SSO users too)
     """
 
 
@@ -238,6 +239,28 @@ def user_disable(state: CliState, username: str):
 def user_enable(state: CliState, username: str):
     """Enable a disabled account again."""
     _set_disabled(state, username, False)
+
+
+def _set_admin(state: CliState, username: str, is_admin: bool) -> None:
+    answer = state.client().call("POST", f"/users/{q(username)}/{'promote' if is_admin else 'demote'}")
+    emit(state, answer, lambda u: click.echo(
+        f"{u.get('username', username)} is {'now' if is_admin else 'no longer'} a system administrator."))
+
+
+@user.command("promote")
+@click.argument("username")
+@pass_state
+def user_promote(state: CliState, username: str):
+    """Make an account a system administrator (a single sign-on account too)."""
+    _set_admin(state, username, True)
+
+
+@user.command("demote")
+@click.argument("username")
+@pass_state
+def user_demote(state: CliState, username: str):
+    """Take system administration back from an account (never from the last one)."""
+    _set_admin(state, username, False)
 
 
 def register_commands(cli: click.Group) -> None:
