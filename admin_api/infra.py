@@ -30,7 +30,7 @@ def root_json(root: Root) -> dict:
 def _check_name(name: str, what: str) -> None:
     error = infra_name_error(name, what)
     if error is not None:
-        raise ApiError(400, "InvalidName", error)
+        raise ApiError("InvalidName", error)
 
 
 async def probe_node(app, *, name: str, endpoint: str, access_key: str, secret_key: str, region: str) -> dict:
@@ -41,7 +41,7 @@ async def probe_node(app, *, name: str, endpoint: str, access_key: str, secret_k
         endpoint = await check_endpoint(endpoint, allow_private=app[SETTINGS].allow_private_nodes)
         await NodeClient(app[NODE_HTTP], endpoint, region, access_key, secret_key).check()
     except NodeError as exc:
-        raise ApiError(400, "InvalidEndpoint", str(exc)) from None
+        raise ApiError("InvalidEndpoint", str(exc)) from None
     return dict(name=name, endpoint=endpoint, region=region, access_key=access_key, secret_key=secret_key)
 
 
@@ -50,7 +50,7 @@ async def add_node(app, session, change, owner, *, name: str, endpoint: str, reg
     """Record a node ``probe_node`` accepted (no network I/O: this runs under the model lock)."""
     node = Node(name=name, endpoint=endpoint, region=region, access_key=access_key,
                 secret_enc=app[BOX].seal(secret_key), owner=owner, owner_id=owner.id)
-    await insert_unique(session, node, "NodeExists", f"a node named '{name}' already exists")
+    await insert_unique(session, node, ApiError("NodeExists", f"a node named '{name}' already exists"))
     change.nodes.add(name)
     return node
 
@@ -87,7 +87,7 @@ async def delete_node(request: web.Request) -> web.Response:
         user = await caller(request, session)
         node = await session.scalar(select(Node).where(Node.name == request.match_info["name"]))
         if node is None or (node.owner_id != user.id and not user.is_admin):
-            raise ApiError(404, "NoSuchNode", "no such node")
+            raise ApiError("NoSuchNode")
         workspaces = (await session.scalars(select(Workspace).join(Root).where(Root.node_id == node.id))).unique().all()
         for ws in workspaces:
             change.workspaces.add(ws.name)
@@ -100,12 +100,12 @@ async def delete_node(request: web.Request) -> web.Response:
 def check_root_fields(*, name: str, bucket: str, prefix: str, kind: str) -> None:
     _check_name(name, "root")
     if kind not in ROOT_TYPES:
-        raise ApiError(400, "InvalidField", "'type' must be private, public or unmanaged")
+        raise ApiError("InvalidField", "'type' must be private, public or unmanaged")
     error = bucket_name_error(bucket)
     if error is not None:
-        raise ApiError(400, "InvalidField", error)
+        raise ApiError("InvalidField", error)
     if prefix.startswith("/") or "\\" in prefix or any(p in (".", "..") for p in prefix.split("/")):
-        raise ApiError(400, "InvalidPrefix", "'prefix' must be a relative key prefix")
+        raise ApiError("InvalidPrefix", "'prefix' must be a relative key prefix")
 
 
 async def root_node(session, user, node_name: str, checked: Node | None = None) -> Node:
@@ -113,9 +113,9 @@ async def root_node(session, user, node_name: str, checked: Node | None = None) 
     ``checked`` before it: the node must still be that one (not deleted, not replaced by another)."""
     node = await session.scalar(select(Node).where(Node.name == node_name))
     if node is None or (checked is not None and node.id != checked.id):
-        raise ApiError(404, "NoSuchNode", f"no node named '{node_name}'")
+        raise ApiError("NoSuchNode", f"no node named '{node_name}'")
     if node.owner_id != user.id and not user.is_admin:
-        raise ApiError(403, "Forbidden", "roots on a node are created by its owner or an administrator")
+        raise ApiError("Forbidden", "roots on a node are created by its owner or an administrator")
     return node
 
 
@@ -124,12 +124,12 @@ async def ensure_root_bucket(app, node: Node, bucket: str) -> None:
     try:
         await node_client(app, node).ensure_bucket(bucket)
     except NodeError as exc:
-        raise ApiError(502, "NodeUnavailable", str(exc)) from None
+        raise ApiError("NodeUnavailable", str(exc)) from None
 
 
 async def add_root(session, change, user, node: Node, *, name: str, bucket: str, prefix: str, kind: str) -> Root:
     root = Root(name=name, node=node, node_id=node.id, bucket=bucket, prefix=prefix, type=kind, owner_id=user.id)
-    await insert_unique(session, root, "RootExists", f"a root named '{name}' already exists")
+    await insert_unique(session, root, ApiError("RootExists", f"a root named '{name}' already exists"))
     change.roots.add(name)
     return root
 

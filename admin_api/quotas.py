@@ -37,18 +37,18 @@ def _limit(body: dict, name: str, current: int | None) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(400, "InvalidField", f"'{name}' must be a whole number or null")
+        raise ApiError("InvalidField", f"'{name}' must be a whole number or null")
     if value < 0:
-        raise ApiError(400, "InvalidField", f"'{name}' cannot be negative")
+        raise ApiError("InvalidField", f"'{name}' cannot be negative")
     if value > MAX_QUOTA:
-        raise ApiError(400, "InvalidField", f"'{name}' is larger than any storage wio can manage ({MAX_QUOTA})")
+        raise ApiError("InvalidField", f"'{name}' is larger than any storage wio can manage ({MAX_QUOTA})")
     return value
 
 
 async def _set_quota(request: web.Request, entity, change_set: set, name: str) -> dict:
     body = await json_body(request)
     if not {"max_bytes", "max_objects"} & set(body):
-        raise ApiError(400, "MissingField", "give 'max_bytes' and/or 'max_objects' (null removes a limit)")
+        raise ApiError("MissingField", "give 'max_bytes' and/or 'max_objects' (null removes a limit)")
     entity.max_bytes = _limit(body, "max_bytes", entity.max_bytes)
     entity.max_objects = _limit(body, "max_objects", entity.max_objects)
     change_set.add(name)
@@ -79,7 +79,7 @@ async def set_user_quota(request: web.Request) -> web.Response:
         require_admin(await caller(request, session))
         user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
         if user is None:
-            raise ApiError(404, "NoSuchUser", "no such user")
+            raise ApiError("NoSuchUser")
         out = await _set_quota(request, user, change.users, user.username)
     return web.json_response({"user": user.username, **out})
 
@@ -90,7 +90,7 @@ async def set_root_quota(request: web.Request) -> web.Response:
         require_admin(await caller(request, session))
         root = await session.scalar(select(Root).where(Root.name == request.match_info["name"]))
         if root is None:
-            raise ApiError(404, "NoSuchRoot", "no such root")
+            raise ApiError("NoSuchRoot")
         out = await _set_quota(request, root, change.roots, root.name)
     return web.json_response({"root": root.name, **out})
 
@@ -110,7 +110,7 @@ async def user_usage(request: web.Request) -> web.Response:
         me = await caller(request, session)
         user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
         if user is None or (user.id != me.id and not me.is_admin):
-            raise ApiError(404, "NoSuchUser", "no such user")
+            raise ApiError("NoSuchUser")
     return web.json_response({"user": user.username, **await usage_of(request.app[REDIS], "u", user.username, user)})
 
 
@@ -120,9 +120,9 @@ async def root_usage(request: web.Request) -> web.Response:
         me = await caller(request, session)
         root = await session.scalar(select(Root).where(Root.name == request.match_info["name"]))
         if root is None:
-            raise ApiError(404, "NoSuchRoot", "no such root")
+            raise ApiError("NoSuchRoot")
         if not me.is_admin and root.node.owner_id != me.id:
-            raise ApiError(403, "Forbidden", "root usage is for system administrators and the node's owner")
+            raise ApiError("Forbidden", "root usage is for system administrators and the node's owner")
     return web.json_response({"root": root.name, **await usage_of(request.app[REDIS], "r", root.name, root)})
 
 
@@ -143,7 +143,7 @@ async def reconcile_usage(request: web.Request) -> web.Response:
         total_bytes, total_objects, corrected = await rebuild_usage(request.app[REDIS], client, bucket, prefix,
                                                                     [ws.name, owner, root])
     except NodeError as exc:
-        raise ApiError(502, "NodeUnavailable", str(exc)) from None
+        raise ApiError("NodeUnavailable", str(exc)) from None
     delta_bytes, delta_objects, delta_pbytes, delta_pobjects = corrected
     return web.json_response({"workspace": ws.name, "bytes": total_bytes, "objects": total_objects,
                               "corrected_bytes": delta_bytes, "corrected_objects": delta_objects,
