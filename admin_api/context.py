@@ -25,7 +25,7 @@ from foundation.secrets import SecretBox, proxy_api_credential
 from foundation.settings import Settings
 
 __all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "VIA_PROXY", "caller", "json_body", "field", "mutation",
-           "read_session", "parse_time", "iso", "insert_unique", "PROXY_AUTH_SCHEME"]
+           "read_session", "parse_time", "iso", "find", "manages", "insert_unique", "PROXY_AUTH_SCHEME"]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", async_sessionmaker)
@@ -76,6 +76,22 @@ def parse_time(value: str | None, name: str) -> datetime | None:
 
 def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
+
+
+async def find(session: AsyncSession, column: Any, value: object, missing: ApiError,
+               visible: Callable[[Any], bool] | None = None) -> Any:
+    """The row whose ``column`` (e.g. ``User.username``) equals ``value``. ``missing`` (a ``NoSuch*``
+    error) is raised when there is none, or when ``visible(row)`` is false: the caller may not learn
+    that it exists."""
+    row = await session.scalar(select(column.class_).where(column == value))
+    if row is None or (visible is not None and not visible(row)):
+        raise missing
+    return row
+
+
+def manages(user: User, owner_id: int) -> bool:
+    """May ``user`` manage what ``owner_id`` owns: the owner, or a system administrator."""
+    return user.is_admin or user.id == owner_id
 
 
 async def insert_unique(session: AsyncSession, row, clash: ApiError) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import BOX, NODE_HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation, read_session
+from admin_api.context import (BOX, NODE_HTTP, SETTINGS, caller, field, find, insert_unique, iso, json_body, manages,
+                               mutation, read_session)
 from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Workspace
@@ -85,9 +86,8 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def delete_node(request: web.Request) -> web.Response:
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        node = await session.scalar(select(Node).where(Node.name == request.match_info["name"]))
-        if node is None or (node.owner_id != user.id and not user.is_admin):
-            raise ApiError("NoSuchNode")
+        node = await find(session, Node.name, request.match_info["name"], ApiError("NoSuchNode"),
+                          lambda node: manages(user, node.owner_id))
         workspaces = (await session.scalars(select(Workspace).join(Root).where(Root.node_id == node.id))).unique().all()
         for ws in workspaces:
             change.workspaces.add(ws.name)
@@ -111,10 +111,9 @@ def check_root_fields(*, name: str, bucket: str, prefix: str, kind: str) -> None
 async def root_node(session, user, node_name: str, checked: Node | None = None) -> Node:
     """The node a root goes on, if ``user`` may place roots there. Under the lock, pass the node that was
     ``checked`` before it: the node must still be that one (not deleted, not replaced by another)."""
-    node = await session.scalar(select(Node).where(Node.name == node_name))
-    if node is None or (checked is not None and node.id != checked.id):
-        raise ApiError("NoSuchNode", f"no node named '{node_name}'")
-    if node.owner_id != user.id and not user.is_admin:
+    node = await find(session, Node.name, node_name, ApiError("NoSuchNode", f"no node named '{node_name}'"),
+                      lambda node: checked is None or node.id == checked.id)
+    if not manages(user, node.owner_id):
         raise ApiError("Forbidden", "roots on a node are created by its owner or an administrator")
     return node
 

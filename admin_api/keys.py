@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import BOX, VIA_PROXY, caller, field, iso, json_body, mutation, read_session
+from admin_api.context import BOX, VIA_PROXY, caller, field, find, iso, json_body, manages, mutation, read_session
 from admin_api.errors import ApiError
 from policy.decide import LEVELS
 from policy.models import AccessKey, User
@@ -98,9 +98,8 @@ async def list_keys(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        key = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == request.match_info["access_key_id"]))
-        if key is None or (key.user_id != user.id and not user.is_admin):
-            raise ApiError("NoSuchKey")
+        key = await find(session, AccessKey.access_key_id, request.match_info["access_key_id"], ApiError("NoSuchKey"),
+                         lambda key: manages(user, key.user_id))
         # every key minted from this one goes with it (the foreign key cascades; the projection needs the ids)
         children = (await session.scalars(select(AccessKey.access_key_id)
                                           .where(AccessKey.parent_id == key.id))).all()

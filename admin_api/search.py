@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from admin_api.context import DB, REDIS, SETTINGS, caller, iso, json_body, field, read_session
 from admin_api.errors import ApiError
-from admin_api.workspaces import load_workspace, require_on_workspace
+from admin_api.workspaces import workspace_for
 from indexer.access import readable_by
 from indexer.backend import BackendUnavailable, SearchBackend, open_backend
 from indexer.consumer import GROUP
@@ -159,8 +159,7 @@ async def crawl(request: web.Request) -> web.Response:
         async with session.begin():
             user = await caller(request, session)
             if name is not None:
-                ws = await load_workspace(session, name)
-                await require_on_workspace(session, user, ws, "admin")
+                ws = await workspace_for(session, user, name, "admin")
                 names = [ws.name]
             elif user.is_admin:
                 names = list((await session.scalars(select(Workspace.name))).all())

@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (DB, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
+from admin_api.context import (DB, SETTINGS, caller, field, find, insert_unique, iso, json_body, mutation,
                                 read_session)
 from admin_api.errors import ApiError
 from admin_api.security import hash_password, issue_token, verify_password
@@ -89,9 +89,7 @@ async def me(request: web.Request) -> web.Response:
 async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
     async with mutation(request.app) as (session, change):
         require_admin(await caller(request, session))
-        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
-        if user is None:
-            raise ApiError("NoSuchUser")
+        user = await find(session, User.username, request.match_info["username"], ApiError("NoSuchUser"))
         user.disabled = disabled
         change.users.add(user.username)
     return web.json_response(user_json(user))

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (BOX, NODE_HTTP, REDIS, caller, field, insert_unique, iso, json_body, mutation,
-                               parse_time, read_session)
+from admin_api.context import (BOX, NODE_HTTP, REDIS, caller, field, find, insert_unique, iso, json_body, manages,
+                               mutation, parse_time, read_session)
 from admin_api.errors import ApiError
 from admin_api.usage import rebuild_usage
 from policy.decide import LEVELS, decide_object
@@ -19,7 +19,7 @@ from policy.queries import grants_on, visible_workspaces
 
 log = logging.getLogger("wio.api")
 
-__all__ = ["routes", "workspace_json", "load_workspace", "require_on_workspace", "node_client"]
+__all__ = ["routes", "workspace_json", "load_workspace", "require_on_workspace", "workspace_for", "node_client"]
 
 routes = web.RouteTableDef()
 
@@ -33,9 +33,14 @@ def workspace_json(ws: Workspace, permission: str | None = None) -> dict:
 
 
 async def load_workspace(session, name: str) -> Workspace:
-    ws = await session.scalar(select(Workspace).where(Workspace.name == name))
-    if ws is None:
-        raise ApiError("NoSuchWorkspace", f"no workspace named '{name}'")
+    return await find(session, Workspace.name, name, ApiError("NoSuchWorkspace", f"no workspace named '{name}'"))
+
+
+async def workspace_for(session, user: User, name: str, needed: str) -> Workspace:
+    """The workspace ``name``, which ``user`` must hold ``needed`` permission on (``NoSuchWorkspace`` if it
+    does not exist or the user has no grant on it at all, ``Forbidden`` if the grants fall short)."""
+    ws = await load_workspace(session, name)
+    await require_on_workspace(session, user, ws, needed)
     return ws
 
 
@@ -92,9 +97,7 @@ async def create_workspace(request: web.Request) -> web.Response:
             raise ApiError("WorkspaceOwnedByYou" if existing.owner_id == user.id else "WorkspaceExists",
                            f"a workspace named '{name}' already exists")
         if root_name:
-            root = await session.scalar(select(Root).where(Root.name == root_name))
-            if root is None:
-                raise ApiError("NoSuchRoot", f"no root named '{root_name}'")
+            root = await find(session, Root.name, root_name, ApiError("NoSuchRoot", f"no root named '{root_name}'"))
         else:
             root = await default_root(session, "public" if public else "private")
         if root.type == "unmanaged":
@@ -124,18 +127,14 @@ async def import_workspace(request: web.Request) -> web.Response:
         raise ApiError("InvalidPrefix", "'prefix' must be empty or a relative path ending in '/'")
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        root = await session.scalar(select(Root).where(Root.name == root_name))
-        if root is None:
-            raise ApiError("NoSuchRoot", f"no root named '{root_name}'")
+        root = await find(session, Root.name, root_name, ApiError("NoSuchRoot", f"no root named '{root_name}'"))
         if root.type != "unmanaged":
             raise ApiError("ManagedRoot")
-        if not (user.is_admin or root.node.owner_id == user.id):
+        if not manages(user, root.node.owner_id):
             raise ApiError("Forbidden", "only the node's owner or an administrator can import workspaces")
         owner = user
         if owner_name:
-            owner = await session.scalar(select(User).where(User.username == owner_name))
-            if owner is None:
-                raise ApiError("NoSuchUser", f"no user named '{owner_name}'")
+            owner = await find(session, User.username, owner_name, ApiError("NoSuchUser", f"no user named '{owner_name}'"))
         base = root.prefix.strip("/")
         ws = Workspace(name=name, root=root, root_id=root.id, owner=owner, owner_id=owner.id, public=public,
                        prefix=(f"{base}/" if base else "") + prefix)
@@ -201,8 +200,7 @@ async def delete_workspace(request: web.Request) -> web.Response:
 
 
 async def _workspace_to_delete(session, user: User, name: str) -> Workspace:
-    ws = await load_workspace(session, name)
-    await require_on_workspace(session, user, ws, "admin")
+    ws = await workspace_for(session, user, name, "admin")
     return ws
 
 
@@ -236,15 +234,11 @@ async def add_share(request: web.Request) -> web.Response:
         share = Share(workspace=ws, workspace_id=ws.id, permission=permission, prefix=prefix,
                       expires_at=expires_at, created_by_id=granter.id)
         if user_name is not None:
-            grantee = await session.scalar(select(User).where(User.username == user_name))
-            if grantee is None:
-                raise ApiError("NoSuchUser", f"no user named '{user_name}'")
+            grantee = await find(session, User.username, user_name, ApiError("NoSuchUser", f"no user named '{user_name}'"))
             share.user, share.user_id, share.group = grantee, grantee.id, None
             change.users.add(grantee.username)
         else:
-            group = await session.scalar(select(Group).where(Group.name == group_name))
-            if group is None:
-                raise ApiError("NoSuchGroup", f"no group named '{group_name}'")
+            group = await find(session, Group.name, group_name, ApiError("NoSuchGroup", f"no group named '{group_name}'"))
             share.group, share.group_id, share.user = group, group.id, None
             change.groups.add(group.name)
         session.add(share)
@@ -257,8 +251,7 @@ async def add_share(request: web.Request) -> web.Response:
 async def list_shares(request: web.Request) -> web.Response:
     async with read_session(request.app) as session:
         user = await caller(request, session)
-        ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "read")
+        ws = await workspace_for(session, user, request.match_info["name"], "read")
         shares = (await session.scalars(select(Share).where(Share.workspace_id == ws.id)
                                         .order_by(Share.id))).unique().all()
     return web.json_response({"shares": [share_json(s) for s in shares]})
