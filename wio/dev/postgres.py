@@ -23,12 +23,10 @@ import stat
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from wio.dev.process import (ManagedService, ServiceError, alive, choose_ports, cmdline, fresh_ports,
-                             run_in_fresh_loop, start_with_port_retry)
+from wio.dev.process import ManagedService, ServiceError, alive, cmdline, run_in_fresh_loop, start_on_ports
 
 __all__ = ["PostgresService", "start_postgres"]
 
@@ -249,25 +247,18 @@ def start_postgres(data_dir: Path, port: int | None = None, *, durable: bool = T
                 "logging_collector": "off"}
     if not durable:
         settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
-    ports, auto = choose_ports(data_dir, {"postgres": port})
 
-    def attempt(fresh: bool) -> PostgresService:
-        nonlocal ports
-        if fresh:
-            ports = fresh_ports(data_dir, ports)
+    def attempt(ports: dict[str, int]) -> None:
         service.port = ports["postgres"]
         service.set_urls()
         argv = [str(bindir / "postgres"), "-D", str(pgdata), "-p", str(service.port)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
-        started = time.monotonic()
         service.spawn(argv, cwd=data_dir, env=env, run_as=run_as)
         service.wait_ready(lambda: run_in_fresh_loop(lambda: _pg_ready(service)), timeout,
-                            "logging in and creating the wio database")
-        service.startup_seconds = time.monotonic() - started
-        return service
+                           "logging in and creating the wio database")
 
-    start_with_port_retry(attempt, auto)
+    start_on_ports(data_dir, {"postgres": port}, attempt)
     _log.info("PostgreSQL ready on port %s in %.1fs", service.port, service.startup_seconds)
     return service
 

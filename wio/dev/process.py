@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "ManagedService", "ServiceError", "PortInUse", "choose_ports", "fresh_ports",
-           "start_with_port_retry", "run_in_fresh_loop", "alive", "cmdline"]
+__all__ = ["free_port", "ManagedService", "ServiceError", "PortInUse", "start_on_ports", "run_in_fresh_loop", "alive",
+           "cmdline"]
 
 _log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _port_available(port: int) -> bool:
     return True
 
 
-def choose_ports(data_dir: Path, wanted: dict[str, int | None]) -> tuple[dict[str, int], bool]:
+def _choose_ports(data_dir: Path, wanted: dict[str, int | None]) -> tuple[dict[str, int], bool]:
     """Ports for each role: the requested one, else the one used last time with this data dir if still
     free, else a new free port. Saved to ``ports.json``. Returns (ports, all_chosen_automatically)."""
     path = data_dir / "ports.json"
@@ -105,7 +105,7 @@ def choose_ports(data_dir: Path, wanted: dict[str, int | None]) -> tuple[dict[st
     return chosen, len(explicit) < len(wanted)
 
 
-def fresh_ports(data_dir: Path, ports: dict[str, int], keep: Iterable[str] = ()) -> dict[str, int]:
+def _fresh_ports(data_dir: Path, ports: dict[str, int], keep: Iterable[str] = ()) -> dict[str, int]:
     """New ports for every role not in ``keep`` (after a port clash during start-up)."""
     new = {role: (port if role in keep else free_port()) for role, port in ports.items()}
     (data_dir / "ports.json").write_text(json.dumps(new, indent=1))
@@ -264,6 +264,7 @@ class ManagedService:
         self.port = 0
         self.startup_seconds = 0.0
         self._log_offset = 0
+        self._spawned_at = 0.0
         self._lock = threading.RLock()
         self._stopped = False
 
@@ -305,6 +306,7 @@ class ManagedService:
                       f"{' '.join(argv)}\n".encode())
             out.flush()
             self._log_offset = out.tell()
+            self._spawned_at = time.monotonic()
             extra: dict[str, Any] = {}
             if run_as is not None:
                 extra = {"user": run_as[0], "group": run_as[1], "extra_groups": []}
@@ -347,7 +349,8 @@ class ManagedService:
         return "address already in use" in text
 
     def wait_ready(self, probe: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll ``probe`` until it returns True; raise ServiceError on death or timeout."""
+        """Poll ``probe`` until it returns True; raise ServiceError on death or timeout. On success
+        ``startup_seconds`` is the time since ``spawn``."""
         deadline = time.monotonic() + timeout
         last: BaseException | None = None
         while True:
@@ -358,6 +361,7 @@ class ManagedService:
                 raise self._fail(f"the process exited with code {self.process.returncode}")
             try:
                 if probe():
+                    self.startup_seconds = time.monotonic() - self._spawned_at
                     return
             except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
                 last = exc
@@ -440,15 +444,19 @@ class ManagedService:
         self.stop()
 
 
-def start_with_port_retry(make: Callable[[bool], ManagedService], auto_ports: bool) -> ManagedService:
-    """Start; when some ports were chosen automatically and another process grabbed one between choosing
-    and binding, try once more with fresh ones (requested ports are kept)."""
+def start_on_ports(data_dir: Path, wanted: dict[str, int | None], start: Callable[[dict[str, int]], None]) -> None:
+    """``start(ports)`` with a port for each role of ``wanted`` (the requested one, else the one used last
+    time with ``data_dir`` if still free, else a free one). When some were chosen automatically and
+    another process grabbed one between choosing and binding, start once more on fresh ones (requested
+    ports are kept)."""
+    ports, auto_ports = _choose_ports(data_dir, wanted)
     try:
-        return make(False)
+        start(ports)
+        return
     except PortInUse as clash:
         if not auto_ports:
             raise clash.args[0] from None
     try:
-        return make(True)
+        start(_fresh_ports(data_dir, ports, keep=[role for role, port in wanted.items() if port]))
     except PortInUse as clash:
         raise clash.args[0] from None

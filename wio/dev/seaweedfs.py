@@ -17,11 +17,10 @@ import secrets
 import socket
 import stat
 import tempfile
-import time
 from pathlib import Path
 
 from wio.dev.executables import find_executable, packaged_file
-from wio.dev.process import ManagedService, ServiceError, choose_ports, fresh_ports, start_with_port_retry
+from wio.dev.process import ManagedService, ServiceError, start_on_ports
 
 __all__ = ["SeaweedService", "start_seaweedfs", "load_s3_credentials"]
 
@@ -136,12 +135,8 @@ def start_seaweedfs(data_dir: Path, s3_port: int | None = None, *, access_key: s
     # is plenty for one node; more are grown as volumes fill up.
     (data_dir / "master.toml").write_text(
         "# written by wio.dev.seaweedfs\n[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n")
-    ports, auto = choose_ports(data_dir, {role: (s3_port if role == "s3" else None) for role in _WEED_ROLES})
 
-    def attempt(fresh: bool) -> SeaweedService:
-        nonlocal ports
-        if fresh:
-            ports = fresh_ports(data_dir, ports, keep=("s3",) if s3_port else ())
+    def attempt(ports: dict[str, int]) -> None:
         service.ports = dict(ports)
         service.port = ports["s3"]
         service.endpoint = service.url = f"http://127.0.0.1:{service.port}"
@@ -156,18 +151,15 @@ def start_seaweedfs(data_dir: Path, s3_port: int | None = None, *, access_key: s
                 "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
                 "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={s3_config}"]
-        started = time.monotonic()
         service.spawn(argv, cwd=data_dir)
         client = _botocore_client(service)
         service.wait_ready(lambda: _s3_list(client), timeout, "a signed ListBuckets")
         probe = _S3Probe(client)
-        service.wait_ready(probe, max(10.0, timeout - (time.monotonic() - started)),
-                            "a CreateBucket/PutObject/GetObject round trip")
+        service.wait_ready(probe, max(10.0, timeout - service.startup_seconds),
+                           "a CreateBucket/PutObject/GetObject round trip")
         probe.cleanup()
-        service.startup_seconds = time.monotonic() - started
-        return service
 
-    start_with_port_retry(attempt, auto)
+    start_on_ports(data_dir, {role: (s3_port if role == "s3" else None) for role in _WEED_ROLES}, attempt)
     _log.info("SeaweedFS S3 ready on port %s in %.1fs", service.port, service.startup_seconds)
     return service
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from wio.dev.executables import packaged_file
-from wio.dev.process import ManagedService, ServiceError, choose_ports, fresh_ports, start_with_port_retry
+from wio.dev.process import ManagedService, ServiceError, start_on_ports
 
 __all__ = ["ValkeyService", "SentinelService", "start_valkey", "start_sentinel", "start_valkey_ha"]
 
@@ -54,23 +53,17 @@ def _run_valkey(server: ManagedService, data_dir: Path, port: int | None, conf_n
     configuration ``conf(port)`` written to ``conf_name``, on the port used last time if free."""
     data_dir.mkdir(parents=True, exist_ok=True)
     binary = _valkey_binary()
-    ports, auto = choose_ports(data_dir, {"valkey": port})
 
-    def attempt(fresh: bool) -> None:
-        nonlocal ports
-        if fresh:
-            ports = fresh_ports(data_dir, ports)
+    def attempt(ports: dict[str, int]) -> None:
         server.port = ports["valkey"]
         server.url = f"redis://127.0.0.1:{server.port}"
         conf_path = data_dir / conf_name
         conf_path.write_text("# written by wio.dev.valkey; rewritten on every start\n"
                              + "".join(f"{k} {v}\n" for k, v in conf(server.port)))
-        started = time.monotonic()
         server.spawn([str(binary), str(conf_path), *args], cwd=data_dir)
         server.wait_ready(lambda: _valkey_ping(server.port), timeout, "PING")
-        server.startup_seconds = time.monotonic() - started
 
-    start_with_port_retry(attempt, auto)
+    start_on_ports(data_dir, {"valkey": port}, attempt)
     _log.info("%s ready on port %s in %.1fs", server.name, server.port, server.startup_seconds)
 
 
