@@ -209,13 +209,13 @@ async def audit_trail(app: web.Application):
 def parse_audit_query(query) -> AuditQuery:
     decision = query.get("decision") or None
     if decision not in (None, "allow", "deny"):
-        raise ApiError(400, "InvalidField", "'decision' must be allow or deny")
+        raise ApiError("InvalidField", "'decision' must be allow or deny")
     try:
         limit = int(query.get("limit", "100"))
     except ValueError:
-        raise ApiError(400, "InvalidField", "'limit' must be an integer") from None
+        raise ApiError("InvalidField", "'limit' must be an integer") from None
     if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, "InvalidField", f"'limit' must be between 1 and {MAX_LIMIT}")
+        raise ApiError("InvalidField", f"'limit' must be between 1 and {MAX_LIMIT}")
     return AuditQuery(workspace=query.get("workspace") or None, user=query.get("user") or None,
                       decision=decision, since=parse_time(query.get("since") or None, "since"),
                       until=parse_time(query.get("until") or None, "until"), limit=limit)
@@ -229,9 +229,9 @@ async def list_audit(request: web.Request) -> web.Response:
         user = await caller(request, session)
         if not user.is_admin:
             if q.workspace is None:
-                raise ApiError(403, "Forbidden", "only system administrators read the whole audit trail; "
+                raise ApiError("Forbidden", "only system administrators read the whole audit trail; "
                                                  "name a workspace you administer with 'workspace='")
-            denied = ApiError(403, "Forbidden", f"this needs admin permission on workspace '{q.workspace}'")
+            denied = ApiError("Forbidden", f"this needs admin permission on workspace '{q.workspace}'")
             ws = await session.scalar(select(Workspace).where(Workspace.name == q.workspace))
             if ws is None:
                 raise denied
@@ -243,5 +243,5 @@ async def list_audit(request: web.Request) -> web.Response:
         entries = await request.app[AUDIT_STORE].query(q)
     except AuditStoreError as exc:
         log.warning("audit query failed: %s", exc)
-        raise ApiError(503, "ServiceUnavailable", "the audit store is unavailable") from None
+        raise ApiError("ServiceUnavailable", "the audit store is unavailable") from None
     return web.json_response({"entries": entries})

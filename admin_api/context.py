@@ -24,8 +24,8 @@ from policy.projection import ProjectionChange, apply_change, lock_model
 from foundation.secrets import SecretBox, proxy_api_credential
 from foundation.settings import Settings
 
-__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "caller", "json_body", "field", "mutation",
-           "read_session", "parse_time", "iso", "insert_unique", "PROXY_AUTH_SCHEME"]
+__all__ = ["SETTINGS", "DB", "REDIS", "BOX", "HTTP", "NODE_HTTP", "VIA_PROXY", "caller", "json_body", "field", "mutation",
+           "read_session", "parse_time", "iso", "find", "manages", "insert_unique", "PROXY_AUTH_SCHEME"]
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", async_sessionmaker)
@@ -34,6 +34,8 @@ BOX = web.AppKey("box", SecretBox)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 # calls to user-supplied node endpoints: every resolution checked (nodeclient/client.py GuardedResolver)
 NODE_HTTP = web.AppKey("node_http", aiohttp.ClientSession)
+# set by caller(): this call came from the proxy, acting for the user it authenticated
+VIA_PROXY = web.RequestKey("via_proxy", bool)
 
 _MISSING = object()
 PROXY_AUTH_SCHEME = "WioProxy"
@@ -43,10 +45,10 @@ async def json_body(request: web.Request) -> dict:
     if not request.body_exists:
         return {}
     if request.content_length is not None and request.content_length > 1 << 20:
-        raise ApiError(413, "PayloadTooLarge", "request bodies are limited to 1 MiB")
+        raise ApiError("PayloadTooLarge")
     body = await request.json()
     if not isinstance(body, dict):
-        raise ApiError(400, "InvalidJSON", "the request body must be a JSON object")
+        raise ApiError("InvalidJSON", "the request body must be a JSON object")
     return body
 
 
@@ -54,11 +56,11 @@ def field(body: dict, name: str, kind: type | tuple, *, default: Any = _MISSING)
     value = body.get(name, _MISSING)
     if value is _MISSING or value is None:
         if default is _MISSING:
-            raise ApiError(400, "MissingField", f"'{name}' is required")
+            raise ApiError("MissingField", f"'{name}' is required")
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ApiError(400, "InvalidField", f"'{name}' must be of type {names}")
+        raise ApiError("InvalidField", f"'{name}' must be of type {names}")
     return value
 
 
@@ -68,7 +70,7 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (ValueError, AttributeError):
-        raise ApiError(400, "InvalidField", f"'{name}' must be an ISO 8601 time") from None
+        raise ApiError("InvalidField", f"'{name}' must be an ISO 8601 time") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
@@ -76,13 +78,29 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
 
 
-async def insert_unique(session: AsyncSession, row, code: str, message: str) -> None:
-    """Add ``row`` and flush; a unique-name clash becomes a 409 with ``code``."""
+async def find(session: AsyncSession, column: Any, value: object, missing: ApiError,
+               visible: Callable[[Any], bool] | None = None) -> Any:
+    """The row whose ``column`` (e.g. ``User.username``) equals ``value``. ``missing`` (a ``NoSuch*``
+    error) is raised when there is none, or when ``visible(row)`` is false: the caller may not learn
+    that it exists."""
+    row = await session.scalar(select(column.class_).where(column == value))
+    if row is None or (visible is not None and not visible(row)):
+        raise missing
+    return row
+
+
+def manages(user: User, owner_id: int) -> bool:
+    """May ``user`` manage what ``owner_id`` owns: the owner, or a system administrator."""
+    return user.is_admin or user.id == owner_id
+
+
+async def insert_unique(session: AsyncSession, row, clash: ApiError) -> None:
+    """Add ``row`` and flush; a unique-name clash raises ``clash`` (a 409 such as ``UserExists``)."""
     session.add(row)
     try:
         await session.flush()
     except IntegrityError:
-        raise ApiError(409, code, message) from None
+        raise clash from None
 
 
 async def caller(request: web.Request, session: AsyncSession, *, proxy_may_act: bool = False) -> User:
@@ -90,27 +108,27 @@ async def caller(request: web.Request, session: AsyncSession, *, proxy_may_act: 
 
     ``proxy_may_act``: this call may also come from the proxy, with its own credential
     (``WioProxy <credential>``) and the user it authenticated in ``X-Wio-Acting-User``; every other
-    call refuses that credential. ``request["via_proxy"]`` tells which it was."""
+    call refuses that credential. ``request[VIA_PROXY]`` tells which it was."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    request["via_proxy"] = scheme == PROXY_AUTH_SCHEME
-    if request["via_proxy"]:
+    request[VIA_PROXY] = scheme == PROXY_AUTH_SCHEME
+    if request[VIA_PROXY]:
         expected = proxy_api_credential(request.app[SETTINGS].master_key)
         if not proxy_may_act or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            raise ApiError(403, "Forbidden", "the proxy's credential does not authorize this call")
+            raise ApiError("Forbidden", "the proxy's credential does not authorize this call")
         username = request.headers.get("X-Wio-Acting-User", "")
     elif scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "Unauthorized", "log in and send 'Authorization: Bearer <token>'")
+        raise ApiError("Unauthorized")
     else:
         try:
             username = decode_token(request.app[SETTINGS].jwt_secret, token.strip())
         except TokenError as exc:
-            raise ApiError(401, "Unauthorized", str(exc)) from None
+            raise ApiError("Unauthorized", str(exc)) from None
     user = await session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise ApiError(401, "Unauthorized", "the login token names an unknown user")
+        raise ApiError("Unauthorized", "the login token names an unknown user")
     if user.disabled:
-        raise ApiError(403, "AccountDisabled", "this account is disabled")
+        raise ApiError("AccountDisabled")
     return user
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from aiohttp import web
-from sqlalchemy import select
 
-from admin_api.context import caller, field, iso, json_body, read_session
+from admin_api.context import caller, field, find, iso, json_body, read_session
 from admin_api.errors import ApiError
-from admin_api.workspaces import load_workspace, require_on_workspace
+from admin_api.workspaces import workspace_for
 from policy.decide import decide_listing, decide_object
 from policy.models import AccessKey, User
 from policy.permissions import LISTING_OPERATIONS, OPERATION_PERMISSIONS
@@ -31,24 +30,19 @@ async def explain(request: web.Request) -> web.Response:
     username = field(body, "user", str, default=None)
     access_key_id = field(body, "access_key", str, default=None)
     if operation not in OPERATION_PERMISSIONS or OPERATION_PERMISSIONS[operation] is None and operation != "DeleteObjects":
-        raise ApiError(400, "InvalidField", "'operation' must be an S3 object or bucket operation such as GetObject")
+        raise ApiError("InvalidField", "'operation' must be an S3 object or bucket operation such as GetObject")
     needed = OPERATION_PERMISSIONS[operation] or "write"
     async with read_session(request.app) as session:
         me = await caller(request, session)
-        ws = await load_workspace(session, field(body, "workspace", str))
-        await require_on_workspace(session, me, ws, "admin")
+        ws = await workspace_for(session, me, field(body, "workspace", str), "admin")
         key_row = None
         if access_key_id is not None:
-            key_row = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == access_key_id))
-            if key_row is None:
-                raise ApiError(404, "NoSuchKey", "no such access key")
+            key_row = await find(session, AccessKey.access_key_id, access_key_id, ApiError("NoSuchKey"))
             user = key_row.user
         elif username is not None:
-            user = await session.scalar(select(User).where(User.username == username))
-            if user is None:
-                raise ApiError(404, "NoSuchUser", f"no user named '{username}'")
+            user = await find(session, User.username, username, ApiError("NoSuchUser", f"no user named '{username}'"))
         else:
-            raise ApiError(400, "MissingField", "give 'user' or 'access_key'")
+            raise ApiError("MissingField", "give 'user' or 'access_key'")
         groups = await user_groups(session, user)
         grants = await grants_on(session, user, ws, groups, scope=key_row.scope if key_row else None)
     out = {"user": user.username, "groups": groups, "workspace": ws.name, "operation": operation, "key": key,

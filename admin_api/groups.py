@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import caller, field, insert_unique, iso, json_body, mutation, read_session
+from admin_api.context import caller, field, find, insert_unique, iso, json_body, manages, mutation, read_session
 from admin_api.errors import ApiError
 from policy.models import Group, GroupMember, Share, User, Workspace
 from policy.names import group_name_error
@@ -21,11 +21,9 @@ async def _members(session, group: Group) -> list[str]:
 
 
 async def _group_for_change(session, user: User, name: str) -> Group:
-    group = await session.scalar(select(Group).where(Group.name == name))
-    if group is None:
-        raise ApiError(404, "NoSuchGroup", f"no group named '{name}'")
-    if group.owner_id != user.id and not user.is_admin:
-        raise ApiError(403, "Forbidden", "only the group's owner or an administrator can change it")
+    group = await find(session, Group.name, name, ApiError("NoSuchGroup", f"no group named '{name}'"))
+    if not manages(user, group.owner_id):
+        raise ApiError("Forbidden", "only the group's owner or an administrator can change it")
     return group
 
 
@@ -34,11 +32,11 @@ async def create_group(request: web.Request) -> web.Response:
     name = field(await json_body(request), "name", str)
     error = group_name_error(name)
     if error is not None:
-        raise ApiError(400, "InvalidName", error)
+        raise ApiError("InvalidName", error)
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         group = Group(name=name, owner=user, owner_id=user.id)
-        await insert_unique(session, group, "GroupExists", f"a group named '{name}' already exists")
+        await insert_unique(session, group, ApiError("GroupExists", f"a group named '{name}' already exists"))
         change.groups.add(name)
     return web.json_response({"name": name, "owner": user.username, "members": [],
                               "created_at": iso(group.created_at)}, status=201)
@@ -62,9 +60,7 @@ async def add_member(request: web.Request) -> web.Response:
     username = field(await json_body(request), "user", str)
     async with mutation(request.app) as (session, change):
         group = await _group_for_change(session, await caller(request, session), request.match_info["name"])
-        member = await session.scalar(select(User).where(User.username == username))
-        if member is None:
-            raise ApiError(404, "NoSuchUser", f"no user named '{username}'")
+        member = await find(session, User.username, username, ApiError("NoSuchUser", f"no user named '{username}'"))
         row = await session.get(GroupMember, (group.id, member.id))
         if row is None:
             session.add(GroupMember(group_id=group.id, user_id=member.id))
@@ -83,7 +79,7 @@ async def remove_member(request: web.Request) -> web.Response:
         member = await session.scalar(select(User).where(User.username == request.match_info["user"]))
         row = await session.get(GroupMember, (group.id, member.id)) if member else None
         if row is None:
-            raise ApiError(404, "NoSuchMember", "that user is not a member of this group")
+            raise ApiError("NoSuchMember")
         await session.delete(row)
         change.users.add(member.username)
     return web.Response(status=204)

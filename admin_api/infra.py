@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import BOX, NODE_HTTP, SETTINGS, caller, field, insert_unique, iso, json_body, mutation, read_session
+from admin_api.context import (BOX, NODE_HTTP, SETTINGS, caller, field, find, insert_unique, iso, json_body, manages,
+                               mutation, read_session)
 from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Workspace
@@ -30,7 +31,7 @@ def root_json(root: Root) -> dict:
 def _check_name(name: str, what: str) -> None:
     error = infra_name_error(name, what)
     if error is not None:
-        raise ApiError(400, "InvalidName", error)
+        raise ApiError("InvalidName", error)
 
 
 async def probe_node(app, *, name: str, endpoint: str, access_key: str, secret_key: str, region: str) -> dict:
@@ -41,7 +42,7 @@ async def probe_node(app, *, name: str, endpoint: str, access_key: str, secret_k
         endpoint = await check_endpoint(endpoint, allow_private=app[SETTINGS].allow_private_nodes)
         await NodeClient(app[NODE_HTTP], endpoint, region, access_key, secret_key).check()
     except NodeError as exc:
-        raise ApiError(400, "InvalidEndpoint", str(exc)) from None
+        raise ApiError("InvalidEndpoint", str(exc)) from None
     return dict(name=name, endpoint=endpoint, region=region, access_key=access_key, secret_key=secret_key)
 
 
@@ -50,7 +51,7 @@ async def add_node(app, session, change, owner, *, name: str, endpoint: str, reg
     """Record a node ``probe_node`` accepted (no network I/O: this runs under the model lock)."""
     node = Node(name=name, endpoint=endpoint, region=region, access_key=access_key,
                 secret_enc=app[BOX].seal(secret_key), owner=owner, owner_id=owner.id)
-    await insert_unique(session, node, "NodeExists", f"a node named '{name}' already exists")
+    await insert_unique(session, node, ApiError("NodeExists", f"a node named '{name}' already exists"))
     change.nodes.add(name)
     return node
 
@@ -85,9 +86,8 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def delete_node(request: web.Request) -> web.Response:
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        node = await session.scalar(select(Node).where(Node.name == request.match_info["name"]))
-        if node is None or (node.owner_id != user.id and not user.is_admin):
-            raise ApiError(404, "NoSuchNode", "no such node")
+        node = await find(session, Node.name, request.match_info["name"], ApiError("NoSuchNode"),
+                          lambda node: manages(user, node.owner_id))
         workspaces = (await session.scalars(select(Workspace).join(Root).where(Root.node_id == node.id))).unique().all()
         for ws in workspaces:
             change.workspaces.add(ws.name)
@@ -100,22 +100,21 @@ async def delete_node(request: web.Request) -> web.Response:
 def check_root_fields(*, name: str, bucket: str, prefix: str, kind: str) -> None:
     _check_name(name, "root")
     if kind not in ROOT_TYPES:
-        raise ApiError(400, "InvalidField", "'type' must be private, public or unmanaged")
+        raise ApiError("InvalidField", "'type' must be private, public or unmanaged")
     error = bucket_name_error(bucket)
     if error is not None:
-        raise ApiError(400, "InvalidField", error)
+        raise ApiError("InvalidField", error)
     if prefix.startswith("/") or "\\" in prefix or any(p in (".", "..") for p in prefix.split("/")):
-        raise ApiError(400, "InvalidPrefix", "'prefix' must be a relative key prefix")
+        raise ApiError("InvalidPrefix", "'prefix' must be a relative key prefix")
 
 
 async def root_node(session, user, node_name: str, checked: Node | None = None) -> Node:
     """The node a root goes on, if ``user`` may place roots there. Under the lock, pass the node that was
     ``checked`` before it: the node must still be that one (not deleted, not replaced by another)."""
-    node = await session.scalar(select(Node).where(Node.name == node_name))
-    if node is None or (checked is not None and node.id != checked.id):
-        raise ApiError(404, "NoSuchNode", f"no node named '{node_name}'")
-    if node.owner_id != user.id and not user.is_admin:
-        raise ApiError(403, "Forbidden", "roots on a node are created by its owner or an administrator")
+    node = await find(session, Node.name, node_name, ApiError("NoSuchNode", f"no node named '{node_name}'"),
+                      lambda node: checked is None or node.id == checked.id)
+    if not manages(user, node.owner_id):
+        raise ApiError("Forbidden", "roots on a node are created by its owner or an administrator")
     return node
 
 
@@ -124,12 +123,12 @@ async def ensure_root_bucket(app, node: Node, bucket: str) -> None:
     try:
         await node_client(app, node).ensure_bucket(bucket)
     except NodeError as exc:
-        raise ApiError(502, "NodeUnavailable", str(exc)) from None
+        raise ApiError("NodeUnavailable", str(exc)) from None
 
 
 async def add_root(session, change, user, node: Node, *, name: str, bucket: str, prefix: str, kind: str) -> Root:
     root = Root(name=name, node=node, node_id=node.id, bucket=bucket, prefix=prefix, type=kind, owner_id=user.id)
-    await insert_unique(session, root, "RootExists", f"a root named '{name}' already exists")
+    await insert_unique(session, root, ApiError("RootExists", f"a root named '{name}' already exists"))
     change.roots.add(name)
     return root
 

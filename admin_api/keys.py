@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import BOX, caller, field, iso, json_body, mutation, read_session
+from admin_api.context import BOX, VIA_PROXY, caller, field, find, iso, json_body, manages, mutation, read_session
 from admin_api.errors import ApiError
 from policy.decide import LEVELS
 from policy.models import AccessKey, User
@@ -29,12 +29,12 @@ def parse_scope(raw) -> list[dict] | None:
     if raw is None:
         return None
     if not isinstance(raw, list) or not raw or len(raw) > 100:
-        raise ApiError(400, "InvalidField", "'scope' must be a non-empty list of {workspace, permission, prefix?}")
+        raise ApiError("InvalidField", "'scope' must be a non-empty list of {workspace, permission, prefix?}")
     scope = []
     for entry in raw:
         if not isinstance(entry, dict) or not isinstance(entry.get("workspace"), str) \
                 or entry.get("permission") not in LEVELS or not isinstance(entry.get("prefix", ""), str):
-            raise ApiError(400, "InvalidField",
+            raise ApiError("InvalidField",
                            "each scope entry needs 'workspace', 'permission' (read|write|admin), optional 'prefix'")
         scope.append({"workspace": entry["workspace"], "permission": entry["permission"],
                       "prefix": entry.get("prefix", "")})
@@ -64,22 +64,22 @@ async def create_key(request: web.Request) -> web.Response:
     name = field(body, "name", str, default=None)
     expires_in = field(body, "expires_in_seconds", int, default=None)
     if expires_in is not None and not 60 <= expires_in <= MAX_KEY_SECONDS:
-        raise ApiError(400, "InvalidField", f"'expires_in_seconds' must be between 60 and {MAX_KEY_SECONDS}")
+        raise ApiError("InvalidField", f"'expires_in_seconds' must be between 60 and {MAX_KEY_SECONDS}")
     scope = parse_scope(body.get("scope"))
     parent_id = field(body, "parent", str, default=None)
     if parent_id is not None and expires_in is None:
-        raise ApiError(400, "InvalidField", "a key minted from another key ('parent') must be temporary")
+        raise ApiError("InvalidField", "a key minted from another key ('parent') must be temporary")
     async with mutation(request.app) as (session, change):
         user = await caller(request, session, proxy_may_act=True)   # STS AssumeRole
-        if request["via_proxy"] and parent_id is None:
-            raise ApiError(403, "Forbidden", "the proxy only mints keys from a key it verified ('parent')")
+        if request[VIA_PROXY] and parent_id is None:
+            raise ApiError("Forbidden", "the proxy only mints keys from a key it verified ('parent')")
         parent = None
         if parent_id is not None:
             parent = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == parent_id))
             if parent is None or parent.user_id != user.id or parent.session_token_hash is not None:
-                raise ApiError(400, "InvalidField", "'parent' must be one of your long-lived keys")
+                raise ApiError("InvalidField", "'parent' must be one of your long-lived keys")
             if parent.scope is not None and scope != parent.scope:
-                raise ApiError(400, "InvalidField", "a key minted from a scoped key has exactly that key's scope")
+                raise ApiError("InvalidField", "a key minted from a scoped key has exactly that key's scope")
         out = await issue_key(session, change, request.app, user, name=name, expires_in=expires_in, scope=scope,
                               temporary=expires_in is not None, parent=parent)
     return web.json_response(out, status=201)
@@ -98,9 +98,8 @@ async def list_keys(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        key = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == request.match_info["access_key_id"]))
-        if key is None or (key.user_id != user.id and not user.is_admin):
-            raise ApiError(404, "NoSuchKey", "no such access key")
+        key = await find(session, AccessKey.access_key_id, request.match_info["access_key_id"], ApiError("NoSuchKey"),
+                         lambda key: manages(user, key.user_id))
         # every key minted from this one goes with it (the foreign key cascades; the projection needs the ids)
         children = (await session.scalars(select(AccessKey.access_key_id)
                                           .where(AccessKey.parent_id == key.id))).all()

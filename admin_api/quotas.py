@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import DB, REDIS, caller, json_body, keeping, mutation, read_session
+from admin_api.context import DB, REDIS, caller, find, json_body, keeping, manages, mutation, read_session
 from admin_api.errors import ApiError
 from admin_api.users import require_admin
-from admin_api.workspaces import load_workspace, node_client, require_on_workspace
+from admin_api.workspaces import node_client, workspace_for
 from admin_api.usage import rebuild_usage
 from policy.models import Root, User, Workspace
 from nodeclient.client import NodeError
@@ -30,28 +31,29 @@ routes = web.RouteTableDef()
 MAX_QUOTA = 1 << 62  # ~4.6 EB: anything larger is a typo, not a plan
 
 
-def _limit(body: dict, name: str, current: int | None) -> int | None:
-    if name not in body:
-        return current
-    value = body[name]
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(400, "InvalidField", f"'{name}' must be a whole number or null")
-    if value < 0:
-        raise ApiError(400, "InvalidField", f"'{name}' cannot be negative")
-    if value > MAX_QUOTA:
-        raise ApiError(400, "InvalidField", f"'{name}' is larger than any storage wio can manage ({MAX_QUOTA})")
-    return value
-
-
-async def _set_quota(request: web.Request, entity, change_set: set, name: str) -> dict:
+async def _requested_limits(request: web.Request) -> dict[str, int | None]:
+    """The limits a PUT .../quota body sets (read before the model lock is taken): ``max_bytes`` and/or
+    ``max_objects``, each a whole number or null (no limit); a limit the body leaves out is kept."""
     body = await json_body(request)
-    if not {"max_bytes", "max_objects"} & set(body):
-        raise ApiError(400, "MissingField", "give 'max_bytes' and/or 'max_objects' (null removes a limit)")
-    entity.max_bytes = _limit(body, "max_bytes", entity.max_bytes)
-    entity.max_objects = _limit(body, "max_objects", entity.max_objects)
-    change_set.add(name)
+    limits = {name: body[name] for name in ("max_bytes", "max_objects") if name in body}
+    if not limits:
+        raise ApiError("MissingField", "give 'max_bytes' and/or 'max_objects' (null removes a limit)")
+    for name, value in limits.items():
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ApiError("InvalidField", f"'{name}' must be a whole number or null")
+        if value < 0:
+            raise ApiError("InvalidField", f"'{name}' cannot be negative")
+        if value > MAX_QUOTA:
+            raise ApiError("InvalidField", f"'{name}' is larger than any storage wio can manage ({MAX_QUOTA})")
+    return limits
+
+
+def _set_limits(entity, limits: dict[str, int | None], changed: set[str], name: str) -> dict:
+    for field_name, value in limits.items():
+        setattr(entity, field_name, value)
+    changed.add(name)
     return {"max_bytes": entity.max_bytes, "max_objects": entity.max_objects}
 
 
@@ -65,42 +67,40 @@ async def usage_of(redis, scope: str, name: str, entity) -> dict:
 
 @routes.put("/api/v1/workspaces/{name}/quota")
 async def set_workspace_quota(request: web.Request) -> web.Response:
+    limits = await _requested_limits(request)
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "admin")
-        out = await _set_quota(request, ws, change.workspaces, ws.name)
+        ws = await workspace_for(session, user, request.match_info["name"], "admin")
+        out = _set_limits(ws, limits, change.workspaces, ws.name)
     return web.json_response({"workspace": ws.name, **out})
 
 
 @routes.put("/api/v1/users/{username}/quota")
 async def set_user_quota(request: web.Request) -> web.Response:
-    async with mutation(request.app) as (session, change):
-        require_admin(await caller(request, session))
-        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
-        if user is None:
-            raise ApiError(404, "NoSuchUser", "no such user")
-        out = await _set_quota(request, user, change.users, user.username)
-    return web.json_response({"user": user.username, **out})
+    return await _set_quota_as_admin(request, User.username, request.match_info["username"], ApiError("NoSuchUser"))
 
 
 @routes.put("/api/v1/roots/{name}/quota")
 async def set_root_quota(request: web.Request) -> web.Response:
+    return await _set_quota_as_admin(request, Root.name, request.match_info["name"], ApiError("NoSuchRoot"))
+
+
+async def _set_quota_as_admin(request: web.Request, column: Any, name: str, missing: ApiError) -> web.Response:
+    """A user's or a root's limits: set by system administrators only."""
+    limits = await _requested_limits(request)
     async with mutation(request.app) as (session, change):
         require_admin(await caller(request, session))
-        root = await session.scalar(select(Root).where(Root.name == request.match_info["name"]))
-        if root is None:
-            raise ApiError(404, "NoSuchRoot", "no such root")
-        out = await _set_quota(request, root, change.roots, root.name)
-    return web.json_response({"root": root.name, **out})
+        entity = await find(session, column, name, missing)
+        changed, label = (change.users, "user") if column.class_ is User else (change.roots, "root")
+        out = _set_limits(entity, limits, changed, name)
+    return web.json_response({label: name, **out})
 
 
 @routes.get("/api/v1/workspaces/{name}/usage")
 async def workspace_usage(request: web.Request) -> web.Response:
     async with read_session(request.app) as session:
         user = await caller(request, session)
-        ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "read")
+        ws = await workspace_for(session, user, request.match_info["name"], "read")
     return web.json_response({"workspace": ws.name, **await usage_of(request.app[REDIS], "w", ws.name, ws)})
 
 
@@ -108,9 +108,8 @@ async def workspace_usage(request: web.Request) -> web.Response:
 async def user_usage(request: web.Request) -> web.Response:
     async with read_session(request.app) as session:
         me = await caller(request, session)
-        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
-        if user is None or (user.id != me.id and not me.is_admin):
-            raise ApiError(404, "NoSuchUser", "no such user")
+        user = await find(session, User.username, request.match_info["username"], ApiError("NoSuchUser"),
+                          lambda found: manages(me, found.id))
     return web.json_response({"user": user.username, **await usage_of(request.app[REDIS], "u", user.username, user)})
 
 
@@ -118,11 +117,9 @@ async def user_usage(request: web.Request) -> web.Response:
 async def root_usage(request: web.Request) -> web.Response:
     async with read_session(request.app) as session:
         me = await caller(request, session)
-        root = await session.scalar(select(Root).where(Root.name == request.match_info["name"]))
-        if root is None:
-            raise ApiError(404, "NoSuchRoot", "no such root")
-        if not me.is_admin and root.node.owner_id != me.id:
-            raise ApiError(403, "Forbidden", "root usage is for system administrators and the node's owner")
+        root = await find(session, Root.name, request.match_info["name"], ApiError("NoSuchRoot"))
+        if not manages(me, root.node.owner_id):
+            raise ApiError("Forbidden", "root usage is for system administrators and the node's owner")
     return web.json_response({"root": root.name, **await usage_of(request.app[REDIS], "r", root.name, root)})
 
 
@@ -135,15 +132,14 @@ async def reconcile_usage(request: web.Request) -> web.Response:
     """
     async with read_session(request.app) as session:
         user = await caller(request, session)
-        ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "admin")
+        ws = await workspace_for(session, user, request.match_info["name"], "admin")
         node, bucket, prefix, owner, root = ws.root.node, ws.root.bucket, ws.prefix, ws.owner.username, ws.root.name
         client = node_client(request.app, node)
     try:
         total_bytes, total_objects, corrected = await rebuild_usage(request.app[REDIS], client, bucket, prefix,
                                                                     [ws.name, owner, root])
     except NodeError as exc:
-        raise ApiError(502, "NodeUnavailable", str(exc)) from None
+        raise ApiError("NodeUnavailable", str(exc)) from None
     delta_bytes, delta_objects, delta_pbytes, delta_pobjects = corrected
     return web.json_response({"workspace": ws.name, "bytes": total_bytes, "objects": total_objects,
                               "corrected_bytes": delta_bytes, "corrected_objects": delta_objects,

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from admin_api.context import DB, REDIS, SETTINGS, caller, iso, json_body, field, read_session
 from admin_api.errors import ApiError
-from admin_api.workspaces import load_workspace, require_on_workspace
+from admin_api.workspaces import workspace_for
 from indexer.access import readable_by
 from indexer.backend import BackendUnavailable, SearchBackend, open_backend
 from indexer.consumer import GROUP
@@ -43,7 +43,7 @@ async def search_backend(app: web.Application):
 
 
 def _invalid(message: str) -> ApiError:
-    return ApiError(400, "InvalidParameter", message)
+    return ApiError("InvalidParameter", message)
 
 
 def _params(request: web.Request, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -120,7 +120,7 @@ async def search(request: web.Request) -> web.Response:
     try:
         result = await request.app[SEARCH].search(filters, readable, limit, offset)
     except BackendUnavailable as exc:
-        raise ApiError(503, "SearchUnavailable", str(exc)) from None
+        raise ApiError("SearchUnavailable", str(exc)) from None
     return web.json_response({"total": result.total, "hits": [
         {"workspace": h.workspace, "key": h.key, "size": h.size, "last_modified": iso(h.last_modified),
          "content_type": h.content_type} for h in result.hits]})
@@ -137,7 +137,7 @@ async def aggregations(request: web.Request) -> web.Response:
     try:
         buckets = await request.app[SEARCH].aggregate("workspace" if by == "owner" else by, filters, readable)
     except BackendUnavailable as exc:
-        raise ApiError(503, "SearchUnavailable", str(exc)) from None
+        raise ApiError("SearchUnavailable", str(exc)) from None
     if by == "owner":  # owners are not indexed (they can change); fold the workspaces of each owner
         folded: dict[str, Bucket] = {}
         for b in buckets:
@@ -159,13 +159,12 @@ async def crawl(request: web.Request) -> web.Response:
         async with session.begin():
             user = await caller(request, session)
             if name is not None:
-                ws = await load_workspace(session, name)
-                await require_on_workspace(session, user, ws, "admin")
+                ws = await workspace_for(session, user, name, "admin")
                 names = [ws.name]
             elif user.is_admin:
                 names = list((await session.scalars(select(Workspace.name))).all())
             else:
-                raise ApiError(403, "Forbidden", "only administrators can crawl every workspace; name one")
+                raise ApiError("Forbidden", "only administrators can crawl every workspace; name one")
             await request_crawl(session, names)
     return web.json_response({"requested": names}, status=202)
 
@@ -176,7 +175,7 @@ async def status(request: web.Request) -> web.Response:
     async with read_session(request.app) as session:
         user = await caller(request, session)
         if not user.is_admin:
-            raise ApiError(403, "Forbidden", "the indexer's status is for administrators")
+            raise ApiError("Forbidden", "the indexer's status is for administrators")
         rows = (await session.execute(text(
             "SELECT workspace, requested_at, started_at, finished_at, after_key, listed, changed, removed, error "
             "FROM search_crawls ORDER BY workspace"))).all()

@@ -58,7 +58,7 @@ async def oidc_client(app: web.Application):
 
 def _client(request: web.Request) -> OidcClient:
     if OIDC not in request.app:
-        raise ApiError(404, "SsoNotConfigured", "single sign-on is not configured on this server")
+        raise ApiError("SsoNotConfigured")
     return request.app[OIDC]
 
 
@@ -69,10 +69,10 @@ def _provider_errors() -> Iterator[None]:
         yield
     except OidcError as exc:
         code, description = exc.args
-        raise ApiError(401, "InvalidIdentity", f"the identity provider refused: {code} {description}".strip()) \
+        raise ApiError("InvalidIdentity", f"the identity provider refused: {code} {description}".strip()) \
             from None
     except ProviderUnavailable as exc:
-        raise ApiError(503, "ProviderUnavailable", str(exc)) from None
+        raise ApiError("ProviderUnavailable", str(exc)) from None
 
 
 @routes.get("/api/v1/auth/oidc")
@@ -96,7 +96,7 @@ def _redirect_uri(request: web.Request, requested: str | None) -> str:
     except (ValueError, TypeError):
         loopback = False
     if not loopback:
-        raise ApiError(400, "InvalidRedirectUri",
+        raise ApiError("InvalidRedirectUri",
                        f"redirect_uri must be {own} or http://127.0.0.1:<port>/... (a loopback redirect)")
     return requested
 
@@ -139,7 +139,7 @@ async def login_start(request: web.Request) -> web.Response:
 async def callback(request: web.Request) -> web.Response:
     """Where the provider sends the browser back: redeem the code, verify the ID token, answer a wio token."""
     if "error" in request.query:
-        raise ApiError(401, "InvalidIdentity", f"the identity provider refused: {request.query['error']} "
+        raise ApiError("InvalidIdentity", f"the identity provider refused: {request.query['error']} "
                                                f"{request.query.get('error_description', '')}".strip())
     return await _redeem(request, request.query.get("code"), request.query.get("state"), None)
 
@@ -155,14 +155,14 @@ async def program_callback(request: web.Request) -> web.Response:
 async def _redeem(request: web.Request, code: str | None, state: str | None, login_secret: str | None) -> web.Response:
     client = _client(request)
     if not code or not state:
-        raise ApiError(400, "MissingField", "the callback needs 'code' and 'state'")
+        raise ApiError("MissingField", "the callback needs 'code' and 'state'")
     raw = await request.app[REDIS].getdel(f"wio:oidc:state:{state}")
     if raw is None:
-        raise ApiError(401, "InvalidState", "unknown or already used login state; start the login again")
+        raise ApiError("InvalidState")
     pending = json.loads(raw)
     if pending["login_secret"] is not None and not hmac.compare_digest(
             pending["login_secret"].encode(), (login_secret or "").encode()):
-        raise ApiError(401, "InvalidState", "this login was started by another program (login secret)")
+        raise ApiError("InvalidState", "this login was started by another program (login secret)")
     with _provider_errors():
         tokens = await client.token({"grant_type": "authorization_code", "code": code,
                                      "redirect_uri": pending["redirect_uri"], "code_verifier": pending["verifier"]})
@@ -175,9 +175,9 @@ async def device_start(request: web.Request) -> web.Response:
     with _provider_errors():
         started = await _client(request).device_authorization(SCOPE)
     if started is None:
-        raise ApiError(409, "DeviceFlowUnavailable", "the identity provider does not offer the device grant")
+        raise ApiError("DeviceFlowUnavailable")
     if not all(isinstance(started.get(k), str) for k in ("device_code", "user_code", "verification_uri")):
-        raise ApiError(503, "ProviderUnavailable", "the identity provider's device authorization answer is incomplete")
+        raise ApiError("ProviderUnavailable", "the identity provider's device authorization answer is incomplete")
     answer = {k: started[k] for k in ("device_code", "user_code", "verification_uri")}
     if isinstance(started.get("verification_uri_complete"), str):
         answer["verification_uri_complete"] = started["verification_uri_complete"]
@@ -199,8 +199,7 @@ async def device_token(request: web.Request) -> web.Response:
         except OidcError as exc:
             # RFC 8628 §3.5: authorization_pending and slow_down mean "ask again later"; the CLI keeps polling.
             if exc.args[0] in ("authorization_pending", "slow_down"):
-                raise ApiError(400, "AuthorizationPending" if exc.args[0] == "authorization_pending" else "SlowDown",
-                               "the user has not approved this device yet") from None
+                raise ApiError("AuthorizationPending" if exc.args[0] == "authorization_pending" else "SlowDown") from None
             raise
     return await _sign_in_with(request, tokens, nonce=None)
 
@@ -217,7 +216,7 @@ async def id_token_login(request: web.Request) -> web.Response:
 async def _sign_in_with(request: web.Request, tokens: dict[str, Any], *, nonce: str | None) -> web.Response:
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
-        raise ApiError(401, "InvalidIdentity", "the identity provider returned no ID token (is 'openid' allowed?)")
+        raise ApiError("InvalidIdentity", "the identity provider returned no ID token (is 'openid' allowed?)")
     with _provider_errors():
         claims = await _client(request).verify_id_token(id_token, nonce=nonce)
     return await _answer(request, claims)
@@ -248,7 +247,7 @@ async def _free_username(session, claims: dict[str, Any], username_claim: str) -
     for candidate in [base] + [f"{base}-{n}" for n in range(2, 10)] + [f"{base}-{fallback[4:]}"]:
         if await session.scalar(select(User.id).where(User.username == candidate)) is None:
             return candidate
-    raise ApiError(409, "UserExists", "could not find a free username for this identity")
+    raise ApiError("UserExists", "could not find a free username for this identity")
 
 
 def _provider_groups(claims: dict[str, Any], groups_claim: str) -> set[str]:
@@ -304,6 +303,6 @@ async def sign_in(app: web.Application, claims: dict[str, Any]) -> User:
             await session.flush()
             log.info("sso: created user %s for subject %s", user.username, claims["sub"])
         if user.disabled:
-            raise ApiError(403, "AccountDisabled", "this account is disabled")
+            raise ApiError("AccountDisabled")
         await _sync_groups(session, change, user, _provider_groups(claims, settings.oidc_groups_claim))
     return user

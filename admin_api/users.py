@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import func, select
 
-from admin_api.context import (DB, SETTINGS, caller, field, insert_unique, iso, json_body, mutation,
+from admin_api.context import (DB, SETTINGS, caller, field, find, insert_unique, iso, json_body, mutation,
                                 read_session)
 from admin_api.errors import ApiError
 from admin_api.security import hash_password, issue_token, verify_password
@@ -25,22 +25,22 @@ def user_json(user: User) -> dict:
 
 def require_admin(user: User) -> None:
     if not user.is_admin:
-        raise ApiError(403, "Forbidden", "this needs a system administrator")
+        raise ApiError("Forbidden", "this needs a system administrator")
 
 
 def _validate_credentials(username: str, password: str) -> None:
     error = username_error(username)
     if error is not None:
-        raise ApiError(400, "InvalidUsername", error)
+        raise ApiError("InvalidUsername", error)
     if len(password) < 8 or len(password) > 1024:
-        raise ApiError(400, "WeakPassword", "passwords must be 8 to 1024 characters long")
+        raise ApiError("WeakPassword")
 
 
 async def create_user(session, change, username: str, password: str, email: str | None = None,
                       is_admin: bool = False) -> User:
     _validate_credentials(username, password)
     user = User(username=username, email=email, password_hash=await hash_password(password), is_admin=is_admin)
-    await insert_unique(session, user, "UserExists", f"the username '{username}' is taken")
+    await insert_unique(session, user, ApiError("UserExists", f"the username '{username}' is taken"))
     change.users.add(username)
     return user
 
@@ -53,7 +53,7 @@ def login_response(settings, username: str) -> dict:
 
 def _require_password_login(request: web.Request) -> None:
     if not request.app[SETTINGS].password_login:
-        raise ApiError(403, "PasswordLoginDisabled", "this server logs users in through single sign-on only")
+        raise ApiError("PasswordLoginDisabled")
 
 
 @routes.post("/api/v1/auth/register")
@@ -76,9 +76,9 @@ async def login(request: web.Request) -> web.Response:
     async with read_session(request.app) as session:
         user = await session.scalar(select(User).where(User.username == username))
     if not await verify_password(user.password_hash if user else None, password):
-        raise ApiError(401, "InvalidCredentials", "wrong username or password")
+        raise ApiError("InvalidCredentials")
     if user.disabled:
-        raise ApiError(403, "AccountDisabled", "this account is disabled")
+        raise ApiError("AccountDisabled")
     return web.json_response(login_response(request.app[SETTINGS], user.username))
 
 
@@ -91,9 +91,7 @@ async def me(request: web.Request) -> web.Response:
 async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
     async with mutation(request.app) as (session, change):
         require_admin(await caller(request, session))
-        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
-        if user is None:
-            raise ApiError(404, "NoSuchUser", "no such user")
+        user = await find(session, User.username, request.match_info["username"], ApiError("NoSuchUser"))
         user.disabled = disabled
         change.users.add(user.username)
     return web.json_response(user_json(user))
@@ -107,14 +105,12 @@ async def _set_admin(request: web.Request, is_admin: bool) -> web.Response:
     """
     async with mutation(request.app) as (session, change):
         require_admin(await caller(request, session))
-        user = await session.scalar(select(User).where(User.username == request.match_info["username"]))
-        if user is None:
-            raise ApiError(404, "NoSuchUser", "no such user")
+        user = await find(session, User.username, request.match_info["username"], ApiError("NoSuchUser"))
         if user.is_admin and not is_admin:
             others = await session.scalar(select(func.count()).select_from(User).where(
                 User.is_admin.is_(True), User.disabled.is_(False), User.id != user.id))
             if not others:
-                raise ApiError(409, "LastAdministrator", "this is the last enabled administrator; promote another first")
+                raise ApiError("LastAdministrator")
         user.is_admin = is_admin
         change.users.add(user.username)
     return web.json_response(user_json(user))

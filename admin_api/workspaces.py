@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (BOX, NODE_HTTP, REDIS, caller, field, insert_unique, iso, json_body, mutation,
-                               parse_time, read_session)
+from admin_api.context import (BOX, NODE_HTTP, REDIS, caller, field, find, insert_unique, iso, json_body, manages,
+                               mutation, parse_time, read_session)
 from admin_api.errors import ApiError
 from admin_api.usage import rebuild_usage
 from policy.decide import LEVELS, decide_object
@@ -19,7 +19,7 @@ from policy.queries import grants_on, visible_workspaces
 
 log = logging.getLogger("wio.api")
 
-__all__ = ["routes", "workspace_json", "load_workspace", "require_on_workspace", "node_client"]
+__all__ = ["routes", "workspace_json", "load_workspace", "require_on_workspace", "workspace_for", "node_client"]
 
 routes = web.RouteTableDef()
 
@@ -33,9 +33,14 @@ def workspace_json(ws: Workspace, permission: str | None = None) -> dict:
 
 
 async def load_workspace(session, name: str) -> Workspace:
-    ws = await session.scalar(select(Workspace).where(Workspace.name == name))
-    if ws is None:
-        raise ApiError(404, "NoSuchWorkspace", f"no workspace named '{name}'")
+    return await find(session, Workspace.name, name, ApiError("NoSuchWorkspace", f"no workspace named '{name}'"))
+
+
+async def workspace_for(session, user: User, name: str, needed: str) -> Workspace:
+    """The workspace ``name``, which ``user`` must hold ``needed`` permission on (``NoSuchWorkspace`` if it
+    does not exist or the user has no grant on it at all, ``Forbidden`` if the grants fall short)."""
+    ws = await load_workspace(session, name)
+    await require_on_workspace(session, user, ws, needed)
     return ws
 
 
@@ -52,9 +57,9 @@ async def require_on_workspace(session, user: User, ws: Workspace, needed: str, 
         return
     grants = await grants_on(session, user, ws)
     if not grants:
-        raise ApiError(404, "NoSuchWorkspace", f"no workspace named '{ws.name}'")
+        raise ApiError("NoSuchWorkspace", f"no workspace named '{ws.name}'")
     if not decide_object(grants, needed, prefix).allowed:
-        raise ApiError(403, "Forbidden", f"this needs {needed} permission on workspace '{ws.name}'")
+        raise ApiError("Forbidden", f"this needs {needed} permission on workspace '{ws.name}'")
 
 
 def node_client(app: web.Application, node) -> NodeClient:
@@ -64,18 +69,18 @@ def node_client(app: web.Application, node) -> NodeClient:
 async def default_root(session, kind: str) -> Root:
     root = await session.scalar(select(Root).where(Root.type == kind).order_by(Root.id).limit(1))
     if root is None:
-        raise ApiError(409, "NoDefaultRoot", f"no '{kind}' root exists yet; an administrator must create one")
+        raise ApiError("NoDefaultRoot", f"no '{kind}' root exists yet; an administrator must create one")
     return root
 
 
 def _check_name(name: str) -> None:
     error = workspace_name_error(name)
     if error:
-        raise ApiError(400, "InvalidWorkspaceName", error)
+        raise ApiError("InvalidWorkspaceName", error)
 
 
 async def _insert(session, ws: Workspace) -> None:
-    await insert_unique(session, ws, "WorkspaceExists", f"a workspace named '{ws.name}' already exists")
+    await insert_unique(session, ws, ApiError("WorkspaceExists", f"a workspace named '{ws.name}' already exists"))
 
 
 @routes.post("/api/v1/workspaces")
@@ -89,16 +94,14 @@ async def create_workspace(request: web.Request) -> web.Response:
         user = await caller(request, session, proxy_may_act=True)   # S3 CreateBucket
         existing = await session.scalar(select(Workspace).where(Workspace.name == name))
         if existing is not None:
-            code = "WorkspaceOwnedByYou" if existing.owner_id == user.id else "WorkspaceExists"
-            raise ApiError(409, code, f"a workspace named '{name}' already exists")
+            raise ApiError("WorkspaceOwnedByYou" if existing.owner_id == user.id else "WorkspaceExists",
+                           f"a workspace named '{name}' already exists")
         if root_name:
-            root = await session.scalar(select(Root).where(Root.name == root_name))
-            if root is None:
-                raise ApiError(404, "NoSuchRoot", f"no root named '{root_name}'")
+            root = await find(session, Root.name, root_name, ApiError("NoSuchRoot", f"no root named '{root_name}'"))
         else:
             root = await default_root(session, "public" if public else "private")
         if root.type == "unmanaged":
-            raise ApiError(400, "UnmanagedRoot", "workspaces on an unmanaged root are imported: POST /workspaces/import")
+            raise ApiError("UnmanagedRoot")
         base = root.prefix.strip("/")
         prefix = f"{base}/" if base else ""
         ws = Workspace(name=name, root=root, root_id=root.id, owner=user, owner_id=user.id,
@@ -121,21 +124,17 @@ async def import_workspace(request: web.Request) -> web.Response:
     _check_name(name)
     if prefix.startswith("/") or (prefix and not prefix.endswith("/")) or "\\" in prefix \
             or any(part in (".", "..") for part in prefix.split("/")[:-1]):
-        raise ApiError(400, "InvalidPrefix", "'prefix' must be empty or a relative path ending in '/'")
+        raise ApiError("InvalidPrefix", "'prefix' must be empty or a relative path ending in '/'")
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
-        root = await session.scalar(select(Root).where(Root.name == root_name))
-        if root is None:
-            raise ApiError(404, "NoSuchRoot", f"no root named '{root_name}'")
+        root = await find(session, Root.name, root_name, ApiError("NoSuchRoot", f"no root named '{root_name}'"))
         if root.type != "unmanaged":
-            raise ApiError(400, "ManagedRoot", "only unmanaged roots take imported workspaces")
-        if not (user.is_admin or root.node.owner_id == user.id):
-            raise ApiError(403, "Forbidden", "only the node's owner or an administrator can import workspaces")
+            raise ApiError("ManagedRoot")
+        if not manages(user, root.node.owner_id):
+            raise ApiError("Forbidden", "only the node's owner or an administrator can import workspaces")
         owner = user
         if owner_name:
-            owner = await session.scalar(select(User).where(User.username == owner_name))
-            if owner is None:
-                raise ApiError(404, "NoSuchUser", f"no user named '{owner_name}'")
+            owner = await find(session, User.username, owner_name, ApiError("NoSuchUser", f"no user named '{owner_name}'"))
         base = root.prefix.strip("/")
         ws = Workspace(name=name, root=root, root_id=root.id, owner=owner, owner_id=owner.id, public=public,
                        prefix=(f"{base}/" if base else "") + prefix)
@@ -167,7 +166,7 @@ async def get_workspace(request: web.Request) -> web.Response:
         ws = await load_workspace(session, request.match_info["name"])
         permission = await best_permission(session, user, ws)
         if permission is None and not user.is_admin:
-            raise ApiError(404, "NoSuchWorkspace", f"no workspace named '{ws.name}'")
+            raise ApiError("NoSuchWorkspace", f"no workspace named '{ws.name}'")
     return web.json_response(workspace_json(ws, permission))
 
 
@@ -183,14 +182,14 @@ async def delete_workspace(request: web.Request) -> web.Response:
             non_empty = await node_client(request.app, checked.root.node).has_objects(checked.root.bucket,
                                                                                        checked.prefix)
         except NodeError as exc:
-            raise ApiError(502, "NodeUnavailable", str(exc)) from None
+            raise ApiError("NodeUnavailable", str(exc)) from None
         if non_empty:
-            raise ApiError(409, "WorkspaceNotEmpty", f"workspace '{checked.name}' still holds objects")
+            raise ApiError("WorkspaceNotEmpty", f"workspace '{checked.name}' still holds objects")
     async with mutation(request.app) as (session, change):
         user = await caller(request, session, proxy_may_act=True)
         ws = await _workspace_to_delete(session, user, name)
         if ws.id != checked.id:
-            raise ApiError(409, "WorkspaceChanged", f"workspace '{name}' was replaced meanwhile; try again")
+            raise ApiError("WorkspaceChanged", f"workspace '{name}' was replaced meanwhile; try again")
         grantees = (await session.scalars(select(Share).where(Share.workspace_id == ws.id))).unique().all()
         change.users.update(s.user.username for s in grantees if s.user is not None)
         change.groups.update(s.group.name for s in grantees if s.group is not None)
@@ -201,8 +200,7 @@ async def delete_workspace(request: web.Request) -> web.Response:
 
 
 async def _workspace_to_delete(session, user: User, name: str) -> Workspace:
-    ws = await load_workspace(session, name)
-    await require_on_workspace(session, user, ws, "admin")
+    ws = await workspace_for(session, user, name, "admin")
     return ws
 
 
@@ -221,13 +219,13 @@ async def add_share(request: web.Request) -> web.Response:
     prefix = field(body, "prefix", str, default="")
     expires_at = parse_time(field(body, "expires_at", str, default=None), "expires_at")
     if (user_name is None) == (group_name is None):
-        raise ApiError(400, "InvalidField", "give exactly one of 'user' or 'group'")
+        raise ApiError("InvalidField", "give exactly one of 'user' or 'group'")
     if permission not in LEVELS:
-        raise ApiError(400, "InvalidField", "'permission' must be read, write or admin")
+        raise ApiError("InvalidField", "'permission' must be read, write or admin")
     if prefix.startswith("/") or len(prefix) > 1024:
-        raise ApiError(400, "InvalidPrefix", "'prefix' is a key prefix inside the workspace, without a leading '/'")
+        raise ApiError("InvalidPrefix", "'prefix' is a key prefix inside the workspace, without a leading '/'")
     if expires_at is not None and expires_at <= datetime.now(timezone.utc):
-        raise ApiError(400, "InvalidField", "'expires_at' is in the past")
+        raise ApiError("InvalidField", "'expires_at' is in the past")
     async with mutation(request.app) as (session, change):
         granter = await caller(request, session)
         ws = await load_workspace(session, request.match_info["name"])
@@ -236,15 +234,11 @@ async def add_share(request: web.Request) -> web.Response:
         share = Share(workspace=ws, workspace_id=ws.id, permission=permission, prefix=prefix,
                       expires_at=expires_at, created_by_id=granter.id)
         if user_name is not None:
-            grantee = await session.scalar(select(User).where(User.username == user_name))
-            if grantee is None:
-                raise ApiError(404, "NoSuchUser", f"no user named '{user_name}'")
+            grantee = await find(session, User.username, user_name, ApiError("NoSuchUser", f"no user named '{user_name}'"))
             share.user, share.user_id, share.group = grantee, grantee.id, None
             change.users.add(grantee.username)
         else:
-            group = await session.scalar(select(Group).where(Group.name == group_name))
-            if group is None:
-                raise ApiError(404, "NoSuchGroup", f"no group named '{group_name}'")
+            group = await find(session, Group.name, group_name, ApiError("NoSuchGroup", f"no group named '{group_name}'"))
             share.group, share.group_id, share.user = group, group.id, None
             change.groups.add(group.name)
         session.add(share)
@@ -257,8 +251,7 @@ async def add_share(request: web.Request) -> web.Response:
 async def list_shares(request: web.Request) -> web.Response:
     async with read_session(request.app) as session:
         user = await caller(request, session)
-        ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "read")
+        ws = await workspace_for(session, user, request.match_info["name"], "read")
         shares = (await session.scalars(select(Share).where(Share.workspace_id == ws.id)
                                         .order_by(Share.id))).unique().all()
     return web.json_response({"shares": [share_json(s) for s in shares]})
@@ -269,13 +262,13 @@ async def remove_share(request: web.Request) -> web.Response:
     try:
         share_id = int(request.match_info["share_id"])
     except ValueError:
-        raise ApiError(404, "NoSuchShare", "no such share") from None
+        raise ApiError("NoSuchShare") from None
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         ws = await load_workspace(session, request.match_info["name"])
         share = await session.scalar(select(Share).where(Share.id == share_id, Share.workspace_id == ws.id))
         if share is None:
-            raise ApiError(404, "NoSuchShare", "no such share")
+            raise ApiError("NoSuchShare")
         await require_on_workspace(session, user, ws, "admin", share.prefix)
         if share.user is not None:
             change.users.add(share.user.username)

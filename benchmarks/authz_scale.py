@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from proxy.authz import Authorizer
 from foundation.resp import RespClient
 from foundation.secrets import SecretBox
-from wio.dev.services import start_valkey
+from wio.dev.valkey import start_valkey
 
 __all__ = ["fill", "measure", "main"]
 

@@ -11,7 +11,7 @@
    (20 whole workspaces and 5 prefix shares) and a caller who may read every workspace; plus
    aggregations.
 
-Without URLs it starts embedded PostgreSQL and Valkey (wio.dev.services) in a temporary directory. With
+Without URLs it starts embedded PostgreSQL and Valkey (wio.dev.postgres, wio.dev.valkey) in a temporary directory. With
 ``--database-url`` it creates (and afterwards drops) a database of its own on that server.
 """
 from __future__ import annotations
@@ -197,7 +197,8 @@ def main() -> None:
     with ExitStack() as stack:
         database_url, redis_url = args.database_url, args.redis_url
         if not (database_url and redis_url):
-            from wio.dev.services import start_postgres, start_valkey
+            from wio.dev.postgres import start_postgres
+            from wio.dev.valkey import start_valkey
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wio-indexer-bench-")))
             if not database_url:
                 pg = start_postgres(workdir / "postgres")

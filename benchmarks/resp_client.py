@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 import policy
 from foundation.resp import RespClient
-from wio.dev.services import start_valkey
+from wio.dev.valkey import start_valkey
 
 SOURCE = (Path(policy.__file__).parent / "authorize.lua").read_text()
 ARGS = ["", "AKBENCH", "wsbench"]  # the server's run_id is filled in by fill()

@@ -618,7 +618,7 @@ def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_ur
         "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / GiB, 1),
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(), "git": _git(), "proxy_workers": proxy_workers,
-        "stack": "attached" if api_url else "own (wio.dev.services + wio serve)", "plan": asdict(plan),
+        "stack": "attached" if api_url else "own (wio.dev + wio serve)", "plan": asdict(plan),
         "method": "presigned requests over keep-alive from a raw-socket client (benchmarks/httpclient.py) in "
                   "several processes; paths alternate each round; figures are medians over rounds",
     }}

@@ -29,7 +29,8 @@ from policy.projection import rebuild
 from proxy.authz import Authorizer
 from foundation.resp import RespClient
 from foundation.secrets import SecretBox
-from wio.dev.services import start_postgres, start_valkey
+from wio.dev.postgres import start_postgres
+from wio.dev.valkey import start_valkey
 from foundation.settings import normalize_database_url
 
 __all__ = ["SIZES", "main"]

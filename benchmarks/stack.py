@@ -1,7 +1,7 @@
 """What the benchmarks run against, and the accounts they use.
 
 Two ways to get a stack:
-- own (default): PostgreSQL, Valkey and a SeaweedFS node from ``wio.dev.services`` in a temporary
+- own (default): PostgreSQL, Valkey and a SeaweedFS node from ``wio.dev`` (postgres, valkey, seaweedfs) in a temporary
   directory, then ``wio serve api`` and ``wio serve proxy --workers N`` (``wio.dev.stack``). The
   node is the bootstrap node ``local``; its credentials are known, so "direct" can use them.
 - attach: a running stack (``wio dev``) given by ``--api``/``--s3``/``--admin-password``, plus the
@@ -105,7 +105,9 @@ class BenchStack:
                                  "--node-endpoint/--node-access-key/--node-secret-key (direct runs use them)")
             return
         from wio.dev.stack import DevStack, launch_components
-        from wio.dev.services import start_postgres, start_seaweedfs, start_valkey
+        from wio.dev.postgres import start_postgres
+        from wio.dev.seaweedfs import start_seaweedfs
+        from wio.dev.valkey import start_valkey
         from foundation.settings import Settings
 
         self.log("starting PostgreSQL, Valkey and SeaweedFS in", self.workdir)

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
-from prometheus_client import values as _values
+
+from foundation.thirdparty import use_multiprocess_process_identifier
 
 __all__ = ["MULTIPROC_ENV", "LATENCY_BUCKETS", "MetricsDir", "render_metrics", "metrics_response",
            "api_metrics_middleware", "API_REQUESTS", "API_SECONDS", "AUDIT_STORED", "AUDIT_STORE_ERRORS",
@@ -39,11 +40,12 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client's multiprocess values call os.getpid() on every update to notice a fork: a system
 # call each time, five per proxied request. The process id is cached here instead (and refreshed in
 # a forked child), which keeps the rule those values need: distinct ids for concurrent processes.
-# Only labelled metrics exist at this point (none has a value yet), so swapping the class is safe.
+# Only labelled metrics exist at this point (none has a value yet), so swapping the class is safe
+# (foundation/thirdparty.py: no public way to do it).
 _pid = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 if os.environ.get(MULTIPROC_ENV):
-    _values.ValueClass = _values.MultiProcessValue(process_identifier=lambda: _pid[0])
+    use_multiprocess_process_identifier(lambda: _pid[0])
 
 # Seconds. Fine at the low end, where the proxy's added latency (target: < 1 ms) lives.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,

@@ -17,7 +17,7 @@ from botocore.config import Config
 from wio.client import ApiClient
 from wio.dev.stack import DevStack, launch_components, make_tls_pair
 from wio.dev.executables import find_executable
-from wio.dev.services import free_port
+from wio.dev.process import free_port
 from foundation.settings import Settings, derive_master_key, normalize_database_url
 
 pytest_plugins = ["tests.fixtures.services"]

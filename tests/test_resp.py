@@ -18,7 +18,7 @@ from proxy.errors import S3Error
 from proxy.quota import Quotas, Reservation
 from foundation.resp import ConnectionFailed, RespClient, RespError, ResponseError
 from foundation.secrets import SecretBox
-from wio.dev.services import start_valkey
+from wio.dev.valkey import start_valkey
 
 SCRIPTS = Path(policy.__file__).parent
 

@@ -1,4 +1,4 @@
-"""wio.dev.services and the session fixtures against the real PostgreSQL, Valkey and SeaweedFS: they start,
+"""wio.dev (process, postgres, valkey, seaweedfs) and the session fixtures against the real services: they start,
 answer, keep their data across a stop/start on the same directory, and leave no process behind."""
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import pytest
 import redis
 from botocore.config import Config
 
-from wio.dev.services import (ManagedService, PostgresService, SeaweedService, ServiceError, ValkeyService,
-                          _load_s3_credentials, free_port, start_postgres, start_seaweedfs, start_valkey)
+from wio.dev.postgres import PostgresService, start_postgres
+from wio.dev.process import ManagedService, ServiceError, free_port
+from wio.dev.seaweedfs import SeaweedService, load_s3_credentials, start_seaweedfs
+from wio.dev.valkey import ValkeyService, start_valkey
 
 
 def snapshot(service: ManagedService) -> dict[int, float]:
@@ -262,12 +264,12 @@ def test_seaweedfs_keeps_data_and_stops_cleanly(tmp_path):
 
 
 def test_seaweedfs_credentials_are_generated_once_or_taken(tmp_path):
-    first = _load_s3_credentials(tmp_path, None, None)
+    first = load_s3_credentials(tmp_path, None, None)
     assert first["access_key"] and len(first["secret_key"]) >= 30
-    assert _load_s3_credentials(tmp_path, None, None) == first
-    given = _load_s3_credentials(tmp_path, "AKIAGIVEN", "given-secret")
+    assert load_s3_credentials(tmp_path, None, None) == first
+    given = load_s3_credentials(tmp_path, "AKIAGIVEN", "given-secret")
     assert given == {"access_key": "AKIAGIVEN", "secret_key": "given-secret"}
-    assert _load_s3_credentials(tmp_path, None, None) == given
+    assert load_s3_credentials(tmp_path, None, None) == given
     assert (tmp_path / "credentials.json").stat().st_mode & 0o777 == 0o600
     with pytest.raises(ValueError):
-        _load_s3_credentials(tmp_path, "only-access", None)
+        load_s3_credentials(tmp_path, "only-access", None)

@@ -435,7 +435,7 @@ def run_soak(cfg: SoakConfig) -> SoakReport:
 
 def _own_stack(workers: int):
     from wio.dev.stack import start_dev_stack
-    from wio.dev.services import free_port
+    from wio.dev.process import free_port
     state = Path(tempfile.mkdtemp(prefix="wio-soak-"))
     stack = start_dev_stack(state, api_port=free_port(), s3_port=free_port(), proxy_workers=workers,
                             log=lambda *a: print(*a, file=sys.stderr))

@@ -14,11 +14,11 @@ import ssl
 from typing import Callable
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 
 from foundation.logs import configure_logging, flush_logs
 from foundation.metrics import MetricsDir
 from foundation.settings import Settings
+from foundation.thirdparty import CountingRequestHandler, new_counting_handler, replace_protocol_factory
 
 __all__ = ["serve", "ssl_context"]
 
@@ -41,20 +41,6 @@ HEADER_TIMEOUT = 10.0     # a connection must deliver each request's headers wit
 KEEPALIVE_TIMEOUT = 75.0  # idle keep-alive connections are closed after this (aiohttp's default, like nginx)
 
 
-class _CountingHandler(RequestHandler):
-    """aiohttp's request handler, counting the reads it gets (so an idle connection can be told
-    apart from one whose next request's headers are trickling in)."""
-    __slots__ = ("wio_reads",)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.wio_reads = 0
-
-    def data_received(self, data: bytes) -> None:
-        self.wio_reads += 1
-        super().data_received(data)
-
-
 class _SlowHeaderGuard:
     """Wraps aiohttp's protocol factory to cut off slowloris connections; aiohttp has no header timeout.
 
@@ -72,17 +58,16 @@ class _SlowHeaderGuard:
         return getattr(self._server, name)
 
     def __call__(self):
-        # What web.Server.__call__ does, with the counting handler.
-        protocol = _CountingHandler(self._server, loop=self._server._loop, **self._server._kwargs)
+        protocol = new_counting_handler(self._server)
         asyncio.get_running_loop().call_later(self._timeout / 2, self._check, protocol, 0, 0, 0)
         return protocol
 
-    def _check(self, protocol: _CountingHandler, seen: int, reads_then: int, quiet: int) -> None:
+    def _check(self, protocol: CountingRequestHandler, seen: int, reads_then: int, quiet: int) -> None:
         transport = protocol.transport
         if transport is None or transport.is_closing():
             return
-        count = protocol._request_count
-        if count != seen or protocol._current_request is not None:
+        count = protocol.completed_requests
+        if count != seen or protocol.serving:
             quiet, reads_then = 0, protocol.wio_reads
         elif count == 0 or protocol.wio_reads != reads_then:
             quiet += 1
@@ -111,7 +96,8 @@ async def _serve_one(kind: str, settings: Settings, host: str, port: int, reuse_
                            keepalive_timeout=KEEPALIVE_TIMEOUT,
                            shutdown_timeout=shutdown_timeout, handler_cancellation=True)
     await runner.setup()
-    runner._server = _SlowHeaderGuard(runner._server, HEADER_TIMEOUT)  # aiohttp has no header timeout of its own
+    # aiohttp has no header timeout of its own
+    replace_protocol_factory(runner, lambda server: _SlowHeaderGuard(server, HEADER_TIMEOUT))
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, ssl_context=ssl_context(cert, key),
                            backlog=1024)

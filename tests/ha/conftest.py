@@ -20,7 +20,9 @@ from redis.exceptions import RedisError
 
 from tests.conftest import wio_settings
 from wio.dev.stack import DevStack, launch_components, wait_http
-from wio.dev.services import ManagedService, free_port, start_postgres, start_valkey, start_valkey_ha
+from wio.dev.postgres import start_postgres
+from wio.dev.process import ManagedService, free_port
+from wio.dev.valkey import start_valkey, start_valkey_ha
 
 SERVICE = "wio"
 # How long the Sentinels wait before they call a silent primary down: short for a quick test, long

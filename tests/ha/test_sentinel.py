@@ -174,7 +174,7 @@ async def test_verify_marks_repairs_or_rebuilds_as_the_epochs_say(ha, tmp_path):
     from redis.asyncio import Redis as AsyncRedis
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-    from wio.dev.services import start_valkey
+    from wio.dev.valkey import start_valkey
     valkey = start_valkey(tmp_path / "valkey", persist=False)
     engine = create_async_engine(ha.dev.settings.database_url)
     redis = AsyncRedis.from_url(valkey.url, decode_responses=True)

@@ -15,7 +15,9 @@ import pytest
 
 from tests.conftest import wio_settings
 from wio.dev.stack import DevStack, launch_components
-from wio.dev.services import start_postgres, start_seaweedfs, start_valkey
+from wio.dev.postgres import start_postgres
+from wio.dev.seaweedfs import start_seaweedfs
+from wio.dev.valkey import start_valkey
 
 
 def _port(url: str) -> int:

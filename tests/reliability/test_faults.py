@@ -25,7 +25,7 @@ from tests.conftest import make_person, unique
 from tests.reliability.helpers import (endpoint, open_fds, open_request, presigned_target, read_head, read_response,
                                        wait_until)
 from wio.dev.stack import wait_http
-from wio.dev.services import free_port
+from wio.dev.process import free_port
 
 MiB = 1 << 20
 

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import make_person, unique
 from tools.hostile import Target, send_raw
 from wio.dev.stack import wait_http
-from wio.dev.services import free_port
+from wio.dev.process import free_port
 
 SHARE_TRIALS = int(os.environ.get("WIO_REVOCATION_TRIALS", "200"))
 

@@ -1,6 +1,6 @@
 """``wio dev``: a complete stack on one machine from PyPI alone.
 
-Starts embedded PostgreSQL, Valkey and a SeaweedFS S3 node (wio.dev.services), then the admin API and
+Starts embedded PostgreSQL, Valkey and a SeaweedFS S3 node (wio.dev.postgres, .valkey, .seaweedfs), then the admin API and
 the proxy as child processes (``wio serve``), bootstraps the admin user, the node and its roots, and
 stops everything it started on Ctrl-C/SIGTERM. State (data, secrets) lives in ``--state-dir``.
 """
@@ -20,7 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wio.dev.services import free_port, start_postgres, start_seaweedfs, start_valkey, start_valkey_ha
+from wio.dev.postgres import start_postgres
+from wio.dev.process import free_port
+from wio.dev.seaweedfs import start_seaweedfs
+from wio.dev.valkey import start_valkey, start_valkey_ha
 from foundation.settings import Settings, derive_master_key, normalize_database_url
 
 __all__ = ["DevStack", "start_dev_stack", "launch_components", "load_state_secrets", "wait_http", "make_tls_pair"]
