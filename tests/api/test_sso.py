@@ -461,8 +461,12 @@ def test_code_flow_with_pkce_creates_the_user_just_in_time(sso, provider):
     provider.set_user(sub, preferred_username=unique("renamed"))
     assert sso_login(sso, provider, sub)["username"] == name
     # And it is a full account: keys that work on the proxy.
-    key = ApiClient(sso.api_url, first["access_token"]).call("POST", "/keys", {"name": "sso"})
-    assert s3_client(sso.s3_url, key).list_buckets()["Buckets"] == []
+    api = ApiClient(sso.api_url, first["access_token"])
+    key = api.call("POST", "/keys", {"name": "sso"})
+    # Nothing of its own and nothing shared: what it lists are public workspaces (other tests make some).
+    listed = {b["Name"] for b in s3_client(sso.s3_url, key).list_buckets()["Buckets"]}
+    assert all(api.call("GET", f"/workspaces/{name}")["public"] for name in listed)
+    assert not [w for w in api.call("GET", "/workspaces")["workspaces"] if not w["public"]]
 
 
 def test_the_provider_refuses_a_code_without_its_verifier(sso, provider):
