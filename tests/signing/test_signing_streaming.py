@@ -370,7 +370,8 @@ def test_checksum_header_and_content_md5(name) -> None:
 
 @pytest.mark.parametrize("extra, code", [
     ([("Content-MD5", "not base64")], "InvalidDigest"),
-    ([("x-amz-checksum-crc32", "AAAA")], "InvalidRequest"),
+    ([("x-amz-checksum-crc32", "AAAA")], "BadDigest"),   # not 4 bytes: malformed (AWS: InvalidRequest)
+    ([("x-amz-checksum-sha256", "bad")], "BadDigest"),
     ([("x-amz-checksum-crc32", "AAAAAA=="), ("x-amz-checksum-sha1", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")], "InvalidRequest"),
     ([("x-amz-trailer", "x-amz-checksum-crc32")], "InvalidRequest"),
     ([("Content-Encoding", "aws-chunked")], "InvalidRequest"),
