@@ -69,14 +69,14 @@ async def default_root(session, kind: str) -> Root:
     return root
 
 
-def _access(request: web.Request, body: dict, public_default: bool | None) -> tuple[bool | None, bool | None]:
-    """``public`` and ``anonymous_read`` from a request body (None: not given and no default).
+def _access(request: web.Request, body: dict) -> tuple[bool | None, bool | None]:
+    """``public`` and ``anonymous_read`` from a request body (None: not given, left as it is).
 
     anonymous_read (unsigned requests may read, S3's public-read) implies public (every authenticated
     user may read): asking for it makes the workspace public, and making it not public clears it.
     Setting it needs the operator's switch (WIO_ANONYMOUS_READS); clearing it never does."""
-    public = field(body, "public", bool, default=public_default)
-    anonymous = field(body, "anonymous_read", bool, default=None if public_default is None else False)
+    public = field(body, "public", bool, default=None)
+    anonymous = field(body, "anonymous_read", bool, default=None)
     if anonymous and public is False:
         raise ApiError(400, "InvalidField", "'anonymous_read' needs a public workspace: it cannot be set with "
                                             "'public': false")
@@ -105,7 +105,7 @@ async def _insert(session, ws: Workspace) -> None:
 async def create_workspace(request: web.Request) -> web.Response:
     body = await json_body(request)
     name = field(body, "name", str)
-    public, anonymous = _access(request, body, False)
+    public, anonymous = _access(request, body)
     root_name = field(body, "root", str, default=None)
     _check_name(name)
     async with mutation(request.app) as (session, change):
@@ -141,7 +141,7 @@ async def import_workspace(request: web.Request) -> web.Response:
     name, root_name = field(body, "name", str), field(body, "root", str)
     prefix = field(body, "prefix", str, default="")
     owner_name = field(body, "owner", str, default=None)
-    public, anonymous = _access(request, body, False)
+    public, anonymous = _access(request, body)
     _check_name(name)
     if prefix.startswith("/") or (prefix and not prefix.endswith("/")) or "\\" in prefix \
             or any(part in (".", "..") for part in prefix.split("/")[:-1]):
@@ -202,7 +202,7 @@ async def update_workspace(request: web.Request) -> web.Response:
     unknown = sorted(set(body) - {"public", "anonymous_read"})
     if unknown:
         raise ApiError(400, "InvalidField", f"'{unknown[0]}' cannot be changed; only 'public' and 'anonymous_read'")
-    public, anonymous = _access(request, body, None)
+    public, anonymous = _access(request, body)
     async with mutation(request.app) as (session, change):
         user = await caller(request, session, proxy_may_act=True)   # S3 PutBucketAcl
         ws = await load_workspace(session, request.match_info["name"])
