@@ -110,7 +110,7 @@ def workspace_info(state: CliState, ref: str):
 
     def render(w: dict) -> None:
         pairs = [("name", w["name"]), ("owner", w.get("owner")), ("your access", w.get("permission")),
-                 ("public", w.get("public")), ("anonymous read", w.get("anonymous_read")),
+                 ("public", w.get("public")), ("anonymous", w.get("anonymous_read")),
                  ("root", f"{w.get('root')} ({w.get('root_type')})"),
                  ("node", w.get("node")), ("created", short_time(w.get("created_at"))),
                  ("s3", f"s3://{w['name']}/")]
