@@ -48,6 +48,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidState": (401, "unknown or already used login state; start the login again"),
     # 403: the caller may not do this
     "Forbidden": (403, "you are not allowed to do this"),
+    "AnonymousReadsDisabled": (403, "anonymous reads are blocked on this server (WIO_ANONYMOUS_READS is not set)"),
     "AccountDisabled": (403, "this account is disabled"),
     "PasswordLoginDisabled": (403, "this server logs users in through single sign-on only"),
     # 404: what the request names does not exist

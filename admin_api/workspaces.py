@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from aiohttp import web
 from sqlalchemy import select
 
-from admin_api.context import (BOX, NODE_HTTP, REDIS, caller, field, find, insert_unique, iso, json_body, manages,
-                               mutation, parse_time, read_session)
+from admin_api.context import (BOX, NODE_HTTP, REDIS, SETTINGS, caller, field, find, insert_unique, iso, json_body,
+                               manages, mutation, parse_time, read_session)
 from admin_api.errors import ApiError
 from admin_api.usage import rebuild_usage
 from policy.decide import LEVELS, decide_object
@@ -25,7 +25,8 @@ routes = web.RouteTableDef()
 
 
 def workspace_json(ws: Workspace, permission: str | None = None) -> dict:
-    out = {"name": ws.name, "owner": ws.owner.username, "public": ws.public, "root": ws.root.name,
+    out = {"name": ws.name, "owner": ws.owner.username, "public": ws.public, "anonymous_read": ws.anonymous_read,
+           "root": ws.root.name,
            "node": ws.root.node.name, "root_type": ws.root.type, "created_at": iso(ws.created_at)}
     if permission is not None:
         out["permission"] = permission
@@ -73,6 +74,26 @@ async def default_root(session, kind: str) -> Root:
     return root
 
 
+def _access(request: web.Request, body: dict) -> tuple[bool | None, bool | None]:
+    """``public`` and ``anonymous_read`` from a request body (None: not given, left as it is).
+
+    anonymous_read (unsigned requests may read, S3's public-read) implies public (every authenticated
+    user may read): asking for it makes the workspace public, and making it not public clears it.
+    Setting it needs the operator's switch (WIO_ANONYMOUS_READS); clearing it never does."""
+    public = field(body, "public", bool, default=None)
+    anonymous = field(body, "anonymous_read", bool, default=None)
+    if anonymous and public is False:
+        raise ApiError("InvalidField", "'anonymous_read' needs a public workspace: it cannot be set with "
+                                            "'public': false")
+    if anonymous and not request.app[SETTINGS].anonymous_reads:
+        raise ApiError("AnonymousReadsDisabled")
+    if anonymous:
+        public = True
+    elif public is False:
+        anonymous = False
+    return public, anonymous
+
+
 def _check_name(name: str) -> None:
     error = workspace_name_error(name)
     if error:
@@ -87,7 +108,7 @@ async def _insert(session, ws: Workspace) -> None:
 async def create_workspace(request: web.Request) -> web.Response:
     body = await json_body(request)
     name = field(body, "name", str)
-    public = field(body, "public", bool, default=False)
+    public, anonymous = _access(request, body)
     root_name = field(body, "root", str, default=None)
     _check_name(name)
     async with mutation(request.app) as (session, change):
@@ -105,7 +126,8 @@ async def create_workspace(request: web.Request) -> web.Response:
         base = root.prefix.strip("/")
         prefix = f"{base}/" if base else ""
         ws = Workspace(name=name, root=root, root_id=root.id, owner=user, owner_id=user.id,
-                       public=public or root.type == "public", prefix=f"{prefix}{user.username}/{name}/")
+                       public=bool(public) or root.type == "public", anonymous_read=bool(anonymous),
+                       prefix=f"{prefix}{user.username}/{name}/")
         await _insert(session, ws)
         change.workspaces.add(name)
         change.users.add(user.username)
@@ -120,7 +142,7 @@ async def import_workspace(request: web.Request) -> web.Response:
     name, root_name = field(body, "name", str), field(body, "root", str)
     prefix = field(body, "prefix", str, default="")
     owner_name = field(body, "owner", str, default=None)
-    public = field(body, "public", bool, default=False)
+    public, anonymous = _access(request, body)
     _check_name(name)
     if prefix.startswith("/") or (prefix and not prefix.endswith("/")) or "\\" in prefix \
             or any(part in (".", "..") for part in prefix.split("/")[:-1]):
@@ -136,8 +158,8 @@ async def import_workspace(request: web.Request) -> web.Response:
         if owner_name:
             owner = await find(session, User.username, owner_name, ApiError("NoSuchUser", f"no user named '{owner_name}'"))
         base = root.prefix.strip("/")
-        ws = Workspace(name=name, root=root, root_id=root.id, owner=owner, owner_id=owner.id, public=public,
-                       prefix=(f"{base}/" if base else "") + prefix)
+        ws = Workspace(name=name, root=root, root_id=root.id, owner=owner, owner_id=owner.id, public=bool(public),
+                       anonymous_read=bool(anonymous), prefix=(f"{base}/" if base else "") + prefix)
         await _insert(session, ws)
         change.workspaces.add(name)
         change.users.add(owner.username)
@@ -167,6 +189,27 @@ async def get_workspace(request: web.Request) -> web.Response:
         permission = await best_permission(session, user, ws)
         if permission is None and not user.is_admin:
             raise ApiError("NoSuchWorkspace", f"no workspace named '{ws.name}'")
+    return web.json_response(workspace_json(ws, permission))
+
+
+@routes.patch("/api/v1/workspaces/{name}")
+async def update_workspace(request: web.Request) -> web.Response:
+    """Change who may read a workspace: ``public`` and ``anonymous_read`` (S3 PutBucketAcl); needs admin."""
+    body = await json_body(request)
+    unknown = sorted(set(body) - {"public", "anonymous_read"})
+    if unknown:
+        raise ApiError("InvalidField", f"'{unknown[0]}' cannot be changed; only 'public' and 'anonymous_read'")
+    public, anonymous = _access(request, body)
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session, proxy_may_act=True)   # S3 PutBucketAcl
+        ws = await load_workspace(session, request.match_info["name"])
+        await require_on_workspace(session, user, ws, "admin")
+        if public is not None:
+            ws.public = public
+        if anonymous is not None:
+            ws.anonymous_read = anonymous
+        change.workspaces.add(ws.name)
+        permission = await best_permission(session, user, ws)
     return web.json_response(workspace_json(ws, permission))
 
 

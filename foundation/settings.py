@@ -103,6 +103,9 @@ class Settings:
     s3_ca_file: str | None = None
     # Node endpoints on loopback/private networks are refused unless the operator allows them.
     allow_private_nodes: bool = False
+    # Unsigned requests may read workspaces marked anonymous_read (S3's public-read). Off by default,
+    # like AWS's Block Public Access: then no such flag can be set and no unsigned request is served.
+    anonymous_reads: bool = False
     log_json: bool = True
     # First-start bootstrap (wio dev, docker-compose): the admin user, one node and its two roots.
     admin_password: str | None = field(default=None, repr=False)
@@ -141,6 +144,7 @@ class Settings:
             s3_public_url=env.get("WIO_S3_PUBLIC_URL") or None,
             s3_ca_file=env.get("WIO_S3_CA_FILE") or None,
             allow_private_nodes=_bool(env, "WIO_ALLOW_PRIVATE_NODES", False),
+            anonymous_reads=_bool(env, "WIO_ANONYMOUS_READS", False),
             log_json=_bool(env, "WIO_LOG_JSON", True),
             admin_password=env.get("WIO_ADMIN_PASSWORD") or None,
             bootstrap_node_endpoint=env.get("WIO_BOOTSTRAP_NODE_ENDPOINT") or None,
@@ -173,6 +177,7 @@ class Settings:
             "WIO_API_HOST": self.api_host, "WIO_API_PORT": str(self.api_port), "WIO_PROXY_HOST": self.proxy_host,
             "WIO_PROXY_PORT": str(self.proxy_port), "WIO_API_URL": self.api_url,
             "WIO_ALLOW_PRIVATE_NODES": "true" if self.allow_private_nodes else "false",
+            "WIO_ANONYMOUS_READS": "true" if self.anonymous_reads else "false",
             "WIO_LOG_JSON": "true" if self.log_json else "false",
             "WIO_BOOTSTRAP_NODE_REGION": self.bootstrap_node_region,
             "WIO_OIDC_USERNAME_CLAIM": self.oidc_username_claim, "WIO_OIDC_GROUPS_CLAIM": self.oidc_groups_claim,

@@ -23,7 +23,7 @@ if u[3] then
   for g in string.gmatch(u[3], '[^,]+') do fields[#fields + 1] = 'g:' .. g end
 end
 for i = 3, #ARGV do
-  local ws = redis.call('HMGET', 'wio:w:' .. ARGV[i], 'node', 'bucket', 'prefix', 'owner', 'public', 'root')
+  local ws = redis.call('HMGET', 'wio:w:' .. ARGV[i], 'node', 'bucket', 'prefix', 'owner', 'public', 'root', 'anon')
   out[#out + 1] = ws
   if ws[1] then
     out[#out + 1] = redis.call('HMGET', 'wio:n:' .. ws[1], 'endpoint', 'region', 'access', 'secret')

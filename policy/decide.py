@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["LEVELS", "Grant", "Decision", "WorkspaceView", "effective_grants", "decide_object", "decide_listing",
-           "ListingFilter", "workspace_shares"]
+           "ListingFilter", "workspace_shares", "ANONYMOUS", "ANONYMOUS_OPERATIONS", "anonymous_grants"]
 
 LEVELS = {"read": 1, "write": 2, "admin": 3}
 
@@ -42,6 +42,7 @@ class WorkspaceView:
     owner: str
     public: bool
     root: str = ""
+    anonymous_read: bool = False   # unsigned requests may read it (when the operator allows them)
 
 
 @lru_cache(maxsize=16384)
@@ -104,6 +105,22 @@ def effective_grants(*, user: str, groups: list[str], ws: WorkspaceView, share_l
             permission = next(name for name, lv in LEVELS.items() if lv == level)
             narrowed.append(Grant(permission, prefix, f"{g.label}+scope"))
     return narrowed
+
+
+# The caller of an unsigned request (audit, metrics, the grant label), and what it may ever do: read
+# objects and list them, as S3's AllUsers READ (public-read) allows. Nothing else is served anonymously.
+ANONYMOUS = "anonymous"
+ANONYMOUS_OPERATIONS = frozenset({"GetObject", "HeadObject", "ListObjects", "ListObjectsV2"})
+_ANONYMOUS = Grant("read", "", ANONYMOUS)
+
+
+def anonymous_grants(operation: str, ws: WorkspaceView | None, *, allowed_by_operator: bool) -> list[Grant]:
+    """The grants of an unsigned request: read on the whole workspace, only for ANONYMOUS_OPERATIONS,
+    only when the operator allows anonymous reads (WIO_ANONYMOUS_READS) and ``ws`` (as the projection
+    holds it on this request) is marked anonymous_read. Empty otherwise: the request is denied."""
+    if not allowed_by_operator or operation not in ANONYMOUS_OPERATIONS or ws is None or not ws.anonymous_read:
+        return []
+    return [_ANONYMOUS]
 
 
 def _sufficient(grants: list[Grant], needed: str) -> list[Grant]:

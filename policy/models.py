@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String,
-                        Text, UniqueConstraint, func)
+                        Text, UniqueConstraint, func, false)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -115,7 +115,10 @@ class Workspace(Base):
     # Physical prefix inside the root's bucket, always ending in "/".
     prefix: Mapped[str] = mapped_column(Text, nullable=False)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    public: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    public: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)   # every authenticated user reads
+    # Unsigned requests may read (S3's public-read, AllUsers READ); only served when the operator allows
+    # anonymous reads (WIO_ANONYMOUS_READS). Always set together with public (docs/design.md).
+    anonymous_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     max_bytes: Mapped[int | None] = mapped_column(BigInteger)
     max_objects: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now_column()

@@ -23,7 +23,7 @@ OPERATION_PERMISSIONS: dict[str, str | None] = {
     "AbortMultipartUpload": "write", "DeleteObjects": None,
     # admin
     "DeleteBucket": "admin", "GetBucketAcl": "admin", "GetObjectAcl": "admin",  # the ACLs show every share
-    "PutObjectAcl": "admin",
+    "PutObjectAcl": "admin", "PutBucketAcl": "admin",   # a canned ACL: who may read (public, anonymous)
     # not a workspace grant
     "ListBuckets": None, "CreateBucket": None,
 }

@@ -7,7 +7,8 @@ Layout (all hashes/sets under ``wio:``; see authorize.lua for the reader):
                                     layout (LAYOUT: a projection of another shape is rebuilt)
     wio:k:{access_key_id}    hash   user, secret (sealed), expires, token (sha256), scope (json)
     wio:u:{username}         hash   disabled, admin, groups (comma separated), qb, qo (quota bytes/objects)
-    wio:w:{workspace}        hash   node, bucket, prefix, owner, public, root, created, qb, qo
+    wio:w:{workspace}        hash   node, bucket, prefix, owner, public, root, created, qb, qo,
+                                    anon ("1": unsigned requests may read it; absent reads as "0")
     wio:r:{root}             hash   qb, qo
     wio:s:{workspace}        hash   "u:{user}" | "g:{group}" -> json [[permission, prefix, expires, share_id], ...]
     wio:n:{node}             hash   endpoint, region, access, secret (sealed)
@@ -244,7 +245,7 @@ _KEY = (select(AccessKey.access_key_id, User.username, AccessKey.secret_enc, Acc
                AccessKey.session_token_hash, AccessKey.scope).join(User, User.id == AccessKey.user_id))
 _WORKSPACE = (select(Workspace.id, Workspace.name, Node.name.label("node"), Root.bucket, Workspace.prefix,
                      User.username.label("owner"), Workspace.public, Root.name.label("root"), Workspace.created_at,
-                     Workspace.max_bytes, Workspace.max_objects)
+                     Workspace.anonymous_read, Workspace.max_bytes, Workspace.max_objects)
               .join(Root, Root.id == Workspace.root_id).join(Node, Node.id == Root.node_id)
               .join(User, User.id == Workspace.owner_id))
 _SHARE = (select(Share.workspace_id, Share.permission, Share.prefix, Share.expires_at, Share.id,
@@ -320,6 +321,7 @@ async def _project_workspaces(session: AsyncSession, proj: Projection, names: It
         proj.put_hash(f"wio:w:{w.name}", {
             "node": w.node, "bucket": w.bucket, "prefix": w.prefix, "owner": w.owner,
             "public": "1" if w.public else "0", "root": w.root, "created": str(_epoch(w.created_at)),
+            "anon": "1" if w.anonymous_read else "0",
             **_quota(w),
         })
         proj.put_hash(f"wio:s:{w.name}", {k: json.dumps(v) for k, v in grants[w.id].items()})

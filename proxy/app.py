@@ -25,6 +25,7 @@ from policy.decide import WorkspaceView, decide_listing, decide_object
 from nodeclient.client import WIO_SERVICE_HEADER
 from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
+from proxy.anonymous import authorize_anonymous, is_anonymous
 from proxy.addressing import check_key, parse_address
 from proxy.authz import REDIS_TIMEOUT, Authorizer, Target
 from proxy.call import Call
@@ -133,7 +134,9 @@ async def authorize(request: web.Request,
     except SigningError as exc:
         raise S3Error(exc.code, exc.message) from None
     if auth is None:
-        raise S3Error("AccessDenied", "Anonymous requests are not allowed; sign with a wio access key")
+        if not is_anonymous(parsed_headers, params):
+            raise S3Error("AccessDenied", "Anonymous requests are not allowed; sign with a wio access key")
+        return await authorize_anonymous(request, op, address.bucket, address.key, params), None
     request["access_key"] = auth.access_key_id
     authz = request.app[AUTHZ]
     targets: list[Target | None]

@@ -67,6 +67,7 @@ class Authorizer:
         self.redis, self.box = redis, box
         self._authorize = redis.register_script((_SCRIPTS / "authorize.lua").read_text())
         self._list_buckets = redis.register_script((_SCRIPTS / "list_buckets.lua").read_text())
+        self._anonymous = redis.register_script((_SCRIPTS / "anonymous.lua").read_text())
 
     def _caller(self, akid: str, reply: list[Any], session_token: str | None, now: float) -> Caller:
         if not reply[0]:
@@ -91,15 +92,22 @@ class Authorizer:
 
     def _target(self, caller: Caller, name: str, ws_fields: list[Any], node_fields: list[Any], shares: list[str | None],
                 now: float) -> Target | None:
-        node_name, bucket, prefix, owner, public, root = ws_fields[:6]
-        if node_name is None or not node_fields or node_fields[0] is None:
+        ws_node = self._workspace(name, ws_fields, node_fields)
+        if ws_node is None:
             return None
-        ws = WorkspaceView(name, node_name, bucket, prefix, owner, public == "1", root)
-        endpoint, region, access, secret_enc = node_fields
-        node = NodeView(node_name, endpoint, region, access, self.box.open_cached(secret_enc))
+        ws, node = ws_node
         grants = effective_grants(user=caller.user, groups=caller.groups, ws=ws, share_lists=shares, now=now,
                                   scope=caller.scope)
         return Target(ws, node, grants)
+
+    def _workspace(self, name: str, ws_fields: list[Any],
+                   node_fields: list[Any]) -> tuple[WorkspaceView, NodeView] | None:
+        node_name, bucket, prefix, owner, public, root, anon = ws_fields[:7]
+        if node_name is None or not node_fields or node_fields[0] is None:
+            return None
+        ws = WorkspaceView(name, node_name, bucket, prefix, owner, public == "1", root, anon == "1")
+        endpoint, region, access, secret_enc = node_fields
+        return ws, NodeView(node_name, endpoint, region, access, self.box.open_cached(secret_enc))
 
     async def _round_trip(self, name: str, command: Callable[[str], Awaitable[Any]]) -> Any:
         """Run one Redis call with a deadline; any Redis failure fails closed (503). ``command`` is given
@@ -130,6 +138,14 @@ class Authorizer:
             base = 3 + 3 * i
             targets.append(self._target(caller, name, reply[base], reply[base + 1], reply[base + 2], now))
         return caller, targets
+
+    async def load_anonymous(self, workspace: str) -> tuple[WorkspaceView, NodeView] | None:
+        """For an unsigned request: the workspace and its node when the projection marks it for anonymous
+        reads, else None (missing, or not marked: the caller cannot tell which). Read on every request."""
+        reply = await self._round_trip("anonymous", lambda sid: self._anonymous(args=[sid, workspace]))
+        if not reply[0]:
+            raise S3Error("ServiceUnavailable", "The permission store is being verified or rebuilt; please retry")
+        return self._workspace(workspace, reply[1], reply[2]) if len(reply) == 3 else None
 
     async def load_visible(self, akid: str,
                            session_token: str | None) -> tuple[Caller, list[tuple[WorkspaceView, str]]]:

@@ -17,7 +17,7 @@ from proxy.resources import API_HTTP, BOX, SETTINGS, UPSTREAM, proxy_api_headers
 from signing import make_body_verifier
 
 __all__ = ["list_buckets", "create_bucket", "delete_bucket", "head_bucket", "get_bucket_location",
-           "get_bucket_versioning", "list_objects"]
+           "get_bucket_versioning", "list_objects", "put_bucket_acl", "CANNED_ACCESS"]
 
 
 async def list_buckets(call: Call, visible: list[tuple[WorkspaceView, str]]) -> web.Response:
@@ -30,7 +30,7 @@ async def list_buckets(call: Call, visible: list[tuple[WorkspaceView, str]]) -> 
 
 
 async def _api(call: Call, method: str, path: str,
-               json_body: dict[str, str | None] | None = None) -> tuple[int, dict[str, Any]]:
+               json_body: dict[str, str | bool | None] | None = None) -> tuple[int, dict[str, Any]]:
     """Workspace creation/deletion go through the admin API: the proxy never writes PostgreSQL.
 
     The proxy acts for the caller it has just authenticated, with its own credential, which the API
@@ -49,7 +49,25 @@ async def _api(call: Call, method: str, path: str,
 _API_ERRORS = {"WorkspaceOwnedByYou": "BucketAlreadyOwnedByYou", "WorkspaceExists": "BucketAlreadyExists",
                "InvalidWorkspaceName": "InvalidBucketName", "WorkspaceNotEmpty": "BucketNotEmpty",
                "NoSuchWorkspace": "NoSuchBucket", "Forbidden": "AccessDenied", "NoDefaultRoot": "InvalidRequest",
-               "AccountDisabled": "AccessDenied", "Unauthorized": "AccessDenied"}
+               "AccountDisabled": "AccessDenied", "Unauthorized": "AccessDenied",
+               "AnonymousReadsDisabled": "AccessDenied"}
+# A bucket's canned ACL (x-amz-acl) as who may read the workspace: public = every authenticated user,
+# anonymous_read = unsigned requests too (S3's AllUsers). Other canned ACLs (public-read-write,
+# log-delivery-write, aws-exec-read) say what wio cannot: refused as not implemented.
+CANNED_ACCESS: dict[str, dict[str, str | bool | None]] = {
+    "private": {"public": False, "anonymous_read": False},
+    "bucket-owner-full-control": {"public": False, "anonymous_read": False},
+    "authenticated-read": {"public": True, "anonymous_read": False},
+    "public-read": {"public": True, "anonymous_read": True},
+}
+
+
+def _canned_access(call: Call) -> dict[str, str | bool | None]:
+    canned = call.headers.get("x-amz-acl", "").strip()
+    if canned not in CANNED_ACCESS:
+        raise S3Error("NotImplemented", f"The canned ACL '{canned}' cannot be expressed in wio; it offers "
+                                        f"{', '.join(CANNED_ACCESS)} (finer access is granted with wio shares)")
+    return CANNED_ACCESS[canned]
 
 
 def _api_error(status: int, data: dict[str, Any]) -> S3Error:
@@ -61,10 +79,26 @@ def _api_error(status: int, data: dict[str, Any]) -> S3Error:
 async def create_bucket(call: Call) -> web.Response:
     verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
     await read_verified(call.request, verifier, 64 << 10)   # CreateBucketConfiguration: the region is wio's
-    status, data = await _api(call, "POST", "/api/v1/workspaces", {"name": call.bucket})
+    access = _canned_access(call) if "x-amz-acl" in call.headers else {}
+    status, data = await _api(call, "POST", "/api/v1/workspaces", {"name": call.bucket, **access})
     if status != 201:
         raise _api_error(status, data)
     return web.Response(status=200, headers={"Location": f"/{call.bucket}"})
+
+
+async def put_bucket_acl(call: Call) -> web.Response:
+    """A canned ACL sets who may read the workspace (``CANNED_ACCESS``); an ACL document or
+    x-amz-grant-* headers would be shares: refused as not implemented."""
+    verifier = make_body_verifier(call.auth, call.signing_ctx, list(call.request.headers.items()))
+    body = await read_verified(call.request, verifier, 64 << 10)
+    if body.strip() or any(name.startswith("x-amz-grant-") for name in call.headers) \
+            or "x-amz-acl" not in call.headers:
+        raise S3Error("NotImplemented", "Access is granted with wio shares, not ACL documents; a bucket takes "
+                                        f"only a canned ACL (x-amz-acl: {', '.join(CANNED_ACCESS)})")
+    status, data = await _api(call, "PATCH", f"/api/v1/workspaces/{call.bucket}", _canned_access(call))
+    if status != 200:
+        raise _api_error(status, data)
+    return web.Response(status=200)
 
 
 async def delete_bucket(call: Call) -> web.Response:

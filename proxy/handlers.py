@@ -9,6 +9,7 @@ HANDLERS = {
     "CreateBucket": buckets.create_bucket, "DeleteBucket": buckets.delete_bucket, "HeadBucket": buckets.head_bucket,
     "GetBucketLocation": buckets.get_bucket_location, "GetBucketVersioning": buckets.get_bucket_versioning,
     "GetBucketAcl": views.get_bucket_acl, "GetObjectAcl": views.get_object_acl, "PutObjectAcl": views.put_object_acl,
+    "PutBucketAcl": buckets.put_bucket_acl,
     "GetBucketPolicyStatus": views.get_bucket_policy_status,
     **dict.fromkeys(views.NOT_CONFIGURED, views.not_configured),
     "ListObjects": buckets.list_objects, "ListObjectsV2": buckets.list_objects,

@@ -73,6 +73,9 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             for sub, op in BUCKET_VIEWS.items():
                 if sub in query:
                     return op
+        if method == "PUT" and "acl" in query and all(name in ("acl", "x-id") for name in query):
+            # a canned ACL: who may read (proxy.buckets.put_bucket_acl)
+            return _op("PutBucketAcl", True)
         if type(query) is not dict or not BUCKET_CONFIG_SUBRESOURCES.isdisjoint(query):  # (a dict's lookups are exact)
             for sub in BUCKET_CONFIG_SUBRESOURCES:
                 if sub in query:

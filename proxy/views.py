@@ -6,9 +6,10 @@ refused (``proxy.operations``), except setting an object's ACL to the one it alr
 
 ACLs: the owner holds FULL_CONTROL; each live share is a grant to its user (CanonicalUser, ID =
 username) or group (Group, URI ``wio:group/{name}``); a public workspace grants READ to S3's
-AuthenticatedUsers group, as every authenticated wio user may read it. An ACL cannot say "only under
-this prefix": the bucket's ACL lists whole-workspace shares, an object's ACL the shares whose prefix
-covers its key. Configuration wio does not offer (policy, CORS, lifecycle, tagging, website,
+AuthenticatedUsers group, as every authenticated wio user may read it, and a workspace marked
+anonymous_read READ to AllUsers too, while the operator allows anonymous reads (proxy/anonymous.py).
+An ACL cannot say "only under this prefix": the bucket's ACL lists whole-workspace shares, an object's
+ACL the shares whose prefix covers its key. Configuration wio does not offer (policy, CORS, lifecycle, tagging, website,
 replication, object lock) reads as S3 reads a bucket that has none: its 404 "not configured" error.
 """
 from __future__ import annotations
@@ -26,13 +27,14 @@ from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_size
 from proxy.relay import xml_response
-from proxy.resources import AUTHZ
+from proxy.resources import AUTHZ, SETTINGS
 from signing import make_body_verifier
 
 __all__ = ["get_bucket_acl", "get_object_acl", "put_object_acl", "get_bucket_policy_status", "not_configured",
            "NOT_CONFIGURED"]
 
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 _XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 # wio permission level -> S3 ACL permissions, on a bucket and on an object (objects have no WRITE)
 _BUCKET_PERMISSIONS = {"read": ("READ",), "write": ("READ", "WRITE"), "admin": ("FULL_CONTROL",)}
@@ -60,7 +62,14 @@ async def _grants(call: Call, covers: Callable[[str], bool],
             grants += [(grantee, permission) for permission in permissions[level]]
     if ws.public:
         grants.append((_group(AUTHENTICATED_USERS), "READ"))
+    if _anonymous_reads(call):
+        grants.append((_group(ALL_USERS), "READ"))
     return grants
+
+
+def _anonymous_reads(call: Call) -> bool:
+    """Whether unsigned requests may read the workspace now: its mark and the operator's switch."""
+    return call.authorized_target().ws.anonymous_read and call.request.app[SETTINGS].anonymous_reads
 
 
 def _acl_response(owner: str, grants: list[tuple[str, str]]) -> web.Response:
@@ -103,7 +112,7 @@ async def put_object_acl(call: Call) -> web.Response:
 
 
 async def get_bucket_policy_status(call: Call) -> web.Response:
-    public = "true" if call.authorized_target().ws.public else "false"
+    public = "true" if call.authorized_target().ws.public or _anonymous_reads(call) else "false"
     return xml_response(f'<PolicyStatus xmlns="{S3_NS}"><IsPublic>{public}</IsPublic></PolicyStatus>')
 
 

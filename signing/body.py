@@ -241,7 +241,7 @@ class BodyVerifier:
             algorithm = CHECKSUM_HEADERS[self._trailer_name]
             digest = decode_checksum_value(algorithm, trailers[self._trailer_name])
             if digest is None:
-                raise SigningError("InvalidRequest", f"Value for {self._trailer_name} trailing header is invalid.")
+                raise SigningError("BadDigest", f"Value for {self._trailer_name} trailing header is invalid.")
             self._header_checksum = (self._trailer_name, digest)
 
     # -- the verdict ----------------------------------------------------------------------------
@@ -347,7 +347,9 @@ def make_body_verifier(
         value = _single(header_map, name)
         digest = decode_checksum_value(CHECKSUM_HEADERS[name], value) if value is not None else None
         if digest is None:
-            raise SigningError("InvalidRequest", f"Value for {name} header is invalid.")
+            # AWS answers InvalidRequest here; RGW, SeaweedFS and ceph/s3-tests (#644) BadDigest: wio
+            # follows the latter (docs/conformance.md, issue 18)
+            raise SigningError("BadDigest", f"Value for {name} header is invalid.")
         header_checksum = (name, digest)
 
     trailer_name = _single(header_map, "x-amz-trailer")

@@ -91,8 +91,11 @@ def _redacted(url: str) -> str:
               help="Use this PostgreSQL instead of starting one (postgresql://user:pass@host/db).")
 @click.option("--ha", is_flag=True,
               help="Start a Valkey primary, a replica and three Sentinels, and use them through Sentinel.")
+@click.option("--anonymous-reads", is_flag=True, envvar="WIO_ANONYMOUS_READS",
+              help="Serve unsigned reads of workspaces marked anonymous_read (S3's public-read); "
+                   "off by default (env WIO_ANONYMOUS_READS).")
 def dev(state_dir: Path, api_port: int, s3_port: int, proxy_workers: int, tls: bool, redis_url: str | None,
-        database_url: str | None, ha: bool) -> None:
+        database_url: str | None, ha: bool, anonymous_reads: bool) -> None:
     """Run a complete stack on this machine: PostgreSQL, Valkey, SeaweedFS, the admin API and the proxy.
 
     \b
@@ -110,7 +113,7 @@ def dev(state_dir: Path, api_port: int, s3_port: int, proxy_workers: int, tls: b
         stack = start_dev_stack(state_dir.resolve(), api_port=api_port, s3_port=s3_port, proxy_workers=proxy_workers,
                                 tls=tls, admin_password=os.environ.get("WIO_ADMIN_PASSWORD"),
                                 redis_url=redis_url, database_url=database_url, ha=ha,
-                                log=lambda m: click.echo(m, err=True))
+                                anonymous_reads=anonymous_reads, log=lambda m: click.echo(m, err=True))
     except Exception as exc:  # noqa: BLE001 - one readable line, not a traceback
         raise click.ClickException(f"could not start the stack: {exc}") from None
     click.echo(f"wio is up.\n  admin API  {stack.api_url}/api/v1\n  S3 proxy   {stack.s3_url}\n"

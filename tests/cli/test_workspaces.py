@@ -48,6 +48,15 @@ def test_public_workspace(wio, user, stack):
     wio("workspace", "create", name, "--public")
     bob = make_person(stack, "bob")
     assert name in [w["name"] for w in bob.api.call("GET", "/workspaces")["workspaces"]]
+    assert wio.json("workspace", "info", name)["anonymous_read"] is False
+
+
+def test_anonymous_read_needs_the_operator_switch(wio, user):
+    """The session stack runs without WIO_ANONYMOUS_READS: one readable line, nothing created."""
+    name = unique("clianon")
+    message = wio.fail("workspace", "create", name, "--anonymous-read")
+    assert "WIO_ANONYMOUS_READS" in message   # (fail() checks: one "Error: …" line, no traceback)
+    assert f"no workspace named '{name}'" in wio.fail("workspace", "info", name)
 
 
 def test_share_with_user_and_group_then_revoke(wio, user, ws, stack):

@@ -159,7 +159,7 @@ BUCKET_CONFIG = [
     ("put_bucket_policy", {"Policy": '{"Version":"2012-10-17","Statement":[]}'}),
     ("put_bucket_cors", {"CORSConfiguration": {"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}}),
     ("put_bucket_tagging", {"Tagging": {"TagSet": [{"Key": "a", "Value": "b"}]}}),
-    ("put_bucket_acl", {"ACL": "private"}),
+    ("put_bucket_acl", {"ACL": "public-read-write"}),   # a canned ACL wio cannot say (private … public-read: it can)
     ("get_bucket_encryption", {}),
     ("get_bucket_notification_configuration", {}),
     ("put_bucket_versioning", {"VersioningConfiguration": {"Status": "Enabled"}}),

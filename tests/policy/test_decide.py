@@ -1,7 +1,8 @@
 import json
 import time
 
-from policy.decide import WorkspaceView, decide_listing, decide_object, effective_grants
+from policy.decide import (ANONYMOUS_OPERATIONS, WorkspaceView, anonymous_grants, decide_listing, decide_object,
+                           effective_grants)
 
 WS = WorkspaceView("proj", "node", "bucket", "u/owner/proj/", "owner", False)
 
@@ -68,3 +69,23 @@ def test_scope_narrows_permission_and_prefix():
     assert not decide_object(g, "write", "in/a").allowed
     assert not decide_object(g, "read", "out/a").allowed
     assert not grants_for("owner", scope=[{"workspace": "other", "permission": "admin", "prefix": ""}])
+
+
+def test_anonymous_reads_need_the_switch_the_mark_and_a_plain_read():
+    marked = WorkspaceView("ws", "n", "b", "p/", "alice", True, "r", anonymous_read=True)
+    unmarked = WorkspaceView("ws", "n", "b", "p/", "alice", True, "r")
+    granted = anonymous_grants("GetObject", marked, allowed_by_operator=True)
+    assert [(g.permission, g.prefix, g.label) for g in granted] == [("read", "", "anonymous")]
+    for operation in ANONYMOUS_OPERATIONS:
+        assert anonymous_grants(operation, marked, allowed_by_operator=True) == granted
+        assert anonymous_grants(operation, marked, allowed_by_operator=False) == []
+        assert anonymous_grants(operation, unmarked, allowed_by_operator=True) == []
+        assert anonymous_grants(operation, None, allowed_by_operator=True) == []
+    assert ANONYMOUS_OPERATIONS == {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2"}
+    for operation in ("PutObject", "DeleteObject", "DeleteObjects", "CopyObject", "CreateMultipartUpload",
+                      "UploadPart", "PutBucketAcl", "GetObjectAcl", "GetBucketAcl", "ListObjectVersions",
+                      "ListMultipartUploads", "GetObjectTagging", "HeadBucket", "ListBuckets", "Unsupported"):
+        assert anonymous_grants(operation, marked, allowed_by_operator=True) == [], operation
+    # read only: the anonymous grant allows no write, on any key
+    assert not decide_object(granted, "write", "k").allowed
+    assert decide_object(granted, "read", "any/key").reason == "anonymous"

@@ -73,7 +73,8 @@ def test_acl_writes_stay_refused(person, other, workspace):
         "HTTPStatusCode"] == 200
     for write in (lambda: person.s3.put_object_acl(Bucket=workspace, Key="k", ACL="public-read"),
                   lambda: person.s3.put_object_acl(Bucket=workspace, Key="k", GrantRead=f"id={other.name}"),
-                  lambda: person.s3.put_bucket_acl(Bucket=workspace, ACL="private"),
+                  lambda: person.s3.put_bucket_acl(Bucket=workspace, GrantRead=f"id={other.name}"),
+                  lambda: person.s3.put_bucket_acl(Bucket=workspace, ACL="public-read-write"),
                   lambda: person.s3.put_bucket_policy(Bucket=workspace, Policy="{}"),
                   lambda: person.s3.put_bucket_versioning(Bucket=workspace,
                                                           VersioningConfiguration={"Status": "Enabled"})):

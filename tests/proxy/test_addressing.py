@@ -46,13 +46,22 @@ def test_absolute_form_target_is_refused():
     ("DELETE", "b", "k", {"uploadId": "u"}, {}, "AbortMultipartUpload"),
     ("GET", "b", "k", {"uploadId": "u"}, {}, "ListParts"),
     ("GET", "b", "k", {"tagging": ""}, {}, "GetObjectTagging"),
+    ("PUT", "b", None, {"acl": ""}, {}, "PutBucketAcl"),   # a canned ACL: who may read (proxy/buckets.py)
 ])
 def test_classify(method, bucket, key, query, headers, name):
     assert classify(method, bucket, key, query, headers).name == name
 
 
-@pytest.mark.parametrize("sub", ["policy", "lifecycle", "cors", "acl", "notification", "replication", "encryption"])
+@pytest.mark.parametrize("sub", ["policy", "lifecycle", "cors", "notification", "replication", "encryption"])
 def test_bucket_configuration_is_refused(sub):
     with pytest.raises(S3Error) as exc:
         classify("PUT", "b", None, {sub: ""}, {})
     assert exc.value.code == "NotImplemented" and "managed by wio" in exc.value.message
+
+
+def test_bucket_acl_write_is_alone():
+    """PUT ?acl is PutBucketAcl (a canned ACL wio applies); with another configuration subresource it is refused."""
+    assert classify("PUT", "b", None, {"acl": "", "x-id": "PutBucketAcl"}, {}).name == "PutBucketAcl"
+    with pytest.raises(S3Error) as exc:
+        classify("PUT", "b", None, {"acl": "", "policy": ""}, {})
+    assert exc.value.code == "NotImplemented"

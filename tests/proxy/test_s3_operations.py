@@ -94,7 +94,6 @@ def test_tagging_and_bucket_level_reads(person, workspace):
                                                                                  "AllowedOrigins": ["*"]}]}),
     lambda s3, b: s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
         {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}),
-    lambda s3, b: s3.put_bucket_acl(Bucket=b, ACL="public-read"),
     lambda s3, b: s3.get_bucket_encryption(Bucket=b),
 ])
 def test_bucket_configuration_gets_a_clear_error(person, workspace, call):

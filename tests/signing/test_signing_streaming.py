@@ -321,7 +321,7 @@ def test_trailer_problems() -> None:
             run_verifier(headers, tampered)
         codes[label] = caught.value.code
     assert codes == {"missing": "MalformedTrailerError", "undeclared": "MalformedTrailerError",
-                     "wrong": "BadDigest", "invalid": "InvalidRequest", "twice": "MalformedTrailerError"}
+                     "wrong": "BadDigest", "invalid": "BadDigest", "twice": "MalformedTrailerError"}
 
     signed_headers, signed_body = streaming_request(payload, STREAMING_PAYLOAD_TRAILER, trailer=name)
     without_signature = signed_body[:signed_body.index(b"x-amz-trailer-signature")] + b"\r\n"
@@ -370,7 +370,8 @@ def test_checksum_header_and_content_md5(name) -> None:
 
 @pytest.mark.parametrize("extra, code", [
     ([("Content-MD5", "not base64")], "InvalidDigest"),
-    ([("x-amz-checksum-crc32", "AAAA")], "InvalidRequest"),
+    ([("x-amz-checksum-crc32", "AAAA")], "BadDigest"),   # not 4 bytes: malformed (AWS: InvalidRequest)
+    ([("x-amz-checksum-sha256", "bad")], "BadDigest"),
     ([("x-amz-checksum-crc32", "AAAAAA=="), ("x-amz-checksum-sha1", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")], "InvalidRequest"),
     ([("x-amz-trailer", "x-amz-checksum-crc32")], "InvalidRequest"),
     ([("Content-Encoding", "aws-chunked")], "InvalidRequest"),

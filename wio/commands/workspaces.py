@@ -52,15 +52,19 @@ def workspace_ls(state: CliState, owner: str | None, mine: bool):
 @workspace.command("create")
 @click.argument("name", **WORKSPACE)
 @click.option("--public", is_flag=True, help="Readable and listable by every authenticated user.")
+@click.option("--anonymous-read", is_flag=True,
+              help="Also readable without any key (S3's public-read); implies --public. The server's "
+                   "operator must allow it (WIO_ANONYMOUS_READS).")
 @click.option("--root", default=None, help="The root to place it in (default: the server's private/public root).")
 @pass_state
-def workspace_create(state: CliState, name: str, public: bool, root: str | None):
+def workspace_create(state: CliState, name: str, public: bool, anonymous_read: bool, root: str | None):
     """Create workspace NAME (an S3 bucket name: 3-63 lowercase letters, digits, '-' and '.').
 
     \b
     Examples:
       wio workspace create climate-runs
       wio workspace create open-data --public
+      wio workspace create open-data --anonymous-read
     """
     api = state.client()
     owner, name = split_ref(name)
@@ -68,13 +72,19 @@ def workspace_create(state: CliState, name: str, public: bool, root: str | None)
         me = api.call("GET", "/me")["username"]
         if owner != me:
             raise click.ClickException(f"you create workspaces as yourself ('{me}'), not as '{owner}'")
-    body: dict = {"name": name, "public": public}
+    body: dict = {"name": name, "public": public or anonymous_read, "anonymous_read": anonymous_read}
     if root:
         body["root"] = root
     ws = api.call("POST", "/workspaces", body)
     emit(state, ws, lambda w: click.echo(
-        f"Created workspace {w['name']} ({'public' if w.get('public') else 'private'}, root {w['root']} "
+        f"Created workspace {w['name']} ({_access(w)}, root {w['root']} "
         f"on node {w['node']}). Through S3 it is the bucket s3://{w['name']}"))
+
+
+def _access(w: dict) -> str:
+    if w.get("anonymous_read"):
+        return "public, readable without a key"
+    return "public" if w.get("public") else "private"
 
 
 def _usage_or_none(api: ApiClient, name: str) -> dict | None:
@@ -100,7 +110,8 @@ def workspace_info(state: CliState, ref: str):
 
     def render(w: dict) -> None:
         pairs = [("name", w["name"]), ("owner", w.get("owner")), ("your access", w.get("permission")),
-                 ("public", w.get("public")), ("root", f"{w.get('root')} ({w.get('root_type')})"),
+                 ("public", w.get("public")), ("anonymous", w.get("anonymous_read")),
+                 ("root", f"{w.get('root')} ({w.get('root_type')})"),
                  ("node", w.get("node")), ("created", short_time(w.get("created_at"))),
                  ("s3", f"s3://{w['name']}/")]
         if "usage" in w:
@@ -226,9 +237,13 @@ def share_rm(state: CliState, ref: str, share_ids: tuple[int, ...], user: str | 
 @click.option("--prefix", default="", help="Where the data sits inside the root (e.g. projects/2019/).")
 @click.option("--owner", default=None, help="Who owns the new workspace (default: you).")
 @click.option("--public", is_flag=True, help="Readable by every authenticated user.")
+@click.option("--anonymous-read", is_flag=True,
+              help="Also readable without any key (S3's public-read); implies --public. The server's "
+                   "operator must allow it (WIO_ANONYMOUS_READS).")
 @common_options
 @pass_state
-def import_(state: CliState, name: str, root: str, prefix: str, owner: str | None, public: bool):
+def import_(state: CliState, name: str, root: str, prefix: str, owner: str | None, public: bool,
+            anonymous_read: bool):
     """Map existing data on an unmanaged root in as workspace NAME, as it is (nothing is copied).
 
     Only the node's owner or an administrator can import.
@@ -245,7 +260,8 @@ def import_(state: CliState, name: str, root: str, prefix: str, owner: str | Non
     prefix = prefix.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    body: dict = {"name": name, "root": root, "prefix": prefix, "public": public}
+    body: dict = {"name": name, "root": root, "prefix": prefix, "public": public or anonymous_read,
+                  "anonymous_read": anonymous_read}
     if owner:
         body["owner"] = owner
     api = state.client()

@@ -144,7 +144,8 @@ def launch_components(stack: DevStack, settings: Settings, *, proxy_workers: int
 
 def start_dev_stack(state_dir: Path, *, api_port: int = 8080, s3_port: int = 9000, proxy_workers: int = 1,
                     tls: bool = False, admin_password: str | None = None, redis_url: str | None = None,
-                    database_url: str | None = None, ha: bool = False, log=print) -> DevStack:
+                    database_url: str | None = None, ha: bool = False, anonymous_reads: bool = False,
+                    log=print) -> DevStack:
     """``redis_url`` / ``database_url``: use these services instead of starting embedded ones;
     ``ha``: start a Valkey primary, a replica and three Sentinels and use them through Sentinel."""
     if ha and redis_url:
@@ -202,7 +203,7 @@ def start_dev_stack(state_dir: Path, *, api_port: int = 8080, s3_port: int = 900
             api_url=f"http://127.0.0.1:{api_port}", allow_private_nodes=True, log_json=False,
             admin_password=secrets_["admin_password"], bootstrap_node_endpoint=node.endpoint,
             bootstrap_node_access_key=node.access_key, bootstrap_node_secret_key=node.secret_key,
-            bootstrap_node_region=node.region)
+            bootstrap_node_region=node.region, anonymous_reads=anonymous_reads)
         launch_components(stack, settings, proxy_workers=proxy_workers,
                           tls_pair=make_tls_pair(state_dir) if tls else None, indexer=True)
         return stack
