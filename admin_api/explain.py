@@ -15,7 +15,7 @@ from admin_api.errors import ApiError
 from admin_api.workspaces import load_workspace, require_on_workspace
 from policy.decide import decide_listing, decide_object
 from policy.models import AccessKey, User
-from policy.permissions import LISTING_OPERATIONS, OPERATION_PERMISSIONS
+from policy.operations import LISTING_OPERATIONS, OPERATION_PERMISSIONS
 from policy.queries import grants_on, user_groups
 
 __all__ = ["routes"]

@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape
 import aiohttp
 from aiohttp import web
 
-from policy.decide import ListingFilter, WorkspaceView
+from policy.decide import ListingFilter
 from proxy.body import read_verified
 from proxy.call import Call
 from proxy.errors import S3Error
@@ -20,10 +20,10 @@ __all__ = ["list_buckets", "create_bucket", "delete_bucket", "head_bucket", "get
            "get_bucket_versioning", "list_objects"]
 
 
-async def list_buckets(call: Call, visible: list[tuple[WorkspaceView, str]]) -> web.Response:
+async def list_buckets(call: Call) -> web.Response:
     entries = "".join(
         f"<Bucket><Name>{escape(ws.name)}</Name><CreationDate>{iso_time(float(created))}</CreationDate></Bucket>"
-        for ws, created in visible)
+        for ws, created in call.visible)
     user = escape(call.caller.user)
     return xml_response(f'<ListAllMyBucketsResult xmlns="{S3_NS}"><Owner><ID>{user}</ID><DisplayName>{user}'
                         f"</DisplayName></Owner><Buckets>{entries}</Buckets></ListAllMyBucketsResult>")

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from policy.decide import ListingFilter
+from policy.decide import ListingFilter, WorkspaceView
 from proxy.authz import Caller, Target
 from proxy.errors import S3Error
 from proxy.headers import request_headers
 from proxy.operations import Operation
-from signing import ParsedAuth, SigningContext
+from signing import ParsedAuth, PostPolicyResult, SigningContext
 
-__all__ = ["Call", "FORWARDED_HEADERS", "forwarded_headers"]
+__all__ = ["Call", "CALL", "PostForm", "StsForm", "FORWARDED_HEADERS", "forwarded_headers"]
 
 # Standard request headers that carry object semantics; x-amz-* ones are forwarded when signed.
 FORWARDED_HEADERS = frozenset({
@@ -27,6 +26,23 @@ _NOT_FORWARDED = frozenset({
     "x-amz-trailer", "x-amz-sdk-checksum-algorithm", "x-amz-copy-source", "x-amz-acl", "x-amz-expected-bucket-owner",
     "x-amz-source-expected-bucket-owner", "x-amz-request-payer",
 })
+
+
+@dataclass(frozen=True, slots=True)
+class PostForm:
+    """A browser upload's form as the POST policy door verified it (proxy/post_object.py)."""
+    fields: dict[str, str]
+    file: BodyPartReader                   # the file part: read by the handler, after the door
+    policy: PostPolicyResult
+
+
+@dataclass(frozen=True, slots=True)
+class StsForm:
+    """An STS action as its door authenticated it (proxy/sts.py)."""
+    action: str
+    form: dict[str, str]
+    api_headers: dict[str, str]            # how the proxy acts for the caller at the admin API
+    extra: str = ""                        # the action's own result elements (SubjectFromWebIdentityToken)
 
 
 @dataclass(slots=True)
@@ -45,7 +61,15 @@ class Call:
     source_version: str | None = None
     listing: ListingFilter | None = None
     decided_by: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)   # bytes_in/out, etag, … for proxy/accounting.py
+    visible: list[tuple[WorkspaceView, str]] = field(default_factory=list)  # ListBuckets: (workspace, created)
+    post: PostForm | None = None           # PostObject: the verified form, its file part still unread
+    sts: StsForm | None = None             # STS: the action's form and how to act for the caller at the API
+    # for proxy/accounting.py
+    bytes_in: int = 0
+    bytes_out: int = 0
+    etag: str = ""
+    content_type: str = ""
+    deleted_keys: list[str] = field(default_factory=list)
 
     def param(self, name: str, default: str | None = None) -> str | None:
         for k, v in self.params:
@@ -71,6 +95,16 @@ class Call:
             raise RuntimeError(f"{self.op.name} has no copy source")
         return self.source, self.source_key
 
+    def authorized_post(self) -> PostForm:
+        if self.post is None:
+            raise RuntimeError(f"{self.op.name} has no verified form")
+        return self.post
+
+    def authorized_sts(self) -> StsForm:
+        if self.sts is None:
+            raise RuntimeError(f"{self.op.name} is no STS action")
+        return self.sts
+
     def required_param(self, name: str) -> str:
         """A query parameter classify() required for this operation (``uploadId`` of a multipart step)."""
         value = self.param(name)
@@ -86,6 +120,9 @@ class Call:
     @property
     def physical_key(self) -> str:
         return self.authorized_target().ws.prefix + (self.key or "")
+
+
+CALL = web.RequestKey("call", Call)
 
 
 def forwarded_headers(call: Call) -> dict[str, str]:

@@ -78,7 +78,7 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
         length = resp.content_length
         if request.method != "HEAD" and length is not None and length <= SMALL_RESPONSE:
             body = await resp.read()
-            call.extra["bytes_out"] = len(body)
+            call.bytes_out = len(body)
             headers.popall("Content-Length", None)
             out: web.StreamResponse = web.Response(status=resp.status, body=body, headers=headers)
             if "Content-Type" not in headers:
@@ -100,7 +100,7 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
                 if request.transport is not None:
                     request.transport.abort()
                 raise
-            call.extra["bytes_out"] = sent
+            call.bytes_out = sent
         await out.write_eof()
         return out
     finally:
