@@ -50,6 +50,7 @@ class Operation:
     handler: str                 # "module.function" in proxy/
     query: str | None = None     # a query parameter that must be present (a subresource: "uploads", "tagging" …)
     query_value: str | None = None   # … with this value (list-type=2)
+    query_also: str | None = None    # … and this one too (partNumber of a part upload)
     header: str | None = None    # a header that must be present (x-amz-copy-source) …
     header_prefix: str = ""      # … and start with this (lower-cased; content-type of browser and STS forms)
     has_body: bool = False       # the request carries an object body to stream upstream
@@ -61,6 +62,7 @@ class Operation:
                                Scope.OBJECT: "/bucket/key"}[self.scope]]
         if self.query is not None:
             parts[-1] += f"?{self.query}" + (f"={self.query_value}" if self.query_value is not None else "")
+            parts[-1] += f"&{self.query_also}" if self.query_also is not None else ""
         if self.header is not None:
             parts.append(f"{self.header}: {self.header_prefix}…" if self.header_prefix else f"+ {self.header}")
         return " ".join(parts)
@@ -118,8 +120,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PutObjectAcl", "PUT", _O, _A, _OBJ, "views.put_object_acl", query="acl", has_body=True,
               before_refusals=True),
     Operation("UploadPartCopy", "PUT", _O, _W, Strategy.COPY_SOURCE, "copies.upload_part_copy", query="uploadId",
-              header=_COPY),
-    Operation("UploadPart", "PUT", _O, _W, _OBJ, "objects.upload_part", query="uploadId", has_body=True),
+              query_also="partNumber", header=_COPY),
+    Operation("UploadPart", "PUT", _O, _W, _OBJ, "objects.upload_part", query="uploadId",
+              query_also="partNumber", has_body=True),
     Operation("PutObjectTagging", "PUT", _O, _W, _OBJ, "objects.forward_object", query="tagging", has_body=True),
     Operation("CopyObject", "PUT", _O, _W, Strategy.COPY_SOURCE, "copies.copy_object", header=_COPY),
     Operation("PutObject", "PUT", _O, _W, _OBJ, "objects.put_object", has_body=True),

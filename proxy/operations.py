@@ -54,6 +54,8 @@ def _matches(op: Operation, query: Mapping[str, str], headers: Mapping[str, str]
                 return False
         elif query.get(op.query) != op.query_value:
             return False
+        if op.query_also is not None and op.query_also not in query:
+            return False
     if op.header is not None:
         value = headers.get(op.header)
         if value is None or op.header_prefix and not value.lower().startswith(op.header_prefix):
