@@ -12,7 +12,7 @@ from proxy.body import read_verified
 from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.listing import S3_NS, ListingView, open_marker, prefix_matches_nothing, rewrite_listing
-from proxy.relay import backend_error, iso_time, xml_response
+from proxy.relay import iso_time, small_body, xml_response
 from proxy.resources import API_HTTP, BOX, SETTINGS, UPSTREAM, proxy_api_headers
 from signing import make_body_verifier
 
@@ -136,12 +136,6 @@ async def list_objects(call: Call) -> web.Response:
             opened = open_marker(box, ws.name, k, v)
             v = opened if opened is not None else (ws.prefix + v if _POSITION_PARAMS[k] else v)
         params.append((k, v))
-    resp = await call.request.app[UPSTREAM].send(target.node, "GET", ws.bucket, None, params, {})
-    try:
-        if resp.status >= 400:
-            raise await backend_error(resp)
-        raw = await resp.read()
-    finally:
-        resp.release()
+    raw = await small_body(await call.request.app[UPSTREAM].send(target.node, "GET", ws.bucket, None, params, {}))
     body = rewrite_listing(raw, view, matches_nothing=prefix_matches_nothing(view.prefix))
     return web.Response(body=body, headers={"Content-Type": "application/xml"})

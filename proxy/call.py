@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiohttp import BodyPartReader, web
 
@@ -12,6 +13,8 @@ from proxy.errors import S3Error
 from proxy.headers import request_headers
 from proxy.operations import Operation
 from signing import ParsedAuth, PostPolicyResult, SigningContext
+
+_T = TypeVar("_T")
 
 __all__ = ["Call", "CALL", "PostForm", "StsForm", "FORWARDED_HEADERS", "forwarded_headers"]
 
@@ -77,40 +80,35 @@ class Call:
                 return v
         return default
 
+    def _given(self, value: _T | None, what: str) -> _T:
+        """What authorize() set for this operation; its absence is a bug, never the client's error."""
+        if value is None:
+            raise RuntimeError(f"{self.op.name} has no {what}")
+        return value
+
     def authorized_target(self) -> Target:
         """The workspace the request was authorized on: authorize() sets it for every operation on a bucket."""
-        if self.target is None:
-            raise RuntimeError(f"{self.op.name} has no authorized workspace")
-        return self.target
+        return self._given(self.target, "authorized workspace")
 
     def object_key(self) -> str:
         """The key of an object operation (classify() gives every one a key)."""
-        if self.key is None:
-            raise RuntimeError(f"{self.op.name} has no object key")
-        return self.key
+        return self._given(self.key, "object key")
 
     def authorized_source(self) -> tuple[Target, str]:
         """The copy source's workspace and key: authorize() sets both for CopyObject and UploadPartCopy."""
-        if self.source is None or self.source_key is None:
-            raise RuntimeError(f"{self.op.name} has no copy source")
-        return self.source, self.source_key
+        return self._given(self.source, "copy source"), self._given(self.source_key, "copy source")
 
     def authorized_post(self) -> PostForm:
-        if self.post is None:
-            raise RuntimeError(f"{self.op.name} has no verified form")
-        return self.post
+        """A browser upload's verified form: authorize_post() sets it for PostObject."""
+        return self._given(self.post, "verified form")
 
     def authorized_sts(self) -> StsForm:
-        if self.sts is None:
-            raise RuntimeError(f"{self.op.name} is no STS action")
-        return self.sts
+        """An STS action's form: authorize_sts() sets it."""
+        return self._given(self.sts, "STS form")
 
     def required_param(self, name: str) -> str:
         """A query parameter classify() required for this operation (``uploadId`` of a multipart step)."""
-        value = self.param(name)
-        if value is None:
-            raise RuntimeError(f"{self.op.name} has no {name}")
-        return value
+        return self._given(self.param(name), name)
 
     @property
     def headers(self) -> dict[str, str]:
