@@ -26,25 +26,59 @@ _OBJECT_UNSUPPORTED = frozenset({"acl", "retention", "legal-hold", "restore", "s
 _BUCKET_CONFIG_ORDER = tuple(sorted(BUCKET_CONFIG_SUBRESOURCES))
 _OBJECT_UNSUPPORTED_ORDER = tuple(sorted(_OBJECT_UNSUPPORTED))
 _COPY = "x-amz-copy-source"
+_BUCKET, _OBJECT = Scope.BUCKET, Scope.OBJECT
 
 # A bucket-level request naming a subresource wio does not offer: authenticated and authorized like any
 # request on the bucket (S3's order: a bad signature or no access answers first), then NotImplemented.
 UNSUPPORTED = Operation("Unsupported", "", Scope.BUCKET, None, Strategy.OBJECT, "")
 STS = next(op for op in OPERATIONS if op.scope is Scope.ROOT)
 
-# (method, scope) -> (rows tried before unsupported subresources are refused, rows tried after), in table order
-_ROWS: dict[tuple[str, Scope], tuple[tuple[Operation, ...], tuple[Operation, ...]]] = {}
-for _op in OPERATIONS:
-    _early, _late = _ROWS.get((_op.method, _op.scope), ((), ()))
-    _ROWS[(_op.method, _op.scope)] = (_early + (_op,), _late) if _op.before_refusals else (_early, _late + (_op,))
+class _Rows:
+    """The rows of one (method, scope) in table order: first those a query parameter selects (``keyed``:
+    the parameter, its value, its companion parameter, a header that must be present, the row), then those
+    without one (``fallback``: a header condition, or nothing). The table keeps rows with a query parameter
+    before those without (checked here), so this is first-match-in-order, with no call per row."""
+    __slots__ = ("keyed", "fallback")
+
+    def __init__(self, rows: tuple[Operation, ...]):
+        self.keyed = tuple((op.query, op.query_value, op.query_also, op.header, op)
+                           for op in rows if op.query is not None)
+        self.fallback = tuple(op for op in rows if op.query is None)
+        if rows[:len(self.keyed)] != tuple(row[-1] for row in self.keyed) or \
+                any(op.header_prefix for op in rows if op.query is not None):
+            raise ValueError(f"policy.operations: rows this recognition cannot order: {rows}")
+
+    def first(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Operation | None:
+        if query:
+            for name, value, also, header, op in self.keyed:
+                if name in query and (value is None or query[name] == value) and (also is None or also in query) \
+                        and (header is None or header in headers):
+                    return op
+        for op in self.fallback:
+            if op.header is None or _matches(op, query, headers):
+                return op
+        return None
+
+
+def _grouped(scope: Scope) -> dict[str, tuple[_Rows | None, _Rows | None]]:
+    """method -> (rows tried before unsupported subresources are refused (the views), rows tried after)"""
+    out: dict[str, tuple[_Rows | None, _Rows | None]] = {}
+    for method in dict.fromkeys(op.method for op in OPERATIONS if op.scope is scope):
+        early = tuple(op for op in OPERATIONS if op.scope is scope and op.method == method and op.before_refusals)
+        late = tuple(op for op in OPERATIONS if op.scope is scope and op.method == method and not op.before_refusals)
+        out[method] = (_Rows(early) if early else None, _Rows(late) if late else None)
+    return out
+
+
+_BUCKET_ROWS, _OBJECT_ROWS = _grouped(Scope.BUCKET), _grouped(Scope.OBJECT)
+_NO_ROWS: tuple[_Rows | None, _Rows | None] = (None, None)
 _SERVICE = {op.method: op for op in OPERATIONS if op.scope is Scope.SERVICE}
-# The common case, an object request without a query: method -> (the operation, the one with x-amz-copy-source)
-_PLAIN_OBJECT = {
-    method: (next(op for op in rows if op.query is None and op.header is None),
-             next(op for op in rows if op.query is None))
-    for (method, scope), (_, rows) in _ROWS.items() if scope is Scope.OBJECT and any(op.query is None for op in rows)
-}
-BUCKET_VIEWS = {op.query: op for op in _ROWS[("GET", Scope.BUCKET)][0] if op.query is not None}
+# The common case, an object request without a query: method -> operation; PUT with x-amz-copy-source: CopyObject
+_PLAIN_OBJECT = {method: late.fallback[-1] for method, (_, late) in _OBJECT_ROWS.items() if late and late.fallback}
+_plain_object = _PLAIN_OBJECT.get
+_GET_PLAIN, _PUT_PLAIN = _PLAIN_OBJECT["GET"], _PLAIN_OBJECT["PUT"]
+_COPY_PLAIN = next(op for op in OPERATIONS if op.scope is Scope.OBJECT and op.query is None and op.header == _COPY)
+BUCKET_VIEWS = {op.query: op for op in OPERATIONS if op.scope is Scope.BUCKET and op.before_refusals and op.query}
 
 
 def _matches(op: Operation, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
@@ -76,7 +110,7 @@ def _unsupported(sub: str, bucket_level: bool) -> S3Error:
 
 def _refuse(method: str, scope: Scope, query: Mapping[str, str]) -> None:
     """Subresources wio does not offer, and malformed multipart steps."""
-    if scope is Scope.BUCKET:
+    if scope is _BUCKET:
         if type(query) is not dict or not BUCKET_CONFIG_SUBRESOURCES.isdisjoint(query):  # (a dict's lookups are exact)
             for sub in _BUCKET_CONFIG_ORDER:
                 if sub in query:
@@ -103,22 +137,24 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
             raise S3Error("MethodNotAllowed")
         return op
     if key is None:
-        scope = Scope.BUCKET
+        scope, (early, late) = _BUCKET, _BUCKET_ROWS.get(method, _NO_ROWS)
     else:
         if not query:  # the common case: no subresource at all
-            pair = _PLAIN_OBJECT.get(method)
-            if pair is not None:
-                plain, copy = pair
-                return copy if copy is not plain and _COPY in headers else plain
-        scope = Scope.OBJECT
-    early, late = _ROWS.get((method, scope), ((), ()))
-    for op in early:
-        if _matches(op, query, headers):
+            if method == "GET":   # the most common request of all
+                return _GET_PLAIN
+            op = _plain_object(method)
+            if op is not None:
+                return _COPY_PLAIN if op is _PUT_PLAIN and _COPY in headers else op
+        scope, (early, late) = _OBJECT, _OBJECT_ROWS.get(method, _NO_ROWS)
+    if early is not None:
+        op = early.first(query, headers)
+        if op is not None:
             return op
     _refuse(method, scope, query)
-    for op in late:
-        if _matches(op, query, headers):
+    if late is not None:
+        op = late.first(query, headers)
+        if op is not None:
             return op
-    if scope is Scope.OBJECT and method == "POST":
+    if scope is _OBJECT and method == "POST":
         raise S3Error("NotImplemented", "This POST operation on an object is not supported")
     raise S3Error("MethodNotAllowed")
