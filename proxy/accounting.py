@@ -45,7 +45,7 @@ def account(request: web.Request, sink: EventSink, status: int, error: S3Error |
     workspace = call.bucket if call is not None else request.get(BUCKET, "")
     key = call.key if call is not None else request.get(KEY, "")
     request[METRICS] = (operation or "Unknown", status, decision, deny_reason(error) if decision == "deny"
-                              else "", duration, bytes_in, bytes_out)
+                        else "", duration, bytes_in, bytes_out)
     observe_request(request, call, workspace, key, error)
     if not operation and error is not None and error.code in ("MethodNotAllowed", "InvalidURI"):
         return
