@@ -1,8 +1,9 @@
 """Step 1b: which S3 operation is this request? Recognition over the one table, ``policy.operations``.
 
 ``classify`` is pure: (method, bucket, key, query, headers) -> Operation. The table's rows are sorted
-once, at import, into dicts keyed by (method, scope); a request costs a dict lookup and, when it has a
-query, a membership test per candidate row, as the hand-written ``if``s it replaces. Anything not in
+once, at import, into one dict per scope keyed by method; a request costs a dict lookup and, when it
+has a query, a membership test per candidate row, as the hand-written ``if``s it replaced (an object
+request without a query: a string comparison or one lookup). No regular expression, no call per row. Anything not in
 the table answers ``MethodNotAllowed`` or ``NotImplemented``; bucket configuration is wio's business
 and answers a clear error. STS is recognised before the path is read (``is_sts``).
 """
@@ -32,6 +33,7 @@ _BUCKET, _OBJECT = Scope.BUCKET, Scope.OBJECT
 # request on the bucket (S3's order: a bad signature or no access answers first), then NotImplemented.
 UNSUPPORTED = Operation("Unsupported", "", Scope.BUCKET, None, Strategy.OBJECT, "")
 STS = next(op for op in OPERATIONS if op.scope is Scope.ROOT)
+
 
 class _Rows:
     """The rows of one (method, scope) in table order: first those a query parameter selects (``keyed``:
