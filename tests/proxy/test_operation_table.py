@@ -81,3 +81,17 @@ def test_the_generator_runs_as_a_command():
     assert out.stdout == markdown()
     for op in OPERATIONS:
         assert f"| {op.name} |" in out.stdout
+
+
+def test_browser_uploads_are_recognised_by_the_table_like_any_operation():
+    form = {"content-type": "multipart/form-data; boundary=x"}
+    assert classify("POST", "b", None, {}, form).strategy is Strategy.POST_POLICY
+    assert classify("POST", "b", None, {}, {"content-type": "Multipart/Form-Data; boundary=x"}).name == "PostObject"
+    # the table's order: DeleteObjects and the configuration refusal come first, whatever the body's type
+    assert classify("POST", "b", None, {"delete": ""}, form).name == "DeleteObjects"
+    with pytest.raises(S3Error) as caught:
+        classify("POST", "b", None, {"policy": ""}, form)
+    assert caught.value.code == "NotImplemented"
+    with pytest.raises(S3Error) as caught:
+        classify("POST", "b", None, {}, {"content-type": "text/plain"})
+    assert caught.value.code == "MethodNotAllowed"
