@@ -45,7 +45,7 @@ class StsForm:
     action: str
     form: dict[str, str]
     api_headers: dict[str, str]            # how the proxy acts for the caller at the admin API
-    extra: str = ""                        # the action's own result elements (SubjectFromWebIdentityToken)
+    result_xml: str = ""                   # the action's own result elements (SubjectFromWebIdentityToken)
 
 
 @dataclass(slots=True)

@@ -149,7 +149,7 @@ async def sts_action(call: Call) -> web.StreamResponse:
     if sts.action == "AssumeRoleWithWebIdentity":
         creds = await _issue(request, sts.api_headers, form.get("RoleSessionName", "web-identity"), _duration(form),
                              None)
-        return _credentials_xml(sts.action, creds, sts.extra)
+        return _credentials_xml(sts.action, creds, sts.result_xml)
     caller = call.caller
     creds = await _issue(request, sts.api_headers, form.get("RoleSessionName", "assumed"), _duration(form),
                          caller.scope, caller.access_key_id)
