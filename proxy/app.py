@@ -57,6 +57,9 @@ CLIENT_CLOSED = 499
 _request_ids: list[tuple[str, Iterator[int]]] = [(os.urandom(4).hex().upper(), itertools.count())]
 os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(0, (os.urandom(4).hex().upper(),
                                                                         itertools.count())))
+# the strategies as module constants: an Enum member read through its class costs a call per read
+_CALLER, _COPY_SOURCE, _LISTING = Strategy.CALLER, Strategy.COPY_SOURCE, Strategy.LISTING
+_PER_KEY, _POST_POLICY, _SERVICE = Strategy.PER_KEY, Strategy.POST_POLICY, Strategy.SERVICE
 _AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                           "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
 
@@ -131,7 +134,7 @@ async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
         # S3's order: a bad signature, a missing bucket or no access answer before "not implemented"
         unsupported, op = exc, UNSUPPORTED
     request[OPERATION] = op.name
-    if op.strategy is Strategy.POST_POLICY and address.bucket is not None:
+    if op.strategy is _POST_POLICY and address.bucket is not None:
         return await authorize_post(request, op, address.bucket)
     try:
         auth = parse_request_auth(request.method, raw_path, raw_query, header_items, now=datetime.now(timezone.utc),
@@ -145,11 +148,11 @@ async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
     targets: list[Target | None] = []
     visible: list[tuple[WorkspaceView, str]] = []
     source: tuple[str, str, str | None] | None = None
-    if op.strategy is Strategy.SERVICE:
+    if op.strategy is _SERVICE:
         caller, visible = await authz.load_visible(auth.access_key_id, auth.session_token)
     else:
         workspaces = [address.bucket or ""]
-        if op.strategy is Strategy.COPY_SOURCE:
+        if op.strategy is _COPY_SOURCE:
             source = parse_copy_source(headers["x-amz-copy-source"])
             workspaces.append(source[0])
         caller, targets = await authz.load(auth.access_key_id, auth.session_token, workspaces)
@@ -162,7 +165,7 @@ async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
                 params=[(k, v) for k, v in params if k not in _AUTH_PARAMS], caller=caller, auth=auth,
                 signing_ctx=signing_ctx, visible=visible)
     request[CALL] = call
-    if op.strategy is Strategy.SERVICE or op.strategy is Strategy.CALLER:
+    if op.strategy is _SERVICE or op.strategy is _CALLER:
         call.decided_by = "caller"   # a valid key of an enabled user: the admin API decides CreateBucket
         return call
     call.target = targets[0]
@@ -186,11 +189,11 @@ async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
 def _decide(call: Call, prefix: str) -> str:
     """The workspace decision of a SigV4 operation on a bucket, by its strategy; what decided, or AccessDenied."""
     op, grants = call.op, call.authorized_target().grants
-    if op.strategy is Strategy.PER_KEY:  # DeleteObjects: each key is authorized by the handler
+    if op.strategy is _PER_KEY:  # DeleteObjects: each key is authorized by the handler
         return "per-key"
     if op.permission is None:
         raise RuntimeError(f"{op.name} ({op.strategy.value}) names no permission")
-    if op.strategy is Strategy.LISTING:
+    if op.strategy is _LISTING:
         decision, call.listing = decide_listing(grants, op.permission, prefix)
     else:   # OBJECT, COPY_SOURCE (the source is decided by authorize)
         decision = decide_object(grants, op.permission, call.key or "")
