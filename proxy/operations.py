@@ -142,11 +142,13 @@ def classify(method: str, bucket: str | None, key: str | None, query: Mapping[st
         scope, (early, late) = _BUCKET, _BUCKET_ROWS.get(method, _NO_ROWS)
     else:
         if not query:  # the common case: no subresource at all
-            if method == "GET":   # the most common request of all
+            if method == "GET":   # the most common requests of all, by comparison (cheaper than a lookup)
                 return _GET_PLAIN
+            if method == "PUT":
+                return _COPY_PLAIN if _COPY in headers else _PUT_PLAIN
             op = _plain_object(method)
             if op is not None:
-                return _COPY_PLAIN if op is _PUT_PLAIN and _COPY in headers else op
+                return op
         scope, (early, late) = _OBJECT, _OBJECT_ROWS.get(method, _NO_ROWS)
     if early is not None:
         op = early.first(query, headers)
