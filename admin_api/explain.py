@@ -14,7 +14,7 @@ from admin_api.errors import ApiError
 from admin_api.workspaces import workspace_for
 from policy.decide import decide_listing, decide_object
 from policy.models import AccessKey, User
-from policy.permissions import LISTING_OPERATIONS, OPERATION_PERMISSIONS
+from policy.operations import LISTING_OPERATIONS, OPERATION_PERMISSIONS
 from policy.queries import grants_on, user_groups
 
 __all__ = ["routes"]

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from policy.decide import ANONYMOUS, ANONYMOUS_OPERATIONS, anonymous_grants, decide_listing, decide_object
-from policy.permissions import LISTING_OPERATIONS
+from policy.operations import LISTING_OPERATIONS, Operation
 from proxy.authz import Caller, Target
-from proxy.call import Call
+from proxy.call import CALL, Call
 from proxy.errors import S3Error
-from proxy.operations import Operation
 from proxy.resources import AUTHZ, SETTINGS
+from proxy.state import USER
 
 __all__ = ["is_anonymous", "authorize_anonymous", "ANONYMOUS_CALLER"]
 
@@ -43,7 +43,7 @@ def is_anonymous(headers: Mapping[str, str], params: list[tuple[str, str]]) -> b
 async def authorize_anonymous(request: web.Request, op: Operation, bucket: str | None, key: str | None,
                               params: list[tuple[str, str]]) -> Call:
     """Steps 2-3 for the anonymous caller: the Call to serve, or S3Error (403, or 503 without Redis)."""
-    request["user"] = ANONYMOUS
+    request[USER] = ANONYMOUS
     allowed_by_operator = request.app[SETTINGS].anonymous_reads
     found = None
     if allowed_by_operator and op.name in ANONYMOUS_OPERATIONS and bucket is not None:
@@ -61,5 +61,5 @@ async def authorize_anonymous(request: web.Request, op: Operation, bucket: str |
     if not decision.allowed:
         raise S3Error("AccessDenied", _DENIED)
     call.decided_by = decision.reason
-    request["call"] = call
+    request[CALL] = call
     return call

@@ -2,8 +2,9 @@
 
 1. parse      proxy.addressing (bucket, key from raw_path) and proxy.operations (which operation)
 2. authenticate  signing.parse_request_auth -> key material from Redis -> signing.verify_signature
-3. authorize  proxy.authz (one Redis round trip) + policy.decide; done here, before any handler runs
-4. forward    proxy.handlers / proxy.upstream: re-signed for the node, streamed both ways
+3. authorize  ``authorize``, the one door, by the operation's strategy (policy.operations): proxy.authz (one
+              Redis round trip) + policy.decide; every request, STS and browser uploads included
+4. forward    the operation's handler (proxy.handlers) / proxy.upstream: re-signed for the node, streamed both ways
 5. account    (metrics, audit, events) after the backend answered
 """
 from __future__ import annotations
@@ -22,24 +23,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from policy.decide import WorkspaceView, decide_listing, decide_object
+from policy.operations import Strategy
 from nodeclient.client import WIO_SERVICE_HEADER
-from policy.permissions import LISTING_OPERATIONS
 from proxy.accounting import account
 from proxy.anonymous import authorize_anonymous, is_anonymous
 from proxy.addressing import check_key, parse_address
 from proxy.authz import REDIS_TIMEOUT, Authorizer, Target
-from proxy.call import Call
+from proxy.call import CALL, Call
 from proxy.errors import S3Error, error_xml
-from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
 from proxy.headers import parse_headers
 from proxy.metrics import in_flight_middleware
 from nodeclient.pool import NodeError
-from proxy.operations import Operation, classify
+from proxy.operations import STS, UNSUPPORTED, classify, is_sts
 from proxy.quota import Quotas
-from proxy.post_object import post_object
-from proxy.sts import is_sts_request, sts_entry
+from proxy.post_object import authorize_post
+from proxy.sts import authorize_sts
 from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, RESP, SETTINGS, SINK, UPSTREAM
+from proxy.state import ACCESS_KEY, BUCKET, KEY, OPERATION, REQUEST_ID, USER
 from foundation.resp import RespClient
 from proxy.upstream import Upstream
 from signing import SigningError, parse_request_auth, verify_signature
@@ -57,7 +58,9 @@ CLIENT_CLOSED = 499
 _request_ids: list[tuple[str, Iterator[int]]] = [(os.urandom(4).hex().upper(), itertools.count())]
 os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(0, (os.urandom(4).hex().upper(),
                                                                         itertools.count())))
-_UNSUPPORTED = Operation("Unsupported", None)
+# the strategies as module constants: an Enum member read through its class costs a call per read
+_CALLER, _COPY_SOURCE, _LISTING = Strategy.CALLER, Strategy.COPY_SOURCE, Strategy.LISTING
+_PER_KEY, _POST_POLICY, _SERVICE = Strategy.PER_KEY, Strategy.POST_POLICY, Strategy.SERVICE
 _AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
                           "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
 
@@ -105,112 +108,111 @@ def check_encodings(params: list[tuple[str, str]], headers: list[tuple[str, str]
             raise S3Error("InvalidArgument", f"The {name} header is not valid UTF-8.")
 
 
-async def authorize(request: web.Request,
-                    parsed_headers: dict[str, str]) -> tuple[Call, list[tuple[WorkspaceView, str]] | None]:
+async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
+    """The one door: every request is recognised in the operation table (``policy.operations``), then
+    authenticated and authorized by its row's strategy. Nothing reaches a handler any other way."""
+    if is_sts(request.method, request.rel_url.raw_path, headers):
+        request[OPERATION] = STS.name
+        return await authorize_sts(request, STS)
     settings = request.app[SETTINGS]
     raw_path, _, raw_query = request.raw_path.partition("?")
     address = parse_address(request.raw_path, request.headers.get("Host"), settings.s3_domain)
     params = parse_query(raw_query)
-    headers = list(request.headers.items())
-    check_encodings(params, headers)
+    header_items = list(request.headers.items())
+    check_encodings(params, header_items)
     query = dict(params)
     if len(query) != len(params):
         # One value per parameter: the decision and the node must read the same prefix, marker, uploadId …
         duplicated = sorted({k for k, _ in params if sum(1 for n, _ in params if n == k) > 1})
         raise S3Error("InvalidArgument", f"Query parameter '{duplicated[0]}' is given more than once")
-    request["bucket"], request["key"] = address.bucket, address.key
+    request[BUCKET], request[KEY] = address.bucket, address.key
     unsupported = None
     try:
-        op = classify(request.method, address.bucket, address.key, query, parsed_headers)
+        op = classify(request.method, address.bucket, address.key, query, headers)
     except S3Error as exc:
         if exc.code != "NotImplemented" or address.bucket is None:
             raise
         # S3's order: a bad signature, a missing bucket or no access answer before "not implemented"
-        unsupported, op = exc, _UNSUPPORTED
-    request["operation"] = op.name
+        unsupported, op = exc, UNSUPPORTED
+    request[OPERATION] = op.name
+    if op.strategy is _POST_POLICY and address.bucket is not None:
+        return await authorize_post(request, op, address.bucket)
     try:
-        auth = parse_request_auth(request.method, raw_path, raw_query, headers, now=datetime.now(timezone.utc),
+        auth = parse_request_auth(request.method, raw_path, raw_query, header_items, now=datetime.now(timezone.utc),
                                   region=settings.region)
     except SigningError as exc:
-        raise S3Error(exc.code, exc.message) from None
-    if auth is None:
-        if not is_anonymous(parsed_headers, params):
+        raise S3Error.from_signing(exc) from None
+    if auth is None:   # no credential at all: S3's anonymous caller (proxy/anonymous.py)
+        if not is_anonymous(headers, params):
             raise S3Error("AccessDenied", "Anonymous requests are not allowed; sign with a wio access key")
-        return await authorize_anonymous(request, op, address.bucket, address.key, params), None
-    request["access_key"] = auth.access_key_id
+        return await authorize_anonymous(request, op, address.bucket, address.key, params)
+    request[ACCESS_KEY] = auth.access_key_id
     authz = request.app[AUTHZ]
-    targets: list[Target | None]
+    targets: list[Target | None] = []
+    visible: list[tuple[WorkspaceView, str]] = []
     source: tuple[str, str, str | None] | None = None
-    if address.bucket is None:   # ListBuckets, the one operation classify() finds without a bucket
+    if op.strategy is _SERVICE:
         caller, visible = await authz.load_visible(auth.access_key_id, auth.session_token)
-        targets = []
     else:
-        workspaces = [address.bucket]
-        if op.name in ("CopyObject", "UploadPartCopy"):
-            source = parse_copy_source(parsed_headers["x-amz-copy-source"])
+        workspaces = [address.bucket or ""]
+        if op.strategy is _COPY_SOURCE:
+            source = parse_copy_source(headers["x-amz-copy-source"])
             workspaces.append(source[0])
         caller, targets = await authz.load(auth.access_key_id, auth.session_token, workspaces)
-        visible = None
-    request["user"] = caller.user
+    request[USER] = caller.user
     try:
-        signing_ctx = verify_signature(auth, caller.secret_key, request.method, raw_path, raw_query, headers)
+        signing_ctx = verify_signature(auth, caller.secret_key, request.method, raw_path, raw_query, header_items)
     except SigningError as exc:
-        raise S3Error(exc.code, exc.message) from None
+        raise S3Error.from_signing(exc) from None
     call = Call(request=request, op=op, bucket=address.bucket, key=address.key,
                 params=[(k, v) for k, v in params if k not in _AUTH_PARAMS], caller=caller, auth=auth,
-                signing_ctx=signing_ctx)
-    request["call"] = call
-    if op.name == "ListBuckets" or op.name == "CreateBucket":
-        call.decided_by = "caller"
-        return call, visible
+                signing_ctx=signing_ctx, visible=visible)
+    request[CALL] = call
+    if op.strategy is _SERVICE or op.strategy is _CALLER:
+        call.decided_by = "caller"   # a valid key of an enabled user: the admin API decides CreateBucket
+        return call
     call.target = targets[0]
     if call.target is None:
         raise S3Error("NoSuchBucket", resource=f"/{address.bucket}")
-    grants = call.target.grants
-    if not grants:
+    if not call.target.grants:
         raise S3Error("AccessDenied")
     if unsupported is not None:
         raise unsupported
-    if op.name in LISTING_OPERATIONS:
-        decision, call.listing = decide_listing(grants, "read", query.get("prefix", ""))
-    elif op.permission is None:  # DeleteObjects: each key is authorized by the handler
-        decision = None
-    else:
-        decision = decide_object(grants, op.permission, address.key or "")
-    if decision is not None and not decision.allowed:
-        raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
-    decided_by = decision.reason if decision else "per-key"
+    call.decided_by = _decide(call, query.get("prefix", ""))
     if source is not None:
         call.source = targets[1]
         call.source_key, call.source_version = source[1], source[2]
         if call.source is None:
             raise S3Error("NoSuchBucket", "The copy source bucket does not exist")
-        src_decision = decide_object(call.source.grants, "read", call.source_key)
-        if not src_decision.allowed:
+        if not decide_object(call.source.grants, "read", call.source_key).allowed:
             raise S3Error("AccessDenied", "Access Denied (no read grant on the copy source)")
-    call.decided_by = decided_by
-    return call, visible
+    return call
+
+
+def _decide(call: Call, prefix: str) -> str:
+    """The workspace decision of a SigV4 operation on a bucket, by its strategy; what decided, or AccessDenied."""
+    op, grants = call.op, call.authorized_target().grants
+    if op.strategy is _PER_KEY:  # DeleteObjects: each key is authorized by the handler
+        return "per-key"
+    if op.permission is None:
+        raise RuntimeError(f"{op.name} ({op.strategy.value}) names no permission")
+    if op.strategy is _LISTING:
+        decision, call.listing = decide_listing(grants, op.permission, prefix)
+    else:   # OBJECT, COPY_SOURCE (the source is decided by authorize)
+        decision = decide_object(grants, op.permission, call.key or "")
+    if not decision.allowed:
+        raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
+    return decision.reason
 
 
 async def s3_entry(request: web.Request) -> web.StreamResponse:
     headers = parse_headers(request)   # first: a repeated single-valued header is refused before anything
-    if is_sts_request(request):
-        return await sts_entry(request)
-    if request.method == "POST" and headers.get("content-type", "").startswith("multipart/form-data"):
-        address = parse_address(request.raw_path, headers.get("host"), request.app[SETTINGS].s3_domain)
-        if address.bucket is not None and address.key is None:
-            return await post_object(request, address.bucket)
-    call, visible = await authorize(request, headers)
-    if visible is not None:   # ListBuckets
-        return await list_buckets(call, visible)
-    handler = HANDLERS.get(call.op.name)
-    if handler is None:
-        raise S3Error("NotImplemented", f"{call.op.name} is not supported by wio")
-    return await handler(call)
+    call = await authorize(request, headers)
+    return await HANDLERS[call.op.name](call)
 
 
 def _error_response(request: web.Request, exc: S3Error, request_id: str) -> web.Response:
-    body = error_xml(exc.code, exc.message, exc.resource or request.path, request_id) \
+    body = error_xml(exc.code, exc.message, exc.resource or request.path, request_id, exc.details) \
         if request.method != "HEAD" else b""
     return web.Response(status=exc.status, body=body, headers={"Content-Type": "application/xml", **exc.headers})
 
@@ -219,7 +221,7 @@ def _error_response(request: web.Request, exc: S3Error, request_id: str) -> web.
 async def s3_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     prefix, counter = _request_ids[0]
     request_id = f"{prefix}{next(counter):08X}"
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     started = time.monotonic()
     error: S3Error | None = None
     try:
@@ -244,7 +246,7 @@ async def s3_error_middleware(request: web.Request, handler: Handler) -> web.Str
     except S3Error as exc:
         error = exc
     except SigningError as exc:  # a header checked where the body is set up (Content-MD5, checksums, lengths)
-        error = S3Error(exc.code, exc.message, status=exc.status)
+        error = S3Error.from_signing(exc)
     except Exception:  # noqa: BLE001 - the one place anything becomes an S3 error
         log.exception("internal error request_id=%s", request_id)
         error = S3Error("InternalError")

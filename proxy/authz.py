@@ -7,8 +7,6 @@ Python in ``policy.decide``. Redis unreachable -> ``ServiceUnavailable``: the pr
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +15,7 @@ from typing import Any
 from pathlib import Path
 
 import policy
+from policy.callers import refuse_caller
 from policy.decide import Grant, WorkspaceView, effective_grants
 from proxy.errors import S3Error
 from proxy.metrics import observe_redis, redis_failed
@@ -73,20 +72,11 @@ class Authorizer:
         if not reply[0]:
             raise S3Error("ServiceUnavailable", "The permission store is being verified or rebuilt; please retry")
         user, secret_enc, expires, token_hash, scope = reply[1]
-        if user is None:
-            raise S3Error("InvalidAccessKeyId")
-        if expires and expires != "0" and int(expires) <= now:
-            raise S3Error("ExpiredToken" if token_hash else "InvalidAccessKeyId",
-                          "The access key has expired" if not token_hash else None)
-        if token_hash:
-            presented = hashlib.sha256((session_token or "").encode()).hexdigest()
-            if not session_token or not hmac.compare_digest(presented, token_hash):
-                raise S3Error("InvalidToken", "The security token is missing or does not belong to this key")
-        elif session_token:
-            raise S3Error("InvalidToken", "This access key does not take a security token")
-        disabled, is_admin, groups = reply[2] if len(reply) > 2 else (None, None, None)
-        if disabled is None or disabled == "1":
-            raise S3Error("AccessDenied", "The account that owns this key is disabled")
+        disabled, is_admin, groups = reply[2] if len(reply) > 2 and user is not None else (None, None, None)
+        refusal = refuse_caller(user=user, expires=expires, token_hash=token_hash, disabled=disabled,
+                                session_token=session_token, now=now)
+        if refusal is not None:
+            raise S3Error(refusal.code, refusal.message)
         return Caller(akid, user, groups.split(",") if groups else [], is_admin == "1",
                       json.loads(scope) if scope else None, self.box.open_cached(secret_enc), bool(token_hash))
 

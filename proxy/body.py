@@ -58,7 +58,7 @@ class VerifiedBody:
 
     def _fail(self, exc: Exception) -> S3Error:
         if isinstance(exc, SigningError):
-            self.error = S3Error(exc.code, exc.message)
+            self.error = S3Error.from_signing(exc)
         elif isinstance(exc, S3Error):
             self.error = exc
         else:
@@ -101,5 +101,5 @@ async def read_verified(request: web.Request, verifier: BodyVerifier, limit: int
             parts.append(out)
         verifier.finish()
     except SigningError as exc:
-        raise S3Error(exc.code, exc.message) from None
+        raise S3Error.from_signing(exc) from None
     return b"".join(parts)

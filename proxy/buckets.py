@@ -7,12 +7,12 @@ from xml.sax.saxutils import escape
 import aiohttp
 from aiohttp import web
 
-from policy.decide import ListingFilter, WorkspaceView
+from policy.decide import ListingFilter
 from proxy.body import read_verified
 from proxy.call import Call
 from proxy.errors import S3Error
 from proxy.listing import S3_NS, ListingView, open_marker, prefix_matches_nothing, rewrite_listing
-from proxy.relay import backend_error, iso_time, xml_response
+from proxy.relay import iso_time, small_body, xml_response
 from proxy.resources import API_HTTP, BOX, SETTINGS, UPSTREAM, proxy_api_headers
 from signing import make_body_verifier
 
@@ -20,10 +20,10 @@ __all__ = ["list_buckets", "create_bucket", "delete_bucket", "head_bucket", "get
            "get_bucket_versioning", "list_objects", "put_bucket_acl", "CANNED_ACCESS"]
 
 
-async def list_buckets(call: Call, visible: list[tuple[WorkspaceView, str]]) -> web.Response:
+async def list_buckets(call: Call) -> web.Response:
     entries = "".join(
         f"<Bucket><Name>{escape(ws.name)}</Name><CreationDate>{iso_time(float(created))}</CreationDate></Bucket>"
-        for ws, created in visible)
+        for ws, created in call.visible)
     user = escape(call.caller.user)
     return xml_response(f'<ListAllMyBucketsResult xmlns="{S3_NS}"><Owner><ID>{user}</ID><DisplayName>{user}'
                         f"</DisplayName></Owner><Buckets>{entries}</Buckets></ListAllMyBucketsResult>")
@@ -170,12 +170,6 @@ async def list_objects(call: Call) -> web.Response:
             opened = open_marker(box, ws.name, k, v)
             v = opened if opened is not None else (ws.prefix + v if _POSITION_PARAMS[k] else v)
         params.append((k, v))
-    resp = await call.request.app[UPSTREAM].send(target.node, "GET", ws.bucket, None, params, {})
-    try:
-        if resp.status >= 400:
-            raise await backend_error(resp)
-        raw = await resp.read()
-    finally:
-        resp.release()
+    raw = await small_body(await call.request.app[UPSTREAM].send(target.node, "GET", ws.bucket, None, params, {}))
     body = rewrite_listing(raw, view, matches_nothing=prefix_matches_nothing(view.prefix))
     return web.Response(body=body, headers={"Content-Type": "application/xml"})

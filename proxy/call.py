@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from policy.decide import ListingFilter
+from policy.decide import ListingFilter, WorkspaceView
 from proxy.authz import Caller, Target
 from proxy.errors import S3Error
 from proxy.headers import request_headers
 from proxy.operations import Operation
-from signing import ParsedAuth, SigningContext
+from signing import ParsedAuth, PostPolicyResult, SigningContext
 
-__all__ = ["Call", "FORWARDED_HEADERS", "forwarded_headers"]
+_T = TypeVar("_T")
+
+__all__ = ["Call", "CALL", "PostForm", "StsForm", "FORWARDED_HEADERS", "forwarded_headers"]
 
 # Standard request headers that carry object semantics; x-amz-* ones are forwarded when signed.
 FORWARDED_HEADERS = frozenset({
@@ -27,6 +29,23 @@ _NOT_FORWARDED = frozenset({
     "x-amz-trailer", "x-amz-sdk-checksum-algorithm", "x-amz-copy-source", "x-amz-acl", "x-amz-expected-bucket-owner",
     "x-amz-source-expected-bucket-owner", "x-amz-request-payer",
 })
+
+
+@dataclass(frozen=True, slots=True)
+class PostForm:
+    """A browser upload's form as the POST policy door verified it (proxy/post_object.py)."""
+    fields: dict[str, str]
+    file: BodyPartReader                   # the file part: read by the handler, after the door
+    policy: PostPolicyResult
+
+
+@dataclass(frozen=True, slots=True)
+class StsForm:
+    """An STS action as its door authenticated it (proxy/sts.py)."""
+    action: str
+    form: dict[str, str]
+    api_headers: dict[str, str]            # how the proxy acts for the caller at the admin API
+    result_xml: str = ""                   # the action's own result elements (SubjectFromWebIdentityToken)
 
 
 @dataclass(slots=True)
@@ -45,7 +64,15 @@ class Call:
     source_version: str | None = None
     listing: ListingFilter | None = None
     decided_by: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)   # bytes_in/out, etag, … for proxy/accounting.py
+    visible: list[tuple[WorkspaceView, str]] = field(default_factory=list)  # ListBuckets: (workspace, created)
+    post: PostForm | None = None           # PostObject: the verified form, its file part still unread
+    sts: StsForm | None = None             # STS: the action's form and how to act for the caller at the API
+    # for proxy/accounting.py
+    bytes_in: int = 0
+    bytes_out: int = 0
+    etag: str = ""
+    content_type: str = ""
+    deleted_keys: list[str] = field(default_factory=list)
 
     def param(self, name: str, default: str | None = None) -> str | None:
         for k, v in self.params:
@@ -53,30 +80,35 @@ class Call:
                 return v
         return default
 
+    def _given(self, value: _T | None, what: str) -> _T:
+        """What authorize() set for this operation; its absence is a bug, never the client's error."""
+        if value is None:
+            raise RuntimeError(f"{self.op.name} has no {what}")
+        return value
+
     def authorized_target(self) -> Target:
         """The workspace the request was authorized on: authorize() sets it for every operation on a bucket."""
-        if self.target is None:
-            raise RuntimeError(f"{self.op.name} has no authorized workspace")
-        return self.target
+        return self._given(self.target, "authorized workspace")
 
     def object_key(self) -> str:
         """The key of an object operation (classify() gives every one a key)."""
-        if self.key is None:
-            raise RuntimeError(f"{self.op.name} has no object key")
-        return self.key
+        return self._given(self.key, "object key")
 
     def authorized_source(self) -> tuple[Target, str]:
         """The copy source's workspace and key: authorize() sets both for CopyObject and UploadPartCopy."""
-        if self.source is None or self.source_key is None:
-            raise RuntimeError(f"{self.op.name} has no copy source")
-        return self.source, self.source_key
+        return self._given(self.source, "copy source"), self._given(self.source_key, "copy source")
+
+    def authorized_post(self) -> PostForm:
+        """A browser upload's verified form: authorize_post() sets it for PostObject."""
+        return self._given(self.post, "verified form")
+
+    def authorized_sts(self) -> StsForm:
+        """An STS action's form: authorize_sts() sets it."""
+        return self._given(self.sts, "STS form")
 
     def required_param(self, name: str) -> str:
         """A query parameter classify() required for this operation (``uploadId`` of a multipart step)."""
-        value = self.param(name)
-        if value is None:
-            raise RuntimeError(f"{self.op.name} has no {name}")
-        return value
+        return self._given(self.param(name), name)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -86,6 +118,9 @@ class Call:
     @property
     def physical_key(self) -> str:
         return self.authorized_target().ws.prefix + (self.key or "")
+
+
+CALL = web.RequestKey("call", Call)
 
 
 def forwarded_headers(call: Call) -> dict[str, str]:

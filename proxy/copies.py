@@ -151,7 +151,7 @@ async def copy_object(call: Call) -> web.StreamResponse:
             if resp.status >= 300:
                 return await rewritten(call, resp)
             await quotas.settle(res, source_size - (old or 0), new_object)
-    call.extra["bytes_in"] = source_size
+    call.bytes_in = source_size
     if _same_node(call):
         return await rewritten(call, resp)
     etag = resp.headers.get("ETag", "")

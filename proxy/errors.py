@@ -2,11 +2,16 @@
 
 Codes are AWS's (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html); the messages
 are ours. Only the proxy's error middleware turns an ``S3Error`` into XML, with the request id.
+``S3Error.from_signing`` is the one conversion of ``signing``'s errors: it keeps their details
+(RequestTime/ServerTime/MaxAllowedSkewMilliseconds, HeadersNotSigned, StringToSign …), which the
+error document carries as elements of their own, as S3's does.
 """
 from __future__ import annotations
 
 import re
 from xml.sax.saxutils import escape
+
+from signing import SigningError
 
 __all__ = ["S3Error", "ERRORS", "error_xml"]
 
@@ -70,7 +75,8 @@ ERRORS: dict[str, tuple[int, str]] = {
 
 class S3Error(Exception):
     def __init__(self, code: str, message: str | None = None, *, status: int | None = None,
-                 resource: str | None = None, headers: dict[str, str] | None = None):
+                 resource: str | None = None, headers: dict[str, str] | None = None,
+                 details: dict[str, str] | None = None):
         default_status, default_message = ERRORS.get(code, (500, code))
         super().__init__(message or default_message)
         self.code = code
@@ -78,15 +84,26 @@ class S3Error(Exception):
         self.status = status or default_status
         self.resource = resource
         self.headers = headers or {}
+        self.details = details or {}   # extra elements of the error document, after Message
+
+    @classmethod
+    def from_signing(cls, exc: SigningError) -> S3Error:
+        """A signature, clock or body-integrity failure, with its status and every detail it carries."""
+        return cls(exc.code, exc.message, status=exc.status, details=exc.details)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_XML_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")   # a canonical request keeps its newlines
+_ELEMENT = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 
-def error_xml(code: str, message: str, resource: str, request_id: str) -> bytes:
+def error_xml(code: str, message: str, resource: str, request_id: str,
+              details: dict[str, str] | None = None) -> bytes:
     # XML 1.0 cannot carry control characters: percent-encode them so the body stays well-formed.
     resource = _CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", resource)
     message = _CONTROL.sub(" ", message)
+    extra = "".join(f"<{name}>{escape(_NOT_XML_TEXT.sub(' ', value))}</{name}>"
+                    for name, value in (details or {}).items() if _ELEMENT.fullmatch(name)) if details else ""
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(code)}</Code>'
-            f"<Message>{escape(message)}</Message><Resource>{escape(resource)}</Resource>"
+            f"<Message>{escape(message)}</Message>{extra}<Resource>{escape(resource)}</Resource>"
             f"<RequestId>{request_id}</RequestId></Error>").encode()

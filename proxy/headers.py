@@ -10,10 +10,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.errors import S3Error
+from proxy.state import HEADERS
 
 __all__ = ["SINGLE_VALUED", "parse_headers", "request_headers"]
-
-_HEADERS = "wio_headers"
 
 SINGLE_VALUED = frozenset({
     # HTTP headers S3 reads as one value
@@ -56,11 +55,10 @@ def parse_headers(request: web.Request) -> dict[str, str]:
             raise S3Error("InvalidArgument", f"Header '{lname}' is given more than once")
         else:
             out[lname] += "," + value
-    request[_HEADERS] = out
+    request[HEADERS] = out
     return out
 
 
 def request_headers(request: web.Request) -> dict[str, str]:
     """The headers ``parse_headers`` accepted for this request (it runs first, on every S3 request)."""
-    headers: dict[str, str] = request[_HEADERS]
-    return headers
+    return request[HEADERS]

@@ -27,6 +27,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Gauge, Histogram
 
 from proxy.errors import S3Error
+from proxy.state import ACCESS_KEY, METRICS, REQUEST_ID, USER
 from foundation.metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
@@ -89,8 +90,8 @@ def grant_kind(label: str) -> str:
 
 def observe_request(request: web.Request, call: Call | None, workspace: str | None, key: str | None,
                     error: S3Error | None) -> None:
-    """Metrics and the access log for one finished request, from ``request["wio_metrics"]``."""
-    operation, status, decision, reason, duration, bytes_in, bytes_out = request["wio_metrics"]
+    """Metrics and the access log for one finished request, from ``request[METRICS]``."""
+    operation, status, decision, reason, duration, bytes_in, bytes_out = request[METRICS]
     children = _request_children.get((operation, status))
     if children is None:
         children = _request_children[(operation, status)] = (REQUESTS.labels(operation, str(status)),
@@ -125,13 +126,13 @@ def observe_request(request: web.Request, call: Call | None, workspace: str | No
 def _log_access(request: web.Request, call: Call | None, operation: str, status: int, decision: str, reason: str,
                 duration: float, bytes_in: int, bytes_out: int, workspace: str | None, key: str | None,
                 error: S3Error | None) -> None:
-    request_id = request.get("request_id", "")
-    user = call.caller.user if call is not None else request.get("user", "")
+    request_id = request.get(REQUEST_ID, "")
+    user = call.caller.user if call is not None else request.get(USER, "")
     fields = {
         "request_id": request_id, "client": request.remote or "", "method": request.method,
         # The path only: a presigned URL's query carries credentials (X-Amz-Security-Token).
         "path": request.path, "operation": operation, "workspace": workspace or "", "key": key or "",
-        "user": user, "access_key": call.caller.access_key_id if call is not None else request.get("access_key", ""),
+        "user": user, "access_key": call.caller.access_key_id if call is not None else request.get(ACCESS_KEY, ""),
         "status": status, "decision": decision,
         "reason": call.decided_by if decision == "allow" and call is not None else reason,
         "error": error.code if error is not None else "", "bytes_in": bytes_in, "bytes_out": bytes_out,

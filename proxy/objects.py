@@ -98,7 +98,7 @@ async def _prepare_body(call: Call, headers: dict[str, str], limit: int, *,
     elif length > limit:
         raise S3Error("EntityTooLarge", f"This upload is limited to {limit} bytes; use multipart upload")
     headers["content-length"] = str(length)
-    call.extra["bytes_in"] = length
+    call.bytes_in = length
     if body is not None:
         return body, None, length
     if length <= SMALL_BODY:
@@ -131,8 +131,8 @@ async def put_object(call: Call) -> web.StreamResponse:
             if resp.status < 300:
                 await quotas.settle(res, length - (old or 0), new_object)
     if resp.status < 300:
-        call.extra["etag"] = resp.headers.get("ETag", "")
-        call.extra["content_type"] = headers.get("content-type", "")
+        call.etag = resp.headers.get("ETag", "")
+        call.content_type = headers.get("content-type", "")
     return await relay(call, resp)
 
 
@@ -222,7 +222,7 @@ async def complete_upload(call: Call) -> web.StreamResponse:
             if not repeated:
                 await quotas.upload_finished(ws, key, upload_id, completed=True)
             await quotas.settle(res, size - (old or 0), new_object)
-    call.extra["bytes_in"] = size
+    call.bytes_in = size
     return web.Response(body=rewrite_result(raw, workspace=ws.name, physical_prefix=ws.prefix),
                         headers={"Content-Type": "application/xml"})
 
@@ -332,5 +332,5 @@ async def _delete_keys(call: Call, allowed: list[str], errors: list[tuple[str, s
             if size is not None:
                 freed[object_identity(key)] = size
     await call.request.app[QUOTAS].settle(res, -sum(freed.values()), -len(freed))
-    call.extra["deleted_keys"] = deleted
+    call.deleted_keys = deleted
     return deleted

@@ -21,7 +21,7 @@ from aiohttp import BodyPartReader, web
 
 from policy.decide import WorkspaceView, decide_object
 from proxy.addressing import check_key
-from proxy.call import Call
+from proxy.call import CALL, Call, PostForm
 from proxy.errors import S3Error
 from proxy.listing import S3_NS
 from proxy.objects import head_size
@@ -29,9 +29,10 @@ from proxy.operations import Operation
 from proxy.quota import Quotas, Reservation, seen_through
 from proxy.relay import backend_error
 from proxy.resources import AUTHZ, QUOTAS, SETTINGS, UPSTREAM
+from proxy.state import ACCESS_KEY, USER
 from signing import SigningError, parse_post_policy, verify_post_policy
 
-__all__ = ["post_object"]
+__all__ = ["authorize_post", "post_object"]
 
 MAX_FIELDS, MAX_FIELD_BYTES = 64, 64 << 10
 MAX_POST = 5 << 30
@@ -98,34 +99,44 @@ async def _spooled_chunks(spool: BinaryIO) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@seen_through
-async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
+async def authorize_post(request: web.Request, op: Operation, bucket: str) -> Call:
+    """The POST policy door (``Strategy.POST_POLICY``): the form's fields up to its file part, the policy's
+    signature and conditions, then write on the key the form names, as for any PutObject."""
     settings = request.app[SETTINGS]
-    request["operation"], request["bucket"] = "PostObject", bucket
     fields, file_part = await _read_form(request)
     try:
         policy = parse_post_policy(fields, now=datetime.now(timezone.utc), region=settings.region)
     except SigningError as exc:
-        raise S3Error(exc.code, exc.message) from None
-    request["access_key"] = policy.access_key_id
+        raise S3Error.from_signing(exc) from None
+    request[ACCESS_KEY] = policy.access_key_id
     caller, (target,) = await request.app[AUTHZ].load(policy.access_key_id, policy.session_token, [bucket])
-    request["user"] = caller.user
+    request[USER] = caller.user
     try:
         result = verify_post_policy(policy, caller.secret_key, bucket=bucket)
     except SigningError as exc:
-        raise S3Error(exc.code, exc.message) from None
+        raise S3Error.from_signing(exc) from None
     if target is None:
         raise S3Error("NoSuchBucket")
     key = (result.key or "").replace("${filename}", os.path.basename(file_part.filename or ""))
     if not key:
         raise S3Error("InvalidArgument", "The form must give a key")
     check_key(key)
-    call = Call(request=request, op=Operation("PostObject", "write", True), bucket=bucket, key=key, params=[],
-                caller=caller, auth=None, signing_ctx=None, target=target)
-    request["call"] = call
-    decision = decide_object(target.grants, "write", key)
+    call = Call(request=request, op=op, bucket=bucket, key=key, params=[], caller=caller, auth=None, signing_ctx=None,
+                target=target, post=PostForm(fields, file_part, result))
+    request[CALL] = call
+    decision = decide_object(target.grants, op.permission or "write", key)
     if not decision.allowed:
         raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
+    call.decided_by = decision.reason
+    return call
+
+
+@seen_through
+async def post_object(call: Call) -> web.StreamResponse:
+    request, target, key = call.request, call.authorized_target(), call.object_key()
+    form_post = call.authorized_post()
+    fields, file_part, result = form_post.fields, form_post.file, form_post.policy
+    bucket = call.bucket or ""
     low, high = result.content_length_range or (0, MAX_POST)
     high = min(high, MAX_POST)
     quotas = request.app[QUOTAS]
@@ -152,8 +163,7 @@ async def post_object(request: web.Request, bucket: str) -> web.StreamResponse:
                     etag = resp.headers.get("ETag", "")
                 finally:
                     resp.release()
-    call.decided_by = decision.reason
-    call.extra.update(bytes_in=size, etag=etag, content_type=headers.get("content-type", ""))
+    call.bytes_in, call.etag, call.content_type = size, etag, headers.get("content-type", "")
     status = form.get("success_action_status", "204")
     if status == "201":
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse xmlns="{S3_NS}"><Location>/{escape(bucket)}/'

@@ -12,8 +12,8 @@ from proxy.listing import parse_xml, rewrite_result
 from nodeclient.pool import NodeError, NodeResponse, can_splice, splice_body
 from proxy.resources import UPSTREAM
 
-__all__ = ["xml_response", "iso_time", "backend_error", "raise_for_backend", "relay", "rewritten", "HOP_BY_HOP",
-           "STREAM_CHUNK"]
+__all__ = ["xml_response", "iso_time", "backend_error", "raise_for_backend", "relay", "rewritten", "small_body",
+           "HOP_BY_HOP", "STREAM_CHUNK"]
 
 XML_HEADERS = {"Content-Type": "application/xml"}
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -78,7 +78,7 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
         length = resp.content_length
         if request.method != "HEAD" and length is not None and length <= SMALL_RESPONSE:
             body = await resp.read()
-            call.extra["bytes_out"] = len(body)
+            call.bytes_out = len(body)
             headers.popall("Content-Length", None)
             out: web.StreamResponse = web.Response(status=resp.status, body=body, headers=headers)
             if "Content-Type" not in headers:
@@ -100,21 +100,26 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
                 if request.transport is not None:
                     request.transport.abort()
                 raise
-            call.extra["bytes_out"] = sent
+            call.bytes_out = sent
         await out.write_eof()
         return out
     finally:
         resp.release()
 
 
-async def rewritten(call: Call, resp: NodeResponse) -> web.Response:
-    """A small XML result from the node, rewritten into the workspace view."""
+async def small_body(resp: NodeResponse) -> bytes:
+    """A small node answer (XML), read whole and released; an error status raises the node's S3 error."""
     try:
         if resp.status >= 400:
             raise await backend_error(resp)
-        body = await resp.read()
+        return await resp.read()
     finally:
         resp.release()
+
+
+async def rewritten(call: Call, resp: NodeResponse) -> web.Response:
+    """A small XML result from the node, rewritten into the workspace view."""
+    body = await small_body(resp)
     headers = {k: v for k, v in resp.headers.items()
                if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "content-type")}
     if body.strip():

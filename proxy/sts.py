@@ -19,19 +19,18 @@ from xml.sax.saxutils import escape
 import aiohttp
 from aiohttp import web
 
+from proxy.authz import Caller
+from proxy.call import Call, StsForm
 from proxy.errors import S3Error
+from proxy.operations import Operation
 from proxy.resources import API_HTTP, AUTHZ, SETTINGS, proxy_api_headers
+from proxy.state import ACCESS_KEY, OPERATION, USER
 from signing import SigningError, parse_request_auth, verify_signature
 
-__all__ = ["sts_entry", "is_sts_request"]
+__all__ = ["authorize_sts", "sts_action"]
 
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 900, 43200, 3600
-
-
-def is_sts_request(request: web.Request) -> bool:
-    return request.method == "POST" and request.rel_url.raw_path == "/" and \
-        request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
 
 
 def _duration(form: dict[str, str]) -> int:
@@ -101,19 +100,26 @@ def _credentials_xml(action: str, creds: dict[str, Any], extra: str) -> web.Resp
     return web.Response(body=body.encode(), content_type="text/xml")
 
 
-async def sts_entry(request: web.Request) -> web.StreamResponse:
+async def authorize_sts(request: web.Request, op: Operation) -> Call:
+    """The STS door (``Strategy.STS``): read the form, authenticate the action's caller. AssumeRole is
+    SigV4-signed (service ``sts``) with a long-lived key; AssumeRoleWithWebIdentity carries a login or ID
+    token, which the admin API verifies. An STS answer is accounted without a workspace: its Call is not
+    kept on the request (``proxy.accounting``)."""
     raw = await request.content.read((64 << 10) + 1)
     if len(raw) > 64 << 10:
         raise S3Error("MaxMessageLengthExceeded", "STS requests are limited to 64 KiB")
     form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     action = form.get("Action", "")
-    request["operation"] = action or "STS"
+    request[OPERATION] = action or "STS"
     settings = request.app[SETTINGS]
     if action == "AssumeRoleWithWebIdentity":
-        user_token, request["user"], subject = await _web_identity(request, form.get("WebIdentityToken", ""))
-        creds = await _issue(request, user_token, form.get("RoleSessionName", "web-identity"), _duration(form), None)
+        user_token, user, subject = await _web_identity(request, form.get("WebIdentityToken", ""))
+        request[USER] = user
         extra = f"<SubjectFromWebIdentityToken>{escape(subject)}</SubjectFromWebIdentityToken>"
-        return _credentials_xml(action, creds, extra)
+        # the caller is who the API found in the token: no wio key, nothing to sign with
+        caller = Caller("", user, [], False, None, secret_key="")
+        return Call(request=request, op=op, bucket=None, key=None, params=[], caller=caller, auth=None,
+                    signing_ctx=None, decided_by="web-identity", sts=StsForm(action, form, user_token, extra))
     if action == "AssumeRole":
         # STS signs the form body itself (no x-amz-content-sha256 header): present its hash as that header.
         headers = list(request.headers.items()) + [("x-amz-content-sha256", hashlib.sha256(raw).hexdigest())]
@@ -124,15 +130,29 @@ async def sts_entry(request: web.Request) -> web.StreamResponse:
             if auth is None:
                 raise S3Error("AccessDenied", "AssumeRole must be signed with a wio access key")
             caller, _ = await request.app[AUTHZ].load(auth.access_key_id, auth.session_token, [])
-            verify_signature(auth, caller.secret_key, "POST", raw_path, raw_query, headers)
+            signing_ctx = verify_signature(auth, caller.secret_key, "POST", raw_path, raw_query, headers)
         except SigningError as exc:
-            raise S3Error(exc.code, exc.message) from None
-        request["user"], request["access_key"] = caller.user, caller.access_key_id
+            raise S3Error.from_signing(exc) from None
+        request[USER], request[ACCESS_KEY] = caller.user, caller.access_key_id
         if caller.temporary:
             raise S3Error("AccessDenied", "Temporary credentials cannot assume a role; use a long-lived key")
-        creds = await _issue(request, proxy_api_headers(settings, caller.user), form.get("RoleSessionName", "assumed"),
-                             _duration(form), caller.scope, caller.access_key_id)
-        arn = f"arn:aws:sts::wio:assumed-role/{escape(caller.user)}/{escape(form.get('RoleSessionName', ''))}"
-        extra = f"<AssumedRoleUser><Arn>{arn}</Arn><AssumedRoleId>{creds['access_key_id']}</AssumedRoleId></AssumedRoleUser>"
-        return _credentials_xml(action, creds, extra)
+        return Call(request=request, op=op, bucket=None, key=None, params=[], caller=caller, auth=auth,
+                    signing_ctx=signing_ctx, decided_by="key",
+                    sts=StsForm(action, form, proxy_api_headers(settings, caller.user)))
     raise S3Error("NotImplemented", f"The STS action '{action}' is not supported by wio")
+
+
+async def sts_action(call: Call) -> web.StreamResponse:
+    """The STS handler: temporary credentials for the caller ``authorize_sts`` authenticated."""
+    sts = call.authorized_sts()
+    form, request = sts.form, call.request
+    if sts.action == "AssumeRoleWithWebIdentity":
+        creds = await _issue(request, sts.api_headers, form.get("RoleSessionName", "web-identity"), _duration(form),
+                             None)
+        return _credentials_xml(sts.action, creds, sts.result_xml)
+    caller = call.caller
+    creds = await _issue(request, sts.api_headers, form.get("RoleSessionName", "assumed"), _duration(form),
+                         caller.scope, caller.access_key_id)
+    arn = f"arn:aws:sts::wio:assumed-role/{escape(caller.user)}/{escape(form.get('RoleSessionName', ''))}"
+    extra = f"<AssumedRoleUser><Arn>{arn}</Arn><AssumedRoleId>{creds['access_key_id']}</AssumedRoleId></AssumedRoleUser>"
+    return _credentials_xml(sts.action, creds, extra)

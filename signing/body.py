@@ -33,6 +33,7 @@ from .auth import (
     UNSIGNED_PAYLOAD,
     ParsedAuth,
 )
+from .auth import _single as _single_value
 from .canonical import HeaderMap, collect_headers
 from .checksums import CHECKSUM_HEADERS, Checksum, decode_checksum_value
 from .chunked import DEFAULT_MAX_CHUNK_SIZE, ChunkedDecoder, ChunkEnd, ChunkHeader, EndOfBody, Trailer
@@ -60,12 +61,9 @@ def strip_aws_chunked(content_encoding: str | None) -> str | None:
 
 
 def _single(header_map: HeaderMap, name: str) -> str | None:
-    values = header_map.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise SigningError("InvalidRequest", f"The {name} header may only appear once.")
-    return values[0].strip()
+    """A header that may appear once (``InvalidRequest`` otherwise), its value stripped."""
+    value = _single_value(header_map, name)
+    return value.strip() if value is not None else None
 
 
 def _length(value: str | None, name: str) -> int | None:

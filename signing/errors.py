@@ -34,7 +34,8 @@ class SigningError(Exception):
 
     ``code`` is the S3 error code, ``message`` human text, ``status`` the HTTP status, and
     ``details`` extra elements S3 puts in its error document (for example ``HeadersNotSigned``,
-    ``StringToSign``, ``CanonicalRequest``); the caller decides whether to show them.
+    ``StringToSign``, ``CanonicalRequest``, ``RequestTime``/``ServerTime``). The proxy converts it in
+    one place, ``proxy.errors.S3Error.from_signing``, which keeps all of them in the error document.
     """
 
     def __init__(self, code: str, message: str, *, details: dict[str, str] | None = None):
