@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from tests.observability.helpers import wait_for_audit
 from tests.conftest import make_person, s3_client, unique, wio_settings
 from wio.client import ApiClientError
-from wio.dev.services import free_port
+from wio.dev.process import free_port
 from wio.dev.stack import DevStack, launch_components
 
 # Keys with every kind of character a URL or a listing can get wrong.
