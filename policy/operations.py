@@ -51,6 +51,7 @@ class Operation:
     query: str | None = None     # a query parameter that must be present (a subresource: "uploads", "tagging" …)
     query_value: str | None = None   # … with this value (list-type=2)
     query_also: str | None = None    # … and this one too (partNumber of a part upload)
+    query_alone: bool = False    # … and no other parameter but x-id (PutBucketAcl: not with another subresource)
     header: str | None = None    # a header that must be present (x-amz-copy-source) …
     header_prefix: str = ""      # … and start with this (lower-cased; content-type of browser and STS forms)
     has_body: bool = False       # the request carries an object body to stream upstream
@@ -106,8 +107,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("ListObjects", "GET", _B, _R, _LIST, "buckets.list_objects"),
     Operation("HeadBucket", "HEAD", _B, _R, _OBJ, "buckets.head_bucket"),
     Operation("CreateBucket", "PUT", _B, None, Strategy.CALLER, "buckets.create_bucket"),
-    Operation("PutBucketAcl", "PUT", _B, _A, _OBJ, "buckets.put_bucket_acl", query="acl", has_body=True,
-              before_refusals=True),   # a canned ACL: who may read (public, anonymous)
+    Operation("PutBucketAcl", "PUT", _B, _A, _OBJ, "buckets.put_bucket_acl", query="acl", query_alone=True,
+              has_body=True, before_refusals=True),   # a canned ACL: who may read (public, anonymous)
     Operation("DeleteBucket", "DELETE", _B, _A, _OBJ, "buckets.delete_bucket"),
     Operation("DeleteObjects", "POST", _B, None, Strategy.PER_KEY, "objects.delete_objects", query="delete"),
     Operation("PostObject", "POST", _B, _W, Strategy.POST_POLICY, "post_object.post_object",

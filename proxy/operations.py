@@ -43,7 +43,7 @@ class _Rows:
     __slots__ = ("keyed", "fallback")
 
     def __init__(self, rows: tuple[Operation, ...]):
-        self.keyed = tuple((op.query, op.query_value, op.query_also, op.header, op)
+        self.keyed = tuple((op.query, op.query_value, op.query_also, op.header, op.query_alone, op)
                            for op in rows if op.query is not None)
         self.fallback = tuple(op for op in rows if op.query is None)
         if rows[:len(self.keyed)] != tuple(row[-1] for row in self.keyed) or \
@@ -52,9 +52,9 @@ class _Rows:
 
     def first(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Operation | None:
         if query:
-            for name, value, also, header, op in self.keyed:
+            for name, value, also, header, alone, op in self.keyed:
                 if name in query and (value is None or query[name] == value) and (also is None or also in query) \
-                        and (header is None or header in headers):
+                        and (header is None or header in headers) and (not alone or _alone(name, query)):
                     return op
         for op in self.fallback:
             if op.header is None or _matches(op, query, headers):
@@ -83,6 +83,10 @@ _COPY_PLAIN = next(op for op in OPERATIONS if op.scope is Scope.OBJECT and op.qu
 BUCKET_VIEWS = {op.query: op for op in OPERATIONS if op.scope is Scope.BUCKET and op.before_refusals and op.query}
 
 
+def _alone(name: str, query: Mapping[str, str]) -> bool:
+    return all(other == name or other == "x-id" for other in query)
+
+
 def _matches(op: Operation, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
     if op.query is not None:
         if op.query_value is None:
@@ -91,6 +95,8 @@ def _matches(op: Operation, query: Mapping[str, str], headers: Mapping[str, str]
         elif query.get(op.query) != op.query_value:
             return False
         if op.query_also is not None and op.query_also not in query:
+            return False
+        if op.query_alone and not _alone(op.query, query):
             return False
     if op.header is not None:
         value = headers.get(op.header)
