@@ -74,6 +74,14 @@ FULL = Plan(mode="full", rounds=3, large_size=256 * MiB, huge_size=2 * GiB, mult
             revocation_trials=1000, revocation_workers=4, rss_size=2 * GiB)
 
 
+BASE_PATH = "wio-base"   # --ab REF: a second wio proxy running the code of REF, on the same stack
+
+
+def _proxy_role(path: str) -> str | None:
+    """The CPU meter's role for the proxy behind ``path`` (None: not a wio proxy)."""
+    return "proxy" if path == "wio" else path if path == BASE_PATH else None
+
+
 def _median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return round(statistics.median(values), 3) if values else None
@@ -210,8 +218,9 @@ class Runner:
             samples = [e for r in results for e in r.get("error_samples", [])]
             if exceptions or samples:
                 out["problems"] = (exceptions + samples)[:3]
-            if target.name == "wio" and ops:
-                out["proxy_cpu_us_per_op"] = round(cpu.get("proxy", 0) * seconds / ops * 1e6, 1)
+            role = _proxy_role(target.name)
+            if role and ops:
+                out["proxy_cpu_us_per_op"] = round(cpu.get(role, 0) * seconds / ops * 1e6, 1)
             return out
 
         self.log(f"small {op} {self.plan.small_size} B at concurrency {concurrency}")
@@ -261,12 +270,16 @@ class Runner:
                 if r["exceptions"]:
                     raise RuntimeError(f"{target.name} LIST failed: {r['exceptions'][0]}")
                 _client_and_other(cpu, r["cpu_seconds"] / self.plan.list_seconds)
-                return {"pages_s": round(r["pages"] / self.plan.list_seconds, 2),
-                        "keys_s": round(r["keys"] / self.plan.list_seconds, 1), "pages": r["pages"],
-                        "walks": r["walks"], "p50_page_ms": round(percentile(r["latencies"], 50) * 1e3, 2),
-                        "cores": cpu}
+                out = {"pages_s": round(r["pages"] / self.plan.list_seconds, 2),
+                       "keys_s": round(r["keys"] / self.plan.list_seconds, 1), "pages": r["pages"],
+                       "walks": r["walks"], "p50_page_ms": round(percentile(r["latencies"], 50) * 1e3, 2),
+                       "cores": cpu}
+                role = _proxy_role(target.name)
+                if role and r["pages"]:
+                    out["proxy_cpu_us_per_page"] = round(cpu.get(role, 0) * self.plan.list_seconds / r["pages"] * 1e6)
+                return out
             self.log(f"LIST {self.plan.list_keys} keys, 1000 per page, concurrency {concurrency}")
-            runs = self.alternate(measure)
+            runs = self.alternate(measure, self.paths + [p for p in self.all_paths if p == BASE_PATH])
             summary = self._summary({"keys": self.plan.list_keys, "page_size": 1000, "concurrency": concurrency,
                                      "populate_seconds": round(populate_seconds, 1)}, runs, "pages_s")
             out.append(summary)
@@ -549,6 +562,29 @@ def _start_hop(kind: str, upstream: str, workers: int, log_path: Path) -> tuple[
             time.sleep(0.1)
 
 
+def _start_base_proxy(stack: BenchStack, ref: str, workers: int, workdir: Path, log) -> tuple[str, subprocess.Popen]:
+    """``wio serve proxy`` from the code of git ``ref`` (exported with git archive: the repository is not
+    touched) on the same stack, settings and workers as the proxy under test: the A side of an A/B."""
+    if stack.attached:
+        raise RuntimeError("--ab needs the benchmark's own stack (it starts a second proxy on it)")
+    from wio.dev.stack import wait_http
+    repo = Path(__file__).resolve().parent.parent
+    base = workdir / "base"
+    base.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=repo, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=repo, capture_output=True, text=True).stdout
+    log(f"A/B: {BASE_PATH} runs {ref} ({commit.strip()}), wio runs the working tree")
+    port = free_port()
+    env = {**os.environ, **stack.settings.with_(proxy_port=port).to_env(), "PYTHONPATH": str(base)}
+    with open(workdir / "services.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "wio", "serve", "proxy", "--workers", str(workers)],
+                                cwd=base, env=env, start_new_session=True, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_wio/health", 60, proc)
+    return url, proc
+
+
 def _stop_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -562,7 +598,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, admin_password: str | None,
                 node: NodeCredentials | None, keep: bool = False, with_nginx: bool = True,
-                reference_hops: bool = False, log=print):
+                reference_hops: bool = False, ab_ref: str | None = None, log=print):
     """A stack (own or attached), an account and workspace, nginx, and the client pool; torn down after."""
     workdir = Path(tempfile.mkdtemp(prefix="wio-bench-"))
     stack = BenchStack(workdir, proxy_workers=proxy_workers, api_url=api_url, s3_url=s3_url,
@@ -589,6 +625,9 @@ def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, 
             for kind in ("aiohttp", "splice"):
                 port, hops[f"{kind}-hop"] = _start_hop(kind, node_host, proxy_workers, workdir / "services.log")
                 targets[f"{kind}-hop"] = prov.target(f"{kind}-hop", f"http://127.0.0.1:{port}")
+        if ab_ref:
+            url, hops[BASE_PATH] = _start_base_proxy(stack, ab_ref, proxy_workers, workdir, log)
+            targets[BASE_PATH] = prov.target(BASE_PATH, url)
         pool = LoadPool(processes=8)
         yield Environment(stack, prov, targets, pool, nginx, workdir, hops)
     finally:
@@ -608,7 +647,7 @@ def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, 
 def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_url: str | None = None,
                    s3_url: str | None = None, admin_password: str | None = None,
                    node: NodeCredentials | None = None, only: set[str] | None = None, keep: bool = False,
-                   reference_hops: bool = False, log=print) -> dict:
+                   reference_hops: bool = False, ab_ref: str | None = None, log=print) -> dict:
     plan = QUICK if quick else FULL
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -617,13 +656,13 @@ def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_ur
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": plan.mode,
         "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / GiB, 1),
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(), "git": _git(), "proxy_workers": proxy_workers,
+        "python": platform.python_version(), "git": _git(), "proxy_workers": proxy_workers, "ab_ref": ab_ref,
         "stack": "attached" if api_url else "own (wio.dev.services + wio serve)", "plan": asdict(plan),
         "method": "presigned requests over keep-alive from a raw-socket client (benchmarks/httpclient.py) in "
                   "several processes; paths alternate each round; figures are medians over rounds",
     }}
     with environment(proxy_workers=proxy_workers, api_url=api_url, s3_url=s3_url, admin_password=admin_password,
-                     node=node, keep=keep, reference_hops=reference_hops, log=log) as env:
+                     node=node, keep=keep, reference_hops=reference_hops, ab_ref=ab_ref, log=log) as env:
         stack = env.stack
         results["meta"]["nginx"] = env.nginx.version() if env.nginx else None
         runner = Runner(plan, stack, env.prov, env.targets, env.pool, env.nginx, env.workdir, log, env.hops)
