@@ -52,7 +52,7 @@ def _serialize(root: ET.Element) -> bytes:
 def parse_xml(body: bytes, what: str = "request body") -> ET.Element:
     try:
         return parse_untrusted_xml(body)
-    except XMLRefused:
+    except (XMLRefused, LookupError, ValueError):   # expat: an unknown or multi-byte encoding declared
         raise S3Error("MalformedXML", f"The {what} is not well-formed XML without a DTD") from None
 
 
@@ -197,14 +197,15 @@ def _tree_listing(body: bytes, view: ListingView, matches_nothing: bool) -> byte
         common = tag == "CommonPrefixes"
         if not common and tag not in _ENTRY_TAGS:
             continue
-        name_elem = child.find(_NS + ("Prefix" if common else "Key"))
+        named = child.findall(_NS + ("Prefix" if common else "Key"))
+        name_elem = named[0] if named else None
         physical = None if name_elem is None else name_elem.text or ""
         if tag == "Upload":
             upload_keys[child.findtext(_NS + "UploadId")] = physical
         if name_elem is None or physical is None or matches_nothing:
             root.remove(child)
             continue
-        keep = view.contains(physical)
+        keep = view.contains(physical) and len(named) == 1   # two names: which one would it be?
         if not keep:
             strays.append(physical)
         if not (keep and view.shows(physical, common)):
@@ -409,7 +410,9 @@ def _stream_listing(body: bytes, view: ListingView, matches_nothing: bool) -> by
                 other = m.group("other")
                 if other is None:
                     tag = m.group("tag")
-                    children.append([tag, m.group("text"), None] if tag is not None else [m.group("empty"), "", None])
+                    leaf = [tag, m.group("text"), None] if tag is not None else [m.group("empty"), "", None]
+                    if leaf[0] not in _ENTRY_TAGS and leaf[0] != "CommonPrefixes":   # no children, no name: dropped
+                        children.append(leaf)
                     continue
                 inner, name_tag = m.group("inner"), "<Prefix" if other == "CommonPrefixes" else "<Key"
                 if f"{name_tag}>" in inner or f"{name_tag}/>" in inner:
