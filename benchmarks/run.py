@@ -404,7 +404,8 @@ class Runner:
         out["note"] = ("every wio write reserves and settles (quota or not), so 'wio' already pays for the "
                        "reservation; 'wio-quota' adds the limit checks; reservation_us is reserve+settle alone; "
                        "accounting_us is all the ledger's Redis work for one PUT (key lock, recorded reservation, "
-                       "settle, unlock) and one DELETE (key lock, zero reservation, settle of what it freed, unlock)")
+                       "settle with unlock: three script calls) and one DELETE (key lock, zero reservation, settle "
+                       "of what it freed with unlock)")
         return out
 
     def _accounting_cost(self, n: int = 1000) -> dict[str, float] | None:
@@ -423,13 +424,13 @@ class Runner:
                                    "private")
                 await redis.execute("HSET", f"wio:use:w:{ws.name}", "known", "1")
 
-                async def put(key: str) -> None:
-                    async with quotas.exclusive(ws, [key]), quotas.reserved(ws, 4096, 1) as res:
-                        await quotas.settle(res, 4096, 1)
+                async def put(key: str) -> None:   # as proxy/objects.py: the settlement releases the lock
+                    async with quotas.exclusive(ws, [key]) as lock, quotas.reserved(ws, 4096, 1) as res:
+                        await quotas.settle(res, 4096, 1, unlock=lock)
 
                 async def delete(key: str) -> None:
-                    async with quotas.exclusive(ws, [key]), quotas.reserved(ws, 0, 0) as res:
-                        await quotas.settle(res, -4096, -1)
+                    async with quotas.exclusive(ws, [key]) as lock, quotas.reserved(ws, 0, 0) as res:
+                        await quotas.settle(res, -4096, -1, unlock=lock)
 
                 figures = {}
                 for name, step in (("put_us", put), ("delete_us", delete)):
