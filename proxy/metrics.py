@@ -62,7 +62,7 @@ _LogRecord = logging.LogRecord
 _new_record = logging.LogRecord.__new__
 _ACCESS_TEMPLATE = access_log.makeRecord("wio.access", logging.INFO, "", 0, "%s %s %s %s %s/%s %d %s %.1fms", (),
                                          None).__dict__
-_LOG_START = logging._startTime   # what LogRecord.relativeCreated counts from
+_LOG_START = _ACCESS_TEMPLATE["created"] - _ACCESS_TEMPLATE["relativeCreated"] / 1000   # logging's start
 
 _request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 _decision_children: dict[tuple[str, str], Counter] = {}
