@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from foundation.secrets import SecretBox
 from policy.decide import ListingFilter
 from proxy.errors import S3Error
-from proxy.listing import (MAX_XML_BYTES, ListingView, _stream_listing, _tree_listing, open_marker,
-                           rewrite_listing)
+from proxy.listing import (MAX_XML_BYTES, ListingView, _bulk_listing, _stream_listing, _tree_listing,
+                           _well_formed_text, open_marker, rewrite_listing)
 
 FUZZ = settings(max_examples=int(os.environ.get("WIO_FUZZ_EXAMPLES", "300")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -30,7 +30,7 @@ BOX = SecretBox(b"\x05" * 32)
 _PARAMS = {"NextMarker": "marker", "NextKeyMarker": "key-marker", "NextContinuationToken": "continuation-token",
            "NextVersionIdMarker": "version-id-marker", "NextUploadIdMarker": "upload-id-marker"}
 
-names = st.lists(st.sampled_from(list("ab/._-é&<>'\" \t+%~") + ["%2F", "\U0001f600", "z"]), max_size=6).map("".join)
+names = st.lists(st.sampled_from(list("ab/._-é&<>'\" \t\n+%~") + ["%2F", "\U0001f600", "z"]), max_size=6).map("".join)
 
 
 def view(operation: str = "ListObjectsV2", listing: ListingFilter | None = None, url: bool = False,
@@ -59,17 +59,27 @@ def meaning(body: bytes) -> list[tuple[int, str, str]]:
 
 
 def same_answer(body: bytes, v: ListingView, matches_nothing: bool = False) -> bool:
-    """The text path's answer means the tree path's; False when the text path declined."""
+    """The text path's answers (whole-page and entry by entry) mean the tree path's; False when the text
+    path declined."""
     fast = _stream_listing(body, v, matches_nothing)
+    loop = _stream_listing(body, v, matches_nothing, bulk=False)
+    assert (fast is None) == (loop is None)
     try:
         slow = _tree_listing(body, v, matches_nothing)
     except S3Error:
         assert fast is None, "the text path answered for a page the tree path refuses"
         return False
-    if fast is None:
+    if fast is None or loop is None:
         return False
     assert meaning(fast) == meaning(slow)
+    assert meaning(loop) == meaning(slow)
     return True
+
+
+def whole_page(body: bytes, v: ListingView) -> bool:
+    """The whole-page rewrite (no loop per entry) answers for ``body``."""
+    found = _well_formed_text(body)
+    return found is not None and _bulk_listing(*found, v) is not None
 
 
 def entry(tag: str, name: str | None, extra: str = "", owner: bool = True) -> str:
@@ -190,7 +200,11 @@ def test_text_path_answers_a_real_page_and_keeps_its_guarantees():
     keys = [f"{PREFIX}list/k-{i:04d}" for i in range(1000)] + ["root/alice/ws2/stray"]
     body = node_page(keys, [], f"<NextContinuationToken>{PREFIX}list/k-0999</NextContinuationToken>")
     v = view(listing=ListingFilter(("list/k-000",)), url=True, echo={"prefix": "list/"})
-    assert same_answer(body, v)
+    assert same_answer(body, v) and not whole_page(body, v)   # hidden and stray entries: entry by entry
+    everything = view(url=True, echo={"prefix": "list/"})
+    assert same_answer(body.replace(b"<Contents><Key>root/alice/ws2/stray", b"<Contents><Key>root/alice/ws1/stray"),
+                       everything)
+    assert whole_page(node_page(keys[:-1], [], ""), everything)   # the common page takes the whole-page path
     out = rewrite_listing(body, v)
     assert out.count(b"<Key>") == 10 and b"root/" not in out and b"ws2" not in out
     assert b"<Owner><ID>alice&amp;co</ID><DisplayName>alice&amp;co</DisplayName></Owner>" in out
@@ -210,3 +224,15 @@ def test_an_oversized_page_is_refused_before_parsing():
     with pytest.raises(S3Error) as err:
         rewrite_listing(body, view())
     assert err.value.code == "InternalError"
+
+
+@FUZZ
+@given(st.lists(names, max_size=8, unique=True), st.lists(names, max_size=3, unique=True), st.sampled_from(HEADS),
+       st.booleans(), st.sampled_from(["Contents", "Version"]))
+def test_whole_page_path_on_sorted_visible_pages(keys, prefixes, head, url, entry_tag):
+    """Pages the whole-page path takes (sorted, all visible): same answer as the tree path."""
+    root = "ListBucketResult" if entry_tag == "Contents" else "ListVersionsResult"
+    body = node_page([PREFIX + k for k in sorted(keys)], [PREFIX + p for p in sorted(prefixes)], head, root, entry_tag)
+    echo = {"prefix": "", "continuation-token": "given"} if "Continuation" in head else {"prefix": ""}
+    v = view("ListObjectsV2", None, url, echo)
+    assert same_answer(body, v)
