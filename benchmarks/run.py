@@ -432,14 +432,32 @@ class Runner:
                     async with quotas.exclusive(ws, [key]) as lock, quotas.reserved(ws, 0, 0) as res:
                         await quotas.settle(res, -4096, -1, unlock=lock)
 
-                figures = {}
-                for name, step in (("put_us", put), ("delete_us", delete)):
+                async def put_separate_unlock(key: str) -> None:   # before issue 21: four script calls
+                    async with quotas.exclusive(ws, [key]), quotas.reserved(ws, 4096, 1) as res:
+                        await quotas.settle(res, 4096, 1)
+
+                figures: dict[str, float] = {}
+                steps = (("put_us", put), ("delete_us", delete), ("put_separate_unlock_us", put_separate_unlock))
+                for _, step in steps:
                     for i in range(50):
                         await step(f"warm-{i}")
-                    t0 = time.perf_counter()
-                    for i in range(n):
-                        await step(f"k-{i}")
-                    figures[name] = round((time.perf_counter() - t0) / n * 1e6, 1)
+                # A/B in blocks of 100, alternating, wall and this process's CPU per step
+                wall: dict[str, float] = {name: 0.0 for name, _ in steps}
+                cpu: dict[str, float] = {name: 0.0 for name, _ in steps}
+                server: dict[str, float] = {name: 0.0 for name, _ in steps}
+                for block in range(n // 100):
+                    for name, step in steps:
+                        w0, c0, v0 = time.perf_counter(), time.process_time(), CpuMeter._cpu(self.valkey_pids)
+                        for i in range(100):
+                            await step(f"{name}-{block}-{i}")
+                        wall[name] += time.perf_counter() - w0
+                        cpu[name] += time.process_time() - c0
+                        server[name] += CpuMeter._cpu(self.valkey_pids) - v0
+                done = (n // 100) * 100
+                for name, _ in steps:
+                    figures[name] = round(wall[name] / done * 1e6, 1)
+                    figures[name.replace("_us", "_client_cpu_us")] = round(cpu[name] / done * 1e6, 1)
+                    figures[name.replace("_us", "_valkey_cpu_us")] = round(server[name] / done * 1e6, 1)
                 return figures
             finally:
                 await redis.close()
