@@ -1,8 +1,7 @@
 """``python -m benchmarks.pathcpu``: CPU of single steps of the request path, in process, A/B alternating.
 
 - listing: one 1000-entry ListObjectsV2 page in SeaweedFS's shape, rewritten by the tree path
-  (defusedxml, ElementTree, before issue 21) and by the text path (whole page, and entry by entry),
-  raw and with ``encoding-type=url``;
+  (defusedxml, ElementTree, before issue 21) and by the text path, raw and with ``encoding-type=url``;
 - accounting: ``proxy.accounting.account`` for one GetObject (metrics, access log to /dev/null through
   the buffered handler, the audit entry to a sink that drops it).
 
@@ -61,10 +60,9 @@ def listing() -> dict[str, float]:
     raw, url = view(False), view(True)
     assert _stream_listing(body, raw, False) is not None
     return _best({"tree_us": lambda: _tree_listing(body, raw, False),
-                  "text_whole_page_us": lambda: _stream_listing(body, raw, False),
-                  "text_entry_by_entry_us": lambda: _stream_listing(body, raw, False, bulk=False),
+                  "text_us": lambda: _stream_listing(body, raw, False),
                   "tree_url_us": lambda: _tree_listing(body, url, False),
-                  "text_whole_page_url_us": lambda: _stream_listing(body, url, False)}, repeat=5)
+                  "text_url_us": lambda: _stream_listing(body, url, False)}, repeat=5)
 
 
 def accounting() -> dict[str, float]:

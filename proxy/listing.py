@@ -313,6 +313,7 @@ _ROOT = re.compile(f'{_WS}<(ListBucketResult|ListVersionsResult) xmlns="{re.esca
 _BAD_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])   # control characters XML forbids
 _BAD_AMP = re.compile("&(?!(?:lt|gt|amp|quot|apos|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});)")
 _NUM_REF = re.compile("&#(x?)([0-9a-fA-F]+);")
+_OTHER_NUM_REF = re.compile("&#(?!34;)")
 _REF = re.compile("&(?:(lt)|(gt)|(amp)|(quot)|(apos)|#(x?)([0-9a-fA-F]+));")
 _OWNER_LEAF = re.compile(f"<(?P<tag>{_NAME})>[^<]*</(?P=tag)>|<(?P<empty>{_NAME})/>")
 _OWNER_BLOCK = re.compile(_OWNER.replace("GROUP", "ol"))
@@ -352,21 +353,20 @@ def _well_formed_text(body: bytes) -> tuple[str, int, str] | None:
         if decl is None:
             return None
         start = decl.end()
-    if b"<?" in body[start:]:
+    if body.find(b"<?", start) >= 0:
         return None
     try:
-        text = body[start:].decode("utf-8")
+        text = body.decode("utf-8")   # (the declaration is ASCII: its end is the same offset in the text)
     except UnicodeDecodeError:
         return None
-    root = _ROOT.match(text)
+    root = _ROOT.match(text, start)
     # (tags need no check of their own: the walk in _stream_listing accepts only bare names)
     if root is None or len(body.translate(None, _BAD_BYTES)) != len(body) or _BAD_AMP.search(text):
         return None
     if b"\xef\xbf\xbe" in body or b"\xef\xbf\xbf" in body:   # U+FFFE, U+FFFF
         return None
-    refs = text.replace("&#34;", "") if "&#" in text else ""   # the quotes around ETags: valid, and many
-    if "&#" in refs:
-        for hexa, digits in set(_NUM_REF.findall(refs)):
+    if _OTHER_NUM_REF.search(text):   # (the quotes around ETags, &#34;, are valid, and many)
+        for hexa, digits in set(_NUM_REF.findall(text)):
             try:
                 if not _xml_char(int(digits, 16 if hexa else 10)):
                     return None
@@ -375,19 +375,12 @@ def _well_formed_text(body: bytes) -> tuple[str, int, str] | None:
     return text, root.end(), root.group(1)
 
 
-def _stream_listing(body: bytes, view: ListingView, matches_nothing: bool, bulk: bool = True) -> bytes | None:
-    """The rewrite of ``_tree_listing`` on the text of a plain page, or None (see above).
-
-    ``bulk``: try ``_bulk_listing`` first (the common page: whole-page operations, no loop per entry).
-    """
+def _stream_listing(body: bytes, view: ListingView, matches_nothing: bool) -> bytes | None:
+    """The rewrite of ``_tree_listing`` on the text of a plain page, or None (see above)."""
     found = _well_formed_text(body)
     if found is None:
         return None
     text, pos, root_tag = found
-    if bulk and not matches_nothing:
-        answer = _bulk_listing(text, pos, root_tag, view)
-        if answer is not None:
-            return answer
     # children: [tag, value, entry rest]: a leaf's value is its raw (escaped) text, or None once it is
     # rewritten (then in "rest", as the escaped output text) or removed (tag None); an entry's value is
     # its workspace-relative name and "rest" the raw text of its other children.
@@ -541,129 +534,3 @@ def _owned(block: re.Match[str], owner_text: str) -> str:
              for m in _OWNER_LEAF.finditer(inner)]
     return f"<{tag}>{''.join(parts)}</{tag}>" if parts else block.group(0)
 
-
-# --- the common page, without a loop per entry ------------------------------------------------------
-# Every entry has its name first, inside the workspace and the requested prefix, visible to the caller,
-# without '&' (so its raw text is its value), and each kind is in byte order already: then the page's
-# children come from one findall, the names from list comprehensions, the owners from one replace per
-# distinct Owner/Initiator element. Anything else (a hidden or stray entry, a name to unescape, an
-# order to fix) is left to the loop above, which answers the same for these pages.
-_ROW = re.compile(f"({_CHILD.pattern})")
-_R = {name: index for name, index in _ROW.groupindex.items()}   # group number = row index + 1 (group 1: the row)
-_R_TAG, _R_TEXT, _R_EMPTY = _R["tag"], _R["text"], _R["empty"]
-_R_ENTRY, _R_KEY, _R_REST = _R["entry"], _R["key"], _R["rest"]
-_R_COMMON, _R_PREFIX, _R_CREST, _R_OTHER = _R["common"], _R["prefix"], _R["crest"], _R["other"]
-_OWNER_ROW = re.compile(f"({_OWNER.replace('GROUP', 'ol')})")
-_QUOTE_SAFE = re.compile(r"[^A-Za-z0-9_.\-~/]")   # what quote(..., safe="/~") leaves alone
-
-
-def _row_length(row: tuple[str, ...]) -> int:
-    return len(row[0])
-
-
-def _bulk_listing(text: str, pos: int, root_tag: str, view: ListingView) -> bytes | None:
-    closing = f"</{root_tag}>"
-    end = len(text.rstrip(" \t\n")) - len(closing)
-    if end < pos or not text.startswith(closing, end):
-        return None
-    rows: list[tuple[str, ...]] = _ROW.findall(text, pos, end)
-    if sum(map(_row_length, rows)) != end - pos:
-        return None   # something between the rows that is not a child the grammar knows
-    i_entry, i_key, i_rest = _R_ENTRY - 1, _R_KEY - 1, _R_REST - 1
-    i_common, i_prefix, i_crest = _R_COMMON - 1, _R_PREFIX - 1, _R_CREST - 1
-    i_other, i_tag = _R_OTHER - 1, _R_TAG - 1
-    if any(row[i_other] for row in rows):
-        return None
-    leaves = [i for i, row in enumerate(rows) if not row[i_entry] and not row[i_common]]
-    if any((rows[i][i_tag] or rows[i][_R_EMPTY - 1]) in _ENTRY_TAGS or
-           (rows[i][i_tag] or rows[i][_R_EMPTY - 1]) == "CommonPrefixes" for i in leaves):
-        return None   # an entry without children
-    keys = [row[i_key] for row in rows if row[i_entry]]
-    prefixes = [row[i_prefix] for row in rows if row[i_common]]
-    names = keys + prefixes
-    wanted, cut, listing = view.physical_prefix + view.prefix, len(view.physical_prefix), view.listing
-    if not all(map(str.startswith, names, [wanted] * len(names))):
-        return None
-    joined = "\n".join(names)
-    if "&" in joined or ">" in joined:
-        return None
-    rests = [row[i_rest] or row[i_crest] for row in rows if row[i_entry] or row[i_common]]
-    all_rests = "".join(rests)
-    if "<Key>" in all_rests or "<Key/>" in all_rests or "<Prefix>" in all_rests or "<Prefix/>" in all_rests:
-        return None   # a second name
-    if any(row[i_entry] and not row[i_key] for row in rows) or any(row[i_common] and not row[i_prefix] for row in rows):
-        return None       # <Key/>: an empty name, never inside the workspace (the loop drops it)
-    relative = [name[cut:] for name in names]
-    if not listing.everything:
-        rel_keys, rel_prefixes = relative[:len(keys)], relative[len(keys):]
-        if not (all(map(listing.shows_key, rel_keys)) and all(map(listing.shows_common_prefix, rel_prefixes))):
-            return None
-    versions = [row[i_key] for row in rows if row[i_entry] in ("Version", "DeleteMarker")]
-    contents = [row[i_key] for row in rows if row[i_entry] == "Contents"]
-    for group in (contents, versions, prefixes):
-        if group != sorted(group):   # (str order is UTF-8 byte order; no '&': raw text is the value)
-            return None
-    shown = set(relative)
-    if view.url_encoded and any(map(_QUOTE_SAFE.search, relative)):
-        encoded = {name: quote(name, safe="/~") for name in relative}
-    else:
-        encoded = None
-    parts: list[str | None] = [
-        (f"<{row[i_entry]}><Key>{row[i_key][cut:] if encoded is None else encoded[row[i_key][cut:]]}</Key>"
-         f"{row[i_rest]}</{row[i_entry]}>") if row[i_entry] else
-        (f"<CommonPrefixes><Prefix>{row[i_prefix][cut:] if encoded is None else encoded[row[i_prefix][cut:]]}"
-         f"</Prefix>{row[i_crest]}</CommonPrefixes>") if row[i_common] else None
-        for row in rows]
-    # the leaves, as the loop's second and third passes
-    marker_in_clear = False
-    out_leaf: dict[int, str | None] = {}
-    for i in leaves:
-        tag, raw = rows[i][i_tag] or rows[i][_R_EMPTY - 1], rows[i][_R_TEXT - 1]
-        if tag in _NEXT_KEY_MARKERS and raw:
-            physical = _unescape(raw)
-            name = physical[cut:]
-            marker_in_clear = physical.startswith(view.physical_prefix) and name in shown
-            out_leaf[i] = _escape(view.encode(tag, name) if marker_in_clear else
-                                  seal_marker(view.box, view.workspace, _NEXT_KEY_MARKERS[tag], physical))
-    echoed = set()
-    for i in leaves:
-        tag, raw = rows[i][i_tag] or rows[i][_R_EMPTY - 1], rows[i][_R_TEXT - 1]
-        if i in out_leaf:
-            continue
-        if tag in ("Name", "Bucket"):
-            out_leaf[i] = _escape(view.workspace)
-        elif tag in _ECHOES:
-            out_leaf[i] = _escape(view.encode(tag, view.echo.get(_ECHOES[tag], "")))
-            echoed.add(tag)
-        elif tag in _NEXT_ID_MARKERS and raw and not marker_in_clear:
-            out_leaf[i] = _escape(seal_marker(view.box, view.workspace, _NEXT_ID_MARKERS[tag], _unescape(raw)))
-        elif tag == "NextContinuationToken" and raw:
-            out_leaf[i] = _escape(seal_marker(view.box, view.workspace, "continuation-token", _unescape(raw)))
-        elif tag == "KeyCount":
-            out_leaf[i] = str(len(names))
-        elif tag == "EncodingType":
-            parts[i] = ""
-            continue
-        value = out_leaf.get(i, raw)
-        parts[i] = f"<{tag}>{value}</{tag}>" if value else f"<{tag} />"
-    for i, value in out_leaf.items():
-        if parts[i] is None:
-            tag = rows[i][i_tag] or rows[i][_R_EMPTY - 1]
-            parts[i] = f"<{tag}>{value}</{tag}>" if value else f"<{tag} />"
-    if "continuation-token" in view.echo and "ContinuationToken" not in echoed:
-        parts.append(f"<ContinuationToken>{_escape(view.echo['continuation-token'])}</ContinuationToken>")
-    if view.url_encoded:
-        parts.append("<EncodingType>url</EncodingType>")
-    page = "".join([f"<?xml version='1.0' encoding='utf-8'?>\n<{root_tag} xmlns=\"{S3_NS}\">",
-                    *(part or "" for part in parts), closing])
-    if "<Owner" in all_rests or "<Initiator" in all_rests:
-        # Each distinct Owner/Initiator element once (a container holds leaves only, so every copy of its
-        # text in the page is such an element): found in the entries' tails from their first one on.
-        if "<Initiator" in all_rests:
-            tails = all_rests
-        else:
-            tails = "".join({rest[rest.find("<Owner"):] for rest in rests if "<Owner" in rest})
-        owner_text = _escape(view.owner)
-        for block in {found[0] for found in _OWNER_ROW.findall(tails)}:
-            page = page.replace(block, _owners_replaced(block, owner_text))
-    return page.encode()

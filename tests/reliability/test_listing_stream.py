@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from foundation.secrets import SecretBox
 from policy.decide import ListingFilter
 from proxy.errors import S3Error
-from proxy.listing import (MAX_XML_BYTES, ListingView, _bulk_listing, _stream_listing, _tree_listing,
-                           _well_formed_text, open_marker, rewrite_listing)
+from proxy.listing import MAX_XML_BYTES, ListingView, _stream_listing, _tree_listing, open_marker, rewrite_listing
 
 FUZZ = settings(max_examples=int(os.environ.get("WIO_FUZZ_EXAMPLES", "300")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -59,27 +58,17 @@ def meaning(body: bytes) -> list[tuple[int, str, str]]:
 
 
 def same_answer(body: bytes, v: ListingView, matches_nothing: bool = False) -> bool:
-    """The text path's answers (whole-page and entry by entry) mean the tree path's; False when the text
-    path declined."""
+    """The text path's answer means the tree path's; False when the text path declined."""
     fast = _stream_listing(body, v, matches_nothing)
-    loop = _stream_listing(body, v, matches_nothing, bulk=False)
-    assert (fast is None) == (loop is None)
     try:
         slow = _tree_listing(body, v, matches_nothing)
     except S3Error:
         assert fast is None, "the text path answered for a page the tree path refuses"
         return False
-    if fast is None or loop is None:
+    if fast is None:
         return False
     assert meaning(fast) == meaning(slow)
-    assert meaning(loop) == meaning(slow)
     return True
-
-
-def whole_page(body: bytes, v: ListingView) -> bool:
-    """The whole-page rewrite (no loop per entry) answers for ``body``."""
-    found = _well_formed_text(body)
-    return found is not None and _bulk_listing(*found, v) is not None
 
 
 def entry(tag: str, name: str | None, extra: str = "", owner: bool = True) -> str:
@@ -200,11 +189,8 @@ def test_text_path_answers_a_real_page_and_keeps_its_guarantees():
     keys = [f"{PREFIX}list/k-{i:04d}" for i in range(1000)] + ["root/alice/ws2/stray"]
     body = node_page(keys, [], f"<NextContinuationToken>{PREFIX}list/k-0999</NextContinuationToken>")
     v = view(listing=ListingFilter(("list/k-000",)), url=True, echo={"prefix": "list/"})
-    assert same_answer(body, v) and not whole_page(body, v)   # hidden and stray entries: entry by entry
-    everything = view(url=True, echo={"prefix": "list/"})
-    assert same_answer(body.replace(b"<Contents><Key>root/alice/ws2/stray", b"<Contents><Key>root/alice/ws1/stray"),
-                       everything)
-    assert whole_page(node_page(keys[:-1], [], ""), everything)   # the common page takes the whole-page path
+    assert same_answer(body, v)
+    assert same_answer(body, view(url=True, echo={"prefix": "list/"}))
     out = rewrite_listing(body, v)
     assert out.count(b"<Key>") == 10 and b"root/" not in out and b"ws2" not in out
     assert b"<Owner><ID>alice&amp;co</ID><DisplayName>alice&amp;co</DisplayName></Owner>" in out
@@ -229,10 +215,9 @@ def test_an_oversized_page_is_refused_before_parsing():
 @FUZZ
 @given(st.lists(names, max_size=8, unique=True), st.lists(names, max_size=3, unique=True), st.sampled_from(HEADS),
        st.booleans(), st.sampled_from(["Contents", "Version"]))
-def test_whole_page_path_on_sorted_visible_pages(keys, prefixes, head, url, entry_tag):
-    """Pages the whole-page path takes (sorted, all visible): same answer as the tree path."""
+def test_text_path_on_sorted_visible_pages(keys, prefixes, head, url, entry_tag):
+    """The common page (sorted, all visible): the text path answers, as the tree path."""
     root = "ListBucketResult" if entry_tag == "Contents" else "ListVersionsResult"
     body = node_page([PREFIX + k for k in sorted(keys)], [PREFIX + p for p in sorted(prefixes)], head, root, entry_tag)
     echo = {"prefix": "", "continuation-token": "given"} if "Continuation" in head else {"prefix": ""}
-    v = view("ListObjectsV2", None, url, echo)
-    assert same_answer(body, v)
+    assert same_answer(body, view("ListObjectsV2", None, url, echo))
