@@ -275,7 +275,7 @@ def _tree_listing(body: bytes, view: ListingView, matches_nothing: bool) -> byte
 # shape nodes actually send are rewritten as text instead, one regular-expression match per entry.
 # The text path accepts only documents that are well-formed XML by construction of the grammar
 # below, and returns None (the tree path then decides, and refuses what is not XML) for anything else:
-#   * UTF-8, an optional <?xml version="1.x" encoding="UTF-8"?> declaration, no other <? and no <!
+#   * UTF-8, an optional <?xml version="1.0" encoding="UTF-8"?> declaration, no other <? and no <!
 #     anywhere (so no DTD, no entity declarations, no comments, no CDATA), no CR (expat would
 #     normalise it), no "]]>", only characters XML allows;
 #   * the root <ListBucketResult|ListVersionsResult xmlns="S3_NS"> with no other attribute, every
@@ -296,7 +296,6 @@ def _entry_body(n: int) -> str:   # (group names must differ in each use)
     return f"(?:{_WS}(?:{_LEAF.replace('GROUP', f'el{n}')}|{owner}))*{_WS}"
 
 
-
 _CHILD = re.compile(
     f"{_WS}(?:<(?P<tag>{_NAME})>(?P<text>[^<]*)</(?P=tag)>|<(?P<empty>{_NAME})/>"
     # an entry whose first child is its name (what nodes send) ...
@@ -306,7 +305,7 @@ _CHILD = re.compile(
     f"(?P<crest>{_entry_body(2)})</CommonPrefixes>"
     # ... or any other entry (without a name: dropped; with its name elsewhere: the tree path decides)
     f"|<(?P<other>Contents|Version|DeleteMarker|CommonPrefixes)>(?P<inner>{_entry_body(3)})</(?P=other)>)")
-_XML_DECL = re.compile(rb"<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*([\"'])1\.[0-9]+\1"
+_XML_DECL = re.compile(rb"<\?xml[ \t\n]+version[ \t\n]*=[ \t\n]*([\"'])1\.0\1"   # (1.1 normalises more line ends)
                        rb"(?:[ \t\n]+encoding[ \t\n]*=[ \t\n]*([\"'])(?i:utf-8)\2)?"
                        rb"(?:[ \t\n]+standalone[ \t\n]*=[ \t\n]*([\"'])(?:yes|no)\3)?[ \t\n]*\?>")
 _ROOT = re.compile(f'{_WS}<(ListBucketResult|ListVersionsResult) xmlns="{re.escape(S3_NS)}">')

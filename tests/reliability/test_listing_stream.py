@@ -146,6 +146,7 @@ UNUSUAL = [
     page("ListBucketResult", f"<Contents><Key>{PREFIX}a</Key></Contents>") + b"<x/>",
     page("ListBucketResult", f"<Contents><Key>{PREFIX}a</Key></Contents>", decl="<?xml version='1.0' encoding='latin-1'?>"),
     page("ListBucketResult", f"<Contents><Key>{PREFIX}a</Key></Contents>", decl="\ufeff"),
+    page("ListBucketResult", f"<Contents><Key>{PREFIX}a\u2028b</Key></Contents>", decl="<?xml version='1.1'?>"),
     page("ListBucketResult", f"<Contents><Key>{PREFIX}a</Key></Contents>").decode().encode("utf-16"),
     page("ListBucketResult", f"<Contents><Key>{PREFIX}a</Key></Contents>").replace(NS.encode(), b"urn:other"),
     page("ListMultipartUploadsResult", f"<Upload><Key>{PREFIX}a</Key><UploadId>u</UploadId></Upload>"),
