@@ -88,8 +88,8 @@ def accounting() -> dict[str, float]:
         caller, op, bucket, key, decided_by, target = Caller(), Op(), "ws", "small/obj-1", "owner", None
         extra = {"bytes_out": 4096}
 
-    request = make_mocked_request("GET", "/ws/small/obj-1", headers={"User-Agent": "bench"})
-    request._match_info = {"tail": "small/obj-1"}   # type: ignore[assignment]  # routed as an S3 request
+    request = make_mocked_request("GET", "/ws/small/obj-1", headers={"User-Agent": "bench"},
+                                  match_info={"tail": "small/obj-1"})   # routed as an S3 request
     request["call"], request["request_id"] = Call(), "r1"
     sink = Sink()
     return _best({"account_us": lambda: acc.account(request, sink, 200, None, time.monotonic())},  # type: ignore[arg-type]

@@ -675,11 +675,12 @@ def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_ur
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": plan.mode,
         "cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / GiB, 1),
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(), "git": _git(), "proxy_workers": proxy_workers, "ab_ref": ab_ref,
+        "python": platform.python_version(), "git": _git(), "proxy_workers": proxy_workers,
         "stack": "attached" if api_url else "own (wio.dev.services + wio serve)", "plan": asdict(plan),
         "method": "presigned requests over keep-alive from a raw-socket client (benchmarks/httpclient.py) in "
                   "several processes; paths alternate each round; figures are medians over rounds",
     }}
+    results["meta"]["ab_ref"] = ab_ref
     with environment(proxy_workers=proxy_workers, api_url=api_url, s3_url=s3_url, admin_password=admin_password,
                      node=node, keep=keep, reference_hops=reference_hops, ab_ref=ab_ref, log=log) as env:
         stack = env.stack
