@@ -11,7 +11,7 @@ from policy.decide import ListingFilter, WorkspaceView
 from proxy.body import read_verified
 from proxy.call import Call
 from proxy.errors import S3Error
-from proxy.listing import MAX_XML_BYTES, S3_NS, ListingView, open_marker, prefix_matches_nothing, rewrite_listing
+from proxy.listing import S3_NS, ListingView, open_marker, prefix_matches_nothing, rewrite_listing
 from proxy.relay import backend_error, iso_time, xml_response
 from proxy.resources import API_HTTP, BOX, SETTINGS, UPSTREAM, proxy_api_headers
 from signing import make_body_verifier
@@ -140,7 +140,7 @@ async def list_objects(call: Call) -> web.Response:
     try:
         if resp.status >= 400:
             raise await backend_error(resp)
-        raw = await resp.read(MAX_XML_BYTES + 1)   # a longer page is refused by rewrite_listing
+        raw = await resp.read()
     finally:
         resp.release()
     body = rewrite_listing(raw, view, matches_nothing=prefix_matches_nothing(view.prefix))
