@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="output directory (default benchmarks/results/quick or benchmarks/results/full)")
     run.add_argument("--reference-hops", action="store_true",
                      help="also measure two no-auth Python hops (aiohttp, os.splice) on large and small objects")
+    run.add_argument("--ab", metavar="REF", default=None,
+                     help="A/B: also run a proxy from git REF (path 'wio-base') beside the working tree's, "
+                          "alternating with the other paths in every round")
     run.add_argument("--keep", action="store_true", help="keep the temporary directory (data, logs)")
     run.add_argument("--only", default=None, help=f"comma-separated sections of {','.join(SECTIONS)}")
     _stack_options(run)
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("benchmarks/results") / ("quick" if args.quick else "full")
         run_benchmarks(quick=args.quick, out_dir=out, proxy_workers=args.proxy_workers, api_url=args.api,
                        s3_url=args.s3, admin_password=args.admin_password, node=_node(args), only=only,
-                       keep=args.keep, reference_hops=args.reference_hops)
+                       keep=args.keep, reference_hops=args.reference_hops, ab_ref=args.ab)
         return 0
     from benchmarks.profile import profile_proxy
     profile_proxy(out_dir=args.out, seconds=args.seconds, loads=args.loads.split(","),

@@ -74,6 +74,14 @@ FULL = Plan(mode="full", rounds=3, large_size=256 * MiB, huge_size=2 * GiB, mult
             revocation_trials=1000, revocation_workers=4, rss_size=2 * GiB)
 
 
+BASE_PATH = "wio-base"   # --ab REF: a second wio proxy running the code of REF, on the same stack
+
+
+def _proxy_role(path: str) -> str | None:
+    """The CPU meter's role for the proxy behind ``path`` (None: not a wio proxy)."""
+    return "proxy" if path == "wio" else path if path == BASE_PATH else None
+
+
 def _median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return round(statistics.median(values), 3) if values else None
@@ -210,8 +218,9 @@ class Runner:
             samples = [e for r in results for e in r.get("error_samples", [])]
             if exceptions or samples:
                 out["problems"] = (exceptions + samples)[:3]
-            if target.name == "wio" and ops:
-                out["proxy_cpu_us_per_op"] = round(cpu.get("proxy", 0) * seconds / ops * 1e6, 1)
+            role = _proxy_role(target.name)
+            if role and ops:
+                out["proxy_cpu_us_per_op"] = round(cpu.get(role, 0) * seconds / ops * 1e6, 1)
             return out
 
         self.log(f"small {op} {self.plan.small_size} B at concurrency {concurrency}")
@@ -261,12 +270,16 @@ class Runner:
                 if r["exceptions"]:
                     raise RuntimeError(f"{target.name} LIST failed: {r['exceptions'][0]}")
                 _client_and_other(cpu, r["cpu_seconds"] / self.plan.list_seconds)
-                return {"pages_s": round(r["pages"] / self.plan.list_seconds, 2),
-                        "keys_s": round(r["keys"] / self.plan.list_seconds, 1), "pages": r["pages"],
-                        "walks": r["walks"], "p50_page_ms": round(percentile(r["latencies"], 50) * 1e3, 2),
-                        "cores": cpu}
+                out = {"pages_s": round(r["pages"] / self.plan.list_seconds, 2),
+                       "keys_s": round(r["keys"] / self.plan.list_seconds, 1), "pages": r["pages"],
+                       "walks": r["walks"], "p50_page_ms": round(percentile(r["latencies"], 50) * 1e3, 2),
+                       "cores": cpu}
+                role = _proxy_role(target.name)
+                if role and r["pages"]:
+                    out["proxy_cpu_us_per_page"] = round(cpu.get(role, 0) * self.plan.list_seconds / r["pages"] * 1e6)
+                return out
             self.log(f"LIST {self.plan.list_keys} keys, 1000 per page, concurrency {concurrency}")
-            runs = self.alternate(measure)
+            runs = self.alternate(measure, self.paths + [p for p in self.all_paths if p == BASE_PATH])
             summary = self._summary({"keys": self.plan.list_keys, "page_size": 1000, "concurrency": concurrency,
                                      "populate_seconds": round(populate_seconds, 1)}, runs, "pages_s")
             out.append(summary)
@@ -391,7 +404,8 @@ class Runner:
         out["note"] = ("every wio write reserves and settles (quota or not), so 'wio' already pays for the "
                        "reservation; 'wio-quota' adds the limit checks; reservation_us is reserve+settle alone; "
                        "accounting_us is all the ledger's Redis work for one PUT (key lock, recorded reservation, "
-                       "settle, unlock) and one DELETE (key lock, zero reservation, settle of what it freed, unlock)")
+                       "settle with unlock: three script calls) and one DELETE (key lock, zero reservation, settle "
+                       "of what it freed with unlock)")
         return out
 
     def _accounting_cost(self, n: int = 1000) -> dict[str, float] | None:
@@ -410,22 +424,40 @@ class Runner:
                                    "private")
                 await redis.execute("HSET", f"wio:use:w:{ws.name}", "known", "1")
 
-                async def put(key: str) -> None:
+                async def put(key: str) -> None:   # as proxy/objects.py: the settlement releases the lock
+                    async with quotas.exclusive(ws, [key]) as lock, quotas.reserved(ws, 4096, 1) as res:
+                        await quotas.settle(res, 4096, 1, unlock=lock)
+
+                async def delete(key: str) -> None:
+                    async with quotas.exclusive(ws, [key]) as lock, quotas.reserved(ws, 0, 0) as res:
+                        await quotas.settle(res, -4096, -1, unlock=lock)
+
+                async def put_separate_unlock(key: str) -> None:   # before issue 21: four script calls
                     async with quotas.exclusive(ws, [key]), quotas.reserved(ws, 4096, 1) as res:
                         await quotas.settle(res, 4096, 1)
 
-                async def delete(key: str) -> None:
-                    async with quotas.exclusive(ws, [key]), quotas.reserved(ws, 0, 0) as res:
-                        await quotas.settle(res, -4096, -1)
-
-                figures = {}
-                for name, step in (("put_us", put), ("delete_us", delete)):
+                figures: dict[str, float] = {}
+                steps = (("put_us", put), ("delete_us", delete), ("put_separate_unlock_us", put_separate_unlock))
+                for _, step in steps:
                     for i in range(50):
                         await step(f"warm-{i}")
-                    t0 = time.perf_counter()
-                    for i in range(n):
-                        await step(f"k-{i}")
-                    figures[name] = round((time.perf_counter() - t0) / n * 1e6, 1)
+                # A/B in blocks of 100, alternating, wall and this process's CPU per step
+                wall: dict[str, float] = {name: 0.0 for name, _ in steps}
+                cpu: dict[str, float] = {name: 0.0 for name, _ in steps}
+                server: dict[str, float] = {name: 0.0 for name, _ in steps}
+                for block in range(n // 100):
+                    for name, step in steps:
+                        w0, c0, v0 = time.perf_counter(), time.process_time(), CpuMeter._cpu(self.valkey_pids)
+                        for i in range(100):
+                            await step(f"{name}-{block}-{i}")
+                        wall[name] += time.perf_counter() - w0
+                        cpu[name] += time.process_time() - c0
+                        server[name] += CpuMeter._cpu(self.valkey_pids) - v0
+                done = (n // 100) * 100
+                for name, _ in steps:
+                    figures[name] = round(wall[name] / done * 1e6, 1)
+                    figures[name.replace("_us", "_client_cpu_us")] = round(cpu[name] / done * 1e6, 1)
+                    figures[name.replace("_us", "_valkey_cpu_us")] = round(server[name] / done * 1e6, 1)
                 return figures
             finally:
                 await redis.close()
@@ -549,6 +581,29 @@ def _start_hop(kind: str, upstream: str, workers: int, log_path: Path) -> tuple[
             time.sleep(0.1)
 
 
+def _start_base_proxy(stack: BenchStack, ref: str, workers: int, workdir: Path, log) -> tuple[str, subprocess.Popen]:
+    """``wio serve proxy`` from the code of git ``ref`` (exported with git archive: the repository is not
+    touched) on the same stack, settings and workers as the proxy under test: the A side of an A/B."""
+    if stack.attached:
+        raise RuntimeError("--ab needs the benchmark's own stack (it starts a second proxy on it)")
+    from wio.dev.stack import wait_http
+    repo = Path(__file__).resolve().parent.parent
+    base = workdir / "base"
+    base.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=repo, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=repo, capture_output=True, text=True).stdout
+    log(f"A/B: {BASE_PATH} runs {ref} ({commit.strip()}), wio runs the working tree")
+    port = free_port()
+    env = {**os.environ, **stack.settings.with_(proxy_port=port).to_env(), "PYTHONPATH": str(base)}
+    with open(workdir / "services.log", "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "wio", "serve", "proxy", "--workers", str(workers)],
+                                cwd=base, env=env, start_new_session=True, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_wio/health", 60, proc)
+    return url, proc
+
+
 def _stop_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -562,7 +617,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, admin_password: str | None,
                 node: NodeCredentials | None, keep: bool = False, with_nginx: bool = True,
-                reference_hops: bool = False, log=print):
+                reference_hops: bool = False, ab_ref: str | None = None, log=print):
     """A stack (own or attached), an account and workspace, nginx, and the client pool; torn down after."""
     workdir = Path(tempfile.mkdtemp(prefix="wio-bench-"))
     stack = BenchStack(workdir, proxy_workers=proxy_workers, api_url=api_url, s3_url=s3_url,
@@ -589,6 +644,9 @@ def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, 
             for kind in ("aiohttp", "splice"):
                 port, hops[f"{kind}-hop"] = _start_hop(kind, node_host, proxy_workers, workdir / "services.log")
                 targets[f"{kind}-hop"] = prov.target(f"{kind}-hop", f"http://127.0.0.1:{port}")
+        if ab_ref:
+            url, hops[BASE_PATH] = _start_base_proxy(stack, ab_ref, proxy_workers, workdir, log)
+            targets[BASE_PATH] = prov.target(BASE_PATH, url)
         pool = LoadPool(processes=8)
         yield Environment(stack, prov, targets, pool, nginx, workdir, hops)
     finally:
@@ -608,7 +666,7 @@ def environment(*, proxy_workers: int, api_url: str | None, s3_url: str | None, 
 def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_url: str | None = None,
                    s3_url: str | None = None, admin_password: str | None = None,
                    node: NodeCredentials | None = None, only: set[str] | None = None, keep: bool = False,
-                   reference_hops: bool = False, log=print) -> dict:
+                   reference_hops: bool = False, ab_ref: str | None = None, log=print) -> dict:
     plan = QUICK if quick else FULL
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -622,8 +680,9 @@ def run_benchmarks(*, quick: bool, out_dir: Path, proxy_workers: int = 2, api_ur
         "method": "presigned requests over keep-alive from a raw-socket client (benchmarks/httpclient.py) in "
                   "several processes; paths alternate each round; figures are medians over rounds",
     }}
+    results["meta"]["ab_ref"] = ab_ref
     with environment(proxy_workers=proxy_workers, api_url=api_url, s3_url=s3_url, admin_password=admin_password,
-                     node=node, keep=keep, reference_hops=reference_hops, log=log) as env:
+                     node=node, keep=keep, reference_hops=reference_hops, ab_ref=ab_ref, log=log) as env:
         stack = env.stack
         results["meta"]["nginx"] = env.nginx.version() if env.nginx else None
         runner = Runner(plan, stack, env.prov, env.targets, env.pool, env.nginx, env.workdir, log, env.hops)

@@ -77,8 +77,8 @@ class Provisioned:
 
     def target(self, name: str, s3_url: str) -> Target:
         host, port = _host_port(s3_url)
-        if name == "wio":
-            return Target("wio", host, port, self.workspace, "", self.owner.key["access_key_id"],
+        if name == "wio" or name.startswith("wio-"):   # wio-base: the A side of an A/B (run.py --ab)
+            return Target(name, host, port, self.workspace, "", self.owner.key["access_key_id"],
                           self.owner.key["secret_access_key"], session_token=self.owner.key.get("session_token"))
         return Target(name, host, port, self.bucket, self.prefix, self.node.access_key, self.node.secret_key,
                       self.node.region)

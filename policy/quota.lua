@@ -17,6 +17,8 @@
 --          -> {1} or {0, scope, limit_kind} or {0, 'unknown'} (the workspace's usage must be rebuilt first)
 -- settle:  ARGV[5], ARGV[6] = reserved bytes/objects; ARGV[7], ARGV[8] = committed delta bytes/objects;
 --          ARGV[9] = token. A reclaimed reservation's write is on the node, uncounted: usage becomes unknown.
+--          Optionally ARGV[10] = a key lock's token, ARGV[11..] = its lock names (policy/key_lock.lua): released
+--          after the settlement, in the same call (one round trip instead of two at the end of every write).
 -- release: ARGV[5], ARGV[6] = reserved bytes/objects to give back, ARGV[7] = token
 -- part:    ARGV[5] = the part's reserved bytes, ARGV[6] = upload id, ARGV[7] = key, ARGV[8] = part number,
 --          ARGV[9] = ttl seconds, ARGV[10] = the reservation's token (its record moves into the upload).
@@ -47,6 +49,14 @@ end
 -- Forget reservation ``token``; false when it was not recorded any more (reclaimed by 'reconcile').
 local function forget(token)
   return redis.call('HDEL', reservations, token) == 1
+end
+
+-- settle's optional release of the writer's key locks (as key_lock.lua 'release': only locks it still holds)
+local function unlock_keys()
+  if action ~= 'settle' or not ARGV[10] then return end
+  for i = 11, #ARGV do
+    if redis.call('GET', ARGV[i]) == ARGV[10] then redis.call('DEL', ARGV[i]) end
+  end
 end
 
 local function change(field, delta)
@@ -186,6 +196,7 @@ end
 if action == 'settle' or action == 'release' then
   if not forget(ARGV[action == 'settle' and 9 or 7]) then
     if action == 'settle' then redis.call('HSET', usage[1], 'known', '0') end
+    unlock_keys()
     return {0}
   end
   change('pbytes', 0 - b)
@@ -195,4 +206,5 @@ if action == 'settle' then
   change('bytes', tonumber(ARGV[7]))
   change('objects', tonumber(ARGV[8]))
 end
+unlock_keys()
 return {1}

@@ -123,13 +123,13 @@ async def put_object(call: Call) -> web.StreamResponse:
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PUT)
     quotas = call.request.app[QUOTAS]
-    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]):
+    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]) as lock:
         old = await head_size(call, call.authorized_target(), call.object_key())
         new_object = 0 if old is not None else 1
         async with quotas.reserved(call.authorized_target().ws, length, new_object) as res:
             resp = await _send(call, headers, body, payload_hash)
             if resp.status < 300:
-                await quotas.settle(res, length - (old or 0), new_object)
+                await quotas.settle(res, length - (old or 0), new_object, unlock=lock)
     if resp.status < 300:
         call.etag = resp.headers.get("ETag", "")
         call.content_type = headers.get("content-type", "")
@@ -140,11 +140,11 @@ async def put_object(call: Call) -> web.StreamResponse:
 async def delete_object(call: Call) -> web.StreamResponse:
     quotas = call.request.app[QUOTAS]
     ws = call.authorized_target().ws
-    async with quotas.exclusive(ws, [call.object_key()]), quotas.reserved(ws, 0, 0) as res:
+    async with quotas.exclusive(ws, [call.object_key()]) as lock, quotas.reserved(ws, 0, 0) as res:
         old = await head_size(call, call.authorized_target(), call.object_key())
         resp = await _send(call, forwarded_headers(call), None, None)
         if resp.status < 300 and old is not None:
-            await quotas.settle(res, -old, -1)
+            await quotas.settle(res, -old, -1, unlock=lock)
     return await relay(call, resp)
 
 

@@ -31,7 +31,7 @@ from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
 from foundation.resp import RespClient, RespError, Script
 
-__all__ = ["Quotas", "Reservation", "object_identity", "seen_through"]
+__all__ = ["Quotas", "Reservation", "KeyLock", "object_identity", "seen_through"]
 
 MPU_TTL_SECONDS = 14 * 24 * 3600
 LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this long; live holders renew it
@@ -78,6 +78,14 @@ def _outcome_unwanted(task: asyncio.Future[Any]) -> None:
 
 
 @dataclass(slots=True)
+class KeyLock:
+    """Held key locks (``Quotas.exclusive``); ``released`` once a settlement gave them back."""
+    token: str
+    names: list[str]
+    released: bool = False
+
+
+@dataclass(slots=True)
 class Reservation:
     ws: WorkspaceView
     bytes: int
@@ -114,10 +122,18 @@ class Quotas:
             raise S3Error("QuotaExceeded", f"This write would exceed the {scope} quota on {kind}")
         return Reservation(ws, nbytes, objects, token)
 
-    async def settle(self, res: Reservation, delta_bytes: int, delta_objects: int) -> None:
+    async def settle(self, res: Reservation, delta_bytes: int, delta_objects: int,
+                     unlock: KeyLock | None = None) -> None:
+        """Turn ``res`` into committed usage changed by the deltas. ``unlock``: the write's key locks,
+        released by the same script call after the settlement (the last thing the write does under them)."""
         if not res.done:
             res.done = True
-            await self._run("settle", res.ws, res.bytes, res.objects, delta_bytes, delta_objects, res.token)
+            if unlock is None or unlock.released:
+                await self._run("settle", res.ws, res.bytes, res.objects, delta_bytes, delta_objects, res.token)
+                return
+            await self._run("settle", res.ws, res.bytes, res.objects, delta_bytes, delta_objects, res.token,
+                            unlock.token, *unlock.names)
+            unlock.released = True   # (a failed call leaves the release to ``exclusive``, as before)
 
     async def release(self, res: Reservation) -> None:
         if not res.done:
@@ -138,8 +154,9 @@ class Quotas:
     # ---- one writer per key while usage changes
 
     @contextlib.asynccontextmanager
-    async def exclusive(self, ws: WorkspaceView, keys: Iterable[str]) -> AsyncIterator[None]:
-        """Hold the locks of ``keys`` in ``ws`` (all or none, so two holders never wait on each other)."""
+    async def exclusive(self, ws: WorkspaceView, keys: Iterable[str]) -> AsyncIterator[KeyLock]:
+        """Hold the locks of ``keys`` in ``ws`` (all or none, so two holders never wait on each other);
+        released on the way out, unless a settlement (``settle(..., unlock=lock)``) released them already."""
         token = secrets.token_hex(12)
         names = list(dict.fromkeys(f"wio:lk:{ws.name}/{object_identity(key)}" for key in keys))
         loop = asyncio.get_running_loop()
@@ -151,12 +168,15 @@ class Quotas:
             pause = min(pause * 2, 0.1)
         renewal: list[Any] = [None, None]   # the pending timer, the last renewal task (kept referenced)
         self._renew_later(token, names, renewal)
+        lock = KeyLock(token, names)
         try:
-            yield
+            yield lock
         finally:
             renewal[0].cancel()
-            with contextlib.suppress(S3Error):   # an unreleased lock expires by itself
-                await asyncio.shield(self._lock("release", token, names))
+            if not lock.released:
+                lock.released = True
+                with contextlib.suppress(S3Error):   # an unreleased lock expires by itself
+                    await asyncio.shield(self._lock("release", token, names))
 
     async def _lock(self, action: str, token: str, names: list[str]) -> int:
         return cast(int, await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names]))
