@@ -28,6 +28,7 @@ from proxy.accounting import account
 from proxy.addressing import check_key, parse_address
 from proxy.authz import REDIS_TIMEOUT, Authorizer, Target
 from proxy.call import Call
+from proxy import cors
 from proxy.errors import S3Error, error_xml
 from proxy.buckets import list_buckets
 from proxy.handlers import HANDLERS
@@ -284,6 +285,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.append(_resources)
+    cors.install(app, settings)   # the console's presigned requests (proxy/cors.py)
     app.router.add_get("/_wio/health", health)
     app.router.add_get("/_wio/metrics", metrics_response)
     app.router.add_route("*", "/{tail:.*}", s3_entry)
