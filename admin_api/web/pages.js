@@ -59,7 +59,7 @@ async function browserPage(main, ws, prefix = '') {
   const refresh = async () => {
     const { folders, objects } = await s3.list(ws, prefix);
     listing.replaceChildren(table('Contents', ['Name', 'Size', 'Modified', 'Actions'], [
-      ...folders.map((f) => h('tr', {}, h('td', {}, h('a', { href: `#/ws/${enc(ws)}/${enc(f)}` }, `📁 ${f.slice(prefix.length)}`)),
+      ...folders.map((f) => h('tr', {}, h('td', {}, h('a', { href: `#/ws/${enc(ws)}/${enc(f)}` }, `${f.slice(prefix.length)}`), h('span', { class: 'tag' }, 'folder')),
         h('td', {}, ''), h('td', {}, ''), h('td', {}, ''))),
       ...objects.map((o) => objectRow(ws, prefix, o, refresh, info)),
     ]));
@@ -71,10 +71,10 @@ async function browserPage(main, ws, prefix = '') {
   const drop = h('section', { class: 'drop', 'aria-label': 'Drop files here to upload' },
     h('button', { type: 'button', onclick: () => input.click() }, 'Upload'), input,
     h('span', {}, ' or drag and drop files here'),
-    h('form', { class: 'inline', 'aria-label': 'New folder', onsubmit: (e) => {
+    h('form', { class: 'inline', 'aria-label': 'Open a folder', onsubmit: (e) => {
       e.preventDefault();
       if (folder.value) go(`#/ws/${enc(ws)}/${enc(`${prefix}${folder.value.replace(/\/+$/, '')}/`)}`);
-    } }, labelled('New folder', folder), h('button', { type: 'submit' }, 'Open folder')));
+    } }, labelled('Folder name', folder), h('button', { type: 'submit' }, 'Open folder')));
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); start([...e.dataTransfer.files]); });
