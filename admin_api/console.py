@@ -41,6 +41,8 @@ CONSOLE_KEY_MARGIN = 2 * 3600         # ... and is replaced when less than this 
 PRESIGN_SECONDS, PRESIGN_MAX = 900, 3600
 LINK_MAX_SECONDS = 7 * 24 * 3600      # SigV4 presigned URLs live at most 7 days
 MAX_PRESIGN_BATCH = 1000
+_OPERATIONS = ("ListObjectsV2", "GetObject", "PutObject", "DeleteObject", "CreateMultipartUpload", "UploadPart",
+               "CompleteMultipartUpload", "AbortMultipartUpload")
 _ASSETS = {"app.js": "text/javascript", "ui.js": "text/javascript", "api.js": "text/javascript", "s3.js": "text/javascript",
            "pages.js": "text/javascript", "admin.js": "text/javascript", "style.css": "text/css"}
 
@@ -112,6 +114,8 @@ def _request_for(settings, workspace: str, entry: dict) -> tuple[str, str]:
     if not isinstance(entry, dict):
         raise ApiError(400, "InvalidField", "each request is an object with 'operation'")
     op = entry.get("operation")
+    if op not in _OPERATIONS:
+        raise ApiError(400, "InvalidField", f"'operation' must be one of {', '.join(_OPERATIONS)}")
     if op == "ListObjectsV2":
         pairs = [("list-type", "2")]
         for name, param in (("delimiter", "delimiter"), ("prefix", "prefix"), ("continuation_token", "continuation-token")):
@@ -138,9 +142,7 @@ def _request_for(settings, workspace: str, entry: dict) -> tuple[str, str]:
         return "POST", base + "?" + _query([("uploadId", upload_id)])
     if op == "AbortMultipartUpload":
         return "DELETE", base + "?" + _query([("uploadId", upload_id)])
-    raise ApiError(400, "InvalidField", "'operation' must be one of ListObjectsV2, GetObject, PutObject, DeleteObject, "
-                                        "CreateMultipartUpload, UploadPart, CompleteMultipartUpload, "
-                                        "AbortMultipartUpload")
+    raise AssertionError(op)   # unreachable: _OPERATIONS is checked first
 
 
 async def _console_key(request: web.Request) -> tuple[str, str]:
@@ -148,13 +150,13 @@ async def _console_key(request: web.Request) -> tuple[str, str]:
     now = datetime.now(timezone.utc)
     async with read_session(request.app) as session:
         user = await caller(request, session)
-        key = await session.scalar(select(AccessKey).where(
-            AccessKey.user_id == user.id, AccessKey.name == CONSOLE_KEY, AccessKey.scope.is_(None),
-            AccessKey.session_token_hash.is_(None), AccessKey.parent_id.is_(None),
-            AccessKey.expires_at > now + timedelta(seconds=CONSOLE_KEY_MARGIN)).order_by(AccessKey.expires_at.desc())
-            .limit(1))
-        if key is not None:
-            return key.access_key_id, request.app[BOX].open(key.secret_enc)
+        keys = (await session.scalars(select(AccessKey).where(
+            AccessKey.user_id == user.id, AccessKey.name == CONSOLE_KEY, AccessKey.session_token_hash.is_(None),
+            AccessKey.parent_id.is_(None), AccessKey.expires_at > now + timedelta(seconds=CONSOLE_KEY_MARGIN))
+            .order_by(AccessKey.expires_at.desc()))).unique().all()
+        for key in keys:
+            if not key.scope:   # (a JSONB column: "no scope" may be SQL NULL or JSON null)
+                return key.access_key_id, request.app[BOX].open(key.secret_enc)
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         stale = (await session.scalars(select(AccessKey).where(

@@ -62,7 +62,8 @@ async def _preflight(request: web.Request, handler: Handler) -> web.StreamRespon
 
 async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
     origin = request.headers.get("Origin")
-    if origin is None or origin.lower() != request.app[ORIGIN] or not _presigned(request):
+    if origin is None or request.method == "OPTIONS" or origin.lower() != request.app[ORIGIN] \
+            or not _presigned(request):
         return
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Expose-Headers"] = _EXPOSE

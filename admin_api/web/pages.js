@@ -191,7 +191,7 @@ export function copyButton(label, value) {
 }
 
 function snippets(key) {
-  const ep = (session.info && session.info.s3_endpoint) || 'http://127.0.0.1:9000';
+  const ep = (session.info && session.info.s3_endpoint) || '<s3-endpoint>';
   const region = (session.info && session.info.region) || 'us-east-1';
   return {
     aws: `export AWS_ACCESS_KEY_ID=${key.access_key_id}\nexport AWS_SECRET_ACCESS_KEY=${key.secret_access_key}\nexport AWS_DEFAULT_REGION=${region}\naws --endpoint-url ${ep} s3 ls`,
