@@ -113,7 +113,7 @@ def test_multipart_upload_through_presigned_requests(stack, person, workspace):
     parts = presign(person, workspace, *({"operation": "UploadPart", "key": "big", "upload_id": upload_id, "part_number": n}
                                         for n in (1, 2)))
     etags = []
-    for part, data in zip(parts, (b"a" * (5 << 20), b"b" * 10)):
+    for part, data in zip(parts, (b"a" * (5 << 20), b"b" * 10), strict=True):
         status, headers, _ = fetch(part["url"], "PUT", data)
         assert status == 200
         etags.append(headers["ETag"])
@@ -153,7 +153,8 @@ def test_share_links_work_without_an_account_until_revoked(stack, person, other,
     listed = person.api.call("GET", f"/workspaces/{workspace}/links")["links"]
     assert [(x["id"], x["key"], x["created_by"]) for x in listed] == [(link["id"], "data/report.csv", person.name)]
     assert "url" not in listed[0]            # shown once, like a secret
-    assert all(k["purpose"] == "share-link" for k in person.api.call("GET", "/keys")["keys"] if k["access_key_id"] == link["id"])
+    purposes = {k["access_key_id"]: k["purpose"] for k in person.api.call("GET", "/keys")["keys"]}
+    assert purposes[link["id"]] == "share-link"
 
     # Only the workspace's admins make, see and revoke links.
     assert other.api.request("POST", f"/workspaces/{workspace}/links", {"key": "data/report.csv"})[0] == 404
