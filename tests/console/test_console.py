@@ -233,3 +233,37 @@ def test_operator_pages(stack, browser, screenshot):
     page.get_by_role("button", name="Explain").click()
     expect(page.get_by_text(f"{bob.name} may GetObject")).to_be_visible()
     screenshot(page, "explain")
+
+
+def test_drag_and_drop_several_files_and_search(stack, browser, screenshot):
+    owner = make_person(stack, "dana")
+    ws = unique("drop")
+    owner.api.call("POST", "/workspaces", {"name": ws})
+    page = _open(browser, stack)
+    _log_in(page, owner.name, owner.password)
+    page.get_by_role("link", name=ws).click()
+    files = {"plate-01.csv": "well,value\nA1,0.5\n", "plate-02.csv": "well,value\nA2,0.7\n", "readme.md": "# plates\n"}
+    transfer = page.evaluate_handle("""(files) => {
+        const dt = new DataTransfer();
+        for (const [name, text] of Object.entries(files)) dt.items.add(new File([text], name, {type: 'text/plain'}));
+        return dt;
+    }""", files)
+    page.get_by_role("region", name="Drop files here to upload").dispatch_event("drop", {"dataTransfer": transfer})
+    for name in files:
+        expect(page.get_by_label(f"Upload progress for {name}")).to_have_attribute("value", "100")
+        expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
+    stored = {o["Key"]: o["Size"] for o in owner.s3.list_objects_v2(Bucket=ws)["Contents"]}
+    assert stored == {name: len(text) for name, text in files.items()}
+
+    # Search with facets (the indexer follows the proxy's events within seconds).
+    page.get_by_role("link", name="Search").click()
+    page.get_by_label("Search text").fill("plate")
+    for _ in range(60):
+        page.get_by_role("button", name="Search").click()
+        page.wait_for_timeout(500)
+        if page.get_by_role("cell", name="plate-02.csv").count():
+            break
+    expect(page.get_by_role("cell", name="plate-01.csv")).to_be_visible()
+    expect(page.get_by_role("complementary", name="Facets").get_by_role("button", name=re.compile(rf"^{ws} \(2,"))) \
+        .to_be_visible()
+    screenshot(page, "search")
