@@ -4,11 +4,13 @@ A missing Chromium is a failure, not a skip: `.ci/run` installs it (apt-get inst
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = os.environ.get("WIO_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("WIO_TEST_CHROMIUM") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium") or "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
