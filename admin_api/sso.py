@@ -46,6 +46,7 @@ OIDC = web.AppKey("oidc", OidcClient)
 SCOPE = "openid profile email"
 STATE_SECONDS = 600
 CONSOLE_HANDOFF_SECONDS = 60
+CONSOLE_COOKIE = "wio_console_login"
 CALLBACK_PATH = "/api/v1/auth/oidc/callback"
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
@@ -103,7 +104,7 @@ def _redirect_uri(request: web.Request, requested: str | None) -> str:
 
 
 async def _authorization_url(request: web.Request, requested_redirect: str | None, login_secret: str | None,
-                             *, console: bool = False) -> str:
+                             *, console: str | None = None) -> str:
     client = _client(request)
     redirect_uri = _redirect_uri(request, requested_redirect)
     with _provider_errors():
@@ -125,9 +126,26 @@ async def login_redirect(request: web.Request) -> web.Response:
 
     ``?console=1`` (the console's "Log in with …" button): the callback then sends the browser back to the
     console with a one-time code (``/#/sso/<code>``, 60 s, redeemed once at ``POST /auth/oidc/console``),
-    so the login token itself never appears in a URL."""
-    console = request.query.get("console") == "1"
-    raise web.HTTPFound(await _authorization_url(request, None, None, console=console))
+    so the login token itself never appears in a URL. The login is bound to the browser that started it
+    (an HttpOnly cookie whose hash the state keeps): a callback or a code carried to another browser is
+    refused, so nobody can log a victim's console into the attacker's account (login CSRF)."""
+    if request.query.get("console") != "1":
+        raise web.HTTPFound(await _authorization_url(request, None, None))
+    binding = secrets.token_urlsafe(32)
+    response = web.HTTPFound(await _authorization_url(request, None, None, console=_digest(binding)))
+    # Lax, not Strict: the provider sends the browser back with a cross-site top-level GET.
+    response.set_cookie(CONSOLE_COOKIE, binding, max_age=STATE_SECONDS, path="/api/v1/auth/oidc", httponly=True,
+                        samesite="Lax", secure=request.app[SETTINGS].api_url.startswith("https://"))
+    raise response
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _same_browser(request: web.Request, expected: str) -> None:
+    if not hmac.compare_digest(_digest(request.cookies.get(CONSOLE_COOKIE, "")).encode(), expected.encode()):
+        raise ApiError(401, "InvalidState", "this login was started in another browser; log in again")
 
 
 @routes.post("/api/v1/auth/oidc/login")
@@ -174,11 +192,15 @@ async def _redeem(request: web.Request, code: str | None, state: str | None, log
     with _provider_errors():
         tokens = await client.token({"grant_type": "authorization_code", "code": code,
                                      "redirect_uri": pending["redirect_uri"], "code_verifier": pending["verifier"]})
+    binding = pending.get("console")
+    if binding:
+        _same_browser(request, binding)
     answer = await _sign_in_with(request, tokens, nonce=pending["nonce"])
-    if not pending.get("console"):
+    if not binding:
         return answer
     handoff = secrets.token_urlsafe(32)
-    await request.app[REDIS].set(f"wio:oidc:console:{handoff}", answer.text or "", ex=CONSOLE_HANDOFF_SECONDS)
+    await request.app[REDIS].set(f"wio:oidc:console:{handoff}", json.dumps({"answer": answer.text, "binding": binding}),
+                                 ex=CONSOLE_HANDOFF_SECONDS)
     raise web.HTTPFound(f"/#/sso/{handoff}")
 
 
@@ -189,7 +211,11 @@ async def console_handoff(request: web.Request) -> web.Response:
     raw = await request.app[REDIS].getdel(f"wio:oidc:console:{code}")
     if raw is None:
         raise ApiError(401, "InvalidState", "unknown or already used login code; log in again")
-    return web.json_response(json.loads(raw))
+    handoff = json.loads(raw)
+    _same_browser(request, handoff["binding"])
+    response = web.json_response(json.loads(handoff["answer"]))
+    response.del_cookie(CONSOLE_COOKIE, path="/api/v1/auth/oidc")
+    return response
 
 
 @routes.post("/api/v1/auth/oidc/device")

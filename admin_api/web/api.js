@@ -10,10 +10,11 @@ export class ApiError extends Error {
 export function setToken(value) { token = value; }
 export function loggedIn() { return token !== null; }
 
-export async function api(method, path, body) {
+// `cookies`: only the end of a single sign-on login sends one (the cookie that binds it to this browser).
+export async function api(method, path, body, { cookies = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const init = { method, headers, credentials: 'omit', cache: 'no-store' };
+  const init = { method, headers, credentials: cookies ? 'same-origin' : 'omit', cache: 'no-store' };
   if (body !== undefined) { headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
   let response;
   try { response = await fetch(`/api/v1${path}`, init); }

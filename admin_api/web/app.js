@@ -71,7 +71,7 @@ function registerPage(main) {
 
 async function ssoHandoff(code) {
   await attempt(async () => {
-    const out = await api('POST', '/auth/oidc/console', { code });
+    const out = await api('POST', '/auth/oidc/console', { code }, { cookies: true });
     history.replaceState(null, '', '/#/workspaces');
     await finishLogin(out.access_token);
   });
