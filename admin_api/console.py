@@ -8,9 +8,10 @@ caller's own (unscoped, expiring, named ``wio:console``) that the API creates on
 replaces before it expires, so every console request is decided by the caller's grants at the moment
 it reaches the proxy.
 
-Share links (``/api/v1/workspaces/{name}/links``) are presigned GET URLs made with a dedicated key
-per link, scoped to read that one object and expiring with the link; revoking the link deletes the
-key, so the next request with the URL is refused (403 ``InvalidAccessKeyId``).
+Share links (``/api/v1/workspaces/{name}/links``) are made with a dedicated key per link, scoped to
+read that one object (or folder) and expiring with the link: for an object, a presigned GET URL; for
+a folder, a console page whose listings and downloads are presigned with the link's key. Revoking the
+link deletes the key, so the next request is refused (403 ``InvalidAccessKeyId`` at the proxy).
 
 Login state stays in the page's memory (a bearer token, never a cookie or web storage), so there is
 nothing for a cross-site request to ride on; the Content-Security-Policy allows scripts only from
@@ -18,6 +19,8 @@ the API's own origin, connections only to it and to the S3 proxy, and no framing
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from urllib.parse import quote, urlsplit
@@ -198,37 +201,102 @@ async def presign(request: web.Request) -> web.Response:
 
 def _link_json(key: AccessKey, creator: User) -> dict:
     entry = (key.scope or [{}])[0]
-    return {"id": key.access_key_id, "workspace": entry.get("workspace"), "key": entry.get("prefix"),
+    covered = entry.get("prefix", "")
+    kind = "prefix" if covered == "" or covered.endswith("/") else "key"
+    return {"id": key.access_key_id, "workspace": entry.get("workspace"), kind: covered,
             "created_by": creator.username, "created_at": iso(key.created_at), "expires_at": iso(key.expires_at)}
+
+
+def link_token(settings, access_key_id: str) -> str:
+    """The secret half of a folder link's address: derived from the server's JWT secret, never stored."""
+    return hmac.new(settings.jwt_secret.encode(), f"wio-link:{access_key_id}".encode(), hashlib.sha256).hexdigest()
 
 
 @routes.post("/api/v1/workspaces/{name}/links")
 async def create_link(request: web.Request) -> web.Response:
-    """A link anyone can download one object with, until it expires or is revoked (workspace admins)."""
+    """A link anyone can download with, without an account, until it expires or is revoked (workspace admins).
+
+    ``{"key": ...}``: one object; the link is a presigned GET URL on the proxy. ``{"prefix": ...}`` (``""`` or
+    ending in ``/``): a folder; the link is a console page (``/#/link/<id>/<token>``) that lists and downloads
+    through ``POST /links/{id}/presign``."""
     body = await json_body(request)
-    object_key = field(body, "key", str)
+    object_key = field(body, "key", str, default=None)
+    prefix = field(body, "prefix", str, default=None)
     expires = field(body, "expires_in_seconds", int, default=24 * 3600)
-    if not object_key or len(object_key) > 1024 or object_key.endswith("/"):
+    if (object_key is None) == (prefix is None):
+        raise ApiError(400, "InvalidField", "give exactly one of 'key' (one object) or 'prefix' (a folder)")
+    if object_key is not None and (not object_key or len(object_key) > 1024 or object_key.endswith("/")):
         raise ApiError(400, "InvalidField", "'key' must name one object")
+    if prefix is not None and (len(prefix) > 1024 or prefix.startswith("/") or (prefix and not prefix.endswith("/"))):
+        raise ApiError(400, "InvalidPrefix", "'prefix' is empty (the whole workspace) or a folder ending in '/'")
     if not 60 <= expires <= LINK_MAX_SECONDS:
         raise ApiError(400, "InvalidField", f"'expires_in_seconds' must be between 60 and {LINK_MAX_SECONDS}")
     settings = request.app[SETTINGS]
+    covered = object_key if object_key is not None else prefix
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         ws = await load_workspace(session, request.match_info["name"])
-        await require_on_workspace(session, user, ws, "admin", object_key)
-        # The link's key reads exactly this object; it is the creator's, so it can never read more than they can.
+        await require_on_workspace(session, user, ws, "admin", covered)
+        # The link's key reads exactly this object or folder; it is the creator's, so it can never read more
+        # than they can.
         out = await issue_key(session, change, request.app, user, name=LINK_KEY, expires_in=expires,
-                              scope=[{"workspace": ws.name, "permission": "read", "prefix": object_key}],
+                              scope=[{"workspace": ws.name, "permission": "read", "prefix": covered}],
                               temporary=False)
         created = datetime.now(timezone.utc)
+    answer = {"id": out["access_key_id"], "workspace": ws.name, "created_by": user.username,
+              "expires_at": out["expires_at"]}
+    if object_key is None:
+        url = f"{settings.api_url.rstrip('/')}/#/link/{out['access_key_id']}/{link_token(settings, out['access_key_id'])}"
+        return web.json_response({**answer, "prefix": prefix, "url": url}, status=201)
     filename = object_key.rsplit("/", 1)[-1]
     url = presign_url("GET", _object_url(settings, ws.name, object_key) + "?" +
                       _query([("response-content-disposition", _disposition(filename))]),
                       access_key=out["access_key_id"], secret_key=out["secret_access_key"], region=settings.region,
                       now=created, expires=expires)
-    return web.json_response({"id": out["access_key_id"], "workspace": ws.name, "key": object_key,
-                              "created_by": user.username, "expires_at": out["expires_at"], "url": url}, status=201)
+    return web.json_response({**answer, "key": object_key, "url": url}, status=201)
+
+
+@routes.post("/api/v1/links/{link_id}/presign")
+async def link_presign(request: web.Request) -> web.Response:
+    """For the holder of a folder link (no account): presigned listings and downloads inside its folder.
+
+    Body: ``{"token", "requests": [{"operation": "ListObjectsV2" | "GetObject", ...}]}``, as /console/presign.
+    Signed with the link's own key, so the proxy still decides: a revoked or expired link answers 404 here
+    and 403 at the proxy for URLs already handed out."""
+    body = await json_body(request)
+    token = field(body, "token", str)
+    entries = field(body, "requests", list)   # empty: just what the link is (workspace, folder, expiry)
+    if len(entries) > MAX_PRESIGN_BATCH:
+        raise ApiError(400, "InvalidField", f"'requests' holds at most {MAX_PRESIGN_BATCH} requests")
+    settings = request.app[SETTINGS]
+    link_id = request.match_info["link_id"]
+    gone = ApiError(404, "NoSuchLink", "this link does not exist, has expired or was revoked")
+    if not hmac.compare_digest(token.encode(), link_token(settings, link_id).encode()):
+        raise gone
+    async with read_session(request.app) as session:
+        key = await session.scalar(select(AccessKey).where(AccessKey.access_key_id == link_id,
+                                                           AccessKey.name == LINK_KEY))
+        if key is None or not key.scope or (key.expires_at and key.expires_at <= datetime.now(timezone.utc)):
+            raise gone
+        scope, secret = key.scope[0], request.app[BOX].open(key.secret_enc)
+        expires_at = key.expires_at
+    folder = scope["prefix"]
+    if folder and not folder.endswith("/"):
+        raise gone   # an object link is its presigned URL; it has no page
+    unsigned = []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("operation") not in ("ListObjectsV2", "GetObject"):
+            raise ApiError(400, "InvalidField", "a link lists (ListObjectsV2) and downloads (GetObject) only")
+        inside = entry.get("prefix", "") if entry["operation"] == "ListObjectsV2" else entry.get("key", "")
+        if not isinstance(inside, str) or not inside.startswith(folder):
+            raise ApiError(403, "Forbidden", "this link covers only its own folder")
+        unsigned.append(_request_for(settings, scope["workspace"], entry))
+    now = datetime.now(timezone.utc)
+    return web.json_response({"workspace": scope["workspace"], "prefix": folder, "expires_at": iso(expires_at),
+                              "urls": [{"method": m, "url": presign_url(m, u, access_key=link_id, secret_key=secret,
+                                                                        region=settings.region, now=now,
+                                                                        expires=PRESIGN_SECONDS)}
+                                       for m, u in unsigned]})
 
 
 async def _links_of(session, workspace: str) -> list[AccessKey]:

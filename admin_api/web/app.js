@@ -1,5 +1,6 @@
 // The console: a hash router, a tiny DOM builder, the login pages. Pages live in pages.js and admin.js.
 import { api, loggedIn, session, setToken } from './api.js';
+import { signAsUser } from './s3.js';
 import { attempt, describe, go, h, labelled, say } from './ui.js';
 import { pages } from './pages.js';
 import { adminPages } from './admin.js';
@@ -83,7 +84,8 @@ export async function render() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   const name = parts[0] || 'workspaces';
   if (name === 'sso' && parts[1]) { await ssoHandoff(parts[1]); return; }
-  if (!loggedIn() && name !== 'register') { if (name !== 'login') { location.hash = '#/login'; return; } }
+  if (name !== 'link') signAsUser();
+  if (!loggedIn() && name !== 'register' && name !== 'link') { if (name !== 'login') { location.hash = '#/login'; return; } }
   nav();
   const main = document.getElementById('main');
   main.replaceChildren();

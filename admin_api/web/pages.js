@@ -155,29 +155,34 @@ async function sharesPage(main, ws, objectKey) {
   const created = h('div', { class: 'secret', 'aria-live': 'polite' });
   const loadLinks = async () => {
     const { links } = await api('GET', `/workspaces/${enc(ws)}/links`);
-    linkList.replaceChildren(table('Share links', ['Object', 'Created by', 'Expires', 'Actions'], links.map((l) => h('tr', {},
-      h('td', {}, l.key), h('td', {}, l.created_by), h('td', {}, formatTime(l.expires_at)),
-      h('td', {}, h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke link to ${l.key}`, onclick: async () => {
-        if (!window.confirm(`Revoke the link to ${l.key}? It stops working at once.`)) return;
-        if (await attempt(() => api('DELETE', `/workspaces/${enc(ws)}/links/${enc(l.id)}`).then(() => true), `Link to ${l.key} revoked.`)) {
+    linkList.replaceChildren(table('Share links', ['Object or folder', 'Created by', 'Expires', 'Actions'], links.map((l) => {
+      const what = l.key !== undefined ? l.key : (l.prefix || `${ws} (whole workspace)`);
+      return h('tr', {},
+      h('td', {}, what), h('td', {}, l.created_by), h('td', {}, formatTime(l.expires_at)),
+      h('td', {}, h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke link to ${what}`, onclick: async () => {
+        if (!window.confirm(`Revoke the link to ${what}? It stops working at once.`)) return;
+        if (await attempt(() => api('DELETE', `/workspaces/${enc(ws)}/links/${enc(l.id)}`).then(() => true), `Link to ${what} revoked.`)) {
           created.replaceChildren(); await attempt(loadLinks);
         }
-      } }, 'Revoke'))))));
+      } }, 'Revoke')));
+    })));
   };
   const key = h('input', { name: 'key', required: true, value: objectKey || '' });
+  const linkKind = h('select', { name: 'link-kind' }, h('option', { value: 'key' }, 'one object'), h('option', { value: 'prefix' }, 'a folder (ends with /; empty: everything)'));
+  linkKind.addEventListener('change', () => { key.required = linkKind.value === 'key'; });
   const days = h('input', { name: 'days', type: 'number', min: 1, max: 7, value: 1 });
   main.append(h('h2', {}, 'Share links'),
-    h('p', {}, 'Anyone with a link can download the object, without an account, until the link expires or is revoked.'),
+    h('p', {}, 'Anyone with a link can download the object (or the folder\'s files), without an account, until the link expires or is revoked.'),
     h('form', { 'aria-label': 'Create a share link', class: 'grid', onsubmit: async (e) => {
       e.preventDefault();
-      const link = await attempt(() => api('POST', `/workspaces/${enc(ws)}/links`, { key: key.value, expires_in_seconds: Number(days.value) * 86400 }),
+      const link = await attempt(() => api('POST', `/workspaces/${enc(ws)}/links`, { [linkKind.value]: key.value, expires_in_seconds: Number(days.value) * 86400 }),
         'Link created: copy it now, it is shown only once.');
       if (link) {
         const field = h('input', { readonly: true, value: link.url, 'aria-label': 'Share link URL', class: 'wide' });
         created.replaceChildren(labelled('Share link', field), copyButton('Copy link', () => link.url));
         await attempt(loadLinks);
       }
-    } }, labelled('Object key', key), labelled('Valid for (days)', days), h('button', { type: 'submit' }, 'Create link')),
+    } }, labelled('Link to', linkKind), labelled('Object key or folder', key), labelled('Valid for (days)', days), h('button', { type: 'submit' }, 'Create link')),
     created, linkList);
   await attempt(loadShares);
   await attempt(loadLinks);
@@ -262,4 +267,34 @@ async function searchPage(main) {
   await attempt(run);
 }
 
-export const pages = { workspaces: workspacesPage, ws: browserPage, shares: sharesPage, keys: keysPage, search: searchPage };
+// A folder link, opened by anyone (no account): list and download inside the link's folder.
+async function linkPage(main, id, token, sub = '') {
+  s3.signWithLink(id, token);
+  let link;
+  try { link = await api('POST', `/links/${enc(id)}/presign`, { token, requests: [] }); }
+  catch (err) {
+    main.append(h('h1', {}, 'Shared folder'), h('p', { class: 'error', role: 'alert' }, 'This link does not exist, has expired or was revoked.'));
+    return;
+  }
+  const prefix = link.prefix + sub;
+  const base = `#/link/${enc(id)}/${enc(token)}`;
+  const crumbs = [h('a', { href: base }, link.prefix || link.workspace)];
+  let acc = '';
+  for (const part of sub.split('/').filter(Boolean)) { acc += `${part}/`; crumbs.push(' / ', h('a', { href: `${base}/${enc(acc)}` }, part)); }
+  main.append(h('h1', {}, `Shared folder ${link.prefix || link.workspace}`),
+    h('p', { class: 'meta' }, `Shared from workspace ${link.workspace}, until ${formatTime(link.expires_at)}. No account needed.`),
+    h('nav', { 'aria-label': 'Breadcrumbs', class: 'crumbs' }, crumbs));
+  const { folders, objects } = await s3.list(link.workspace, prefix);
+  main.append(table('Contents', ['Name', 'Size', 'Modified', 'Actions'], [
+    ...folders.map((f) => h('tr', {}, h('td', {}, h('a', { href: `${base}/${enc(f.slice(link.prefix.length))}` }, f.slice(prefix.length)), h('span', { class: 'tag' }, 'folder')),
+      h('td', {}, ''), h('td', {}, ''), h('td', {}, ''))),
+    ...objects.map((o) => {
+      const name = o.key.slice(prefix.length);
+      return h('tr', {}, h('td', {}, name), h('td', {}, formatBytes(o.size)), h('td', {}, formatTime(o.modified)),
+        h('td', {}, h('button', { type: 'button', 'aria-label': `Download ${name}`, onclick: () => attempt(async () => {
+          window.location.assign(await s3.downloadUrl(link.workspace, o.key));
+        }) }, 'Download')));
+    })]));
+}
+
+export const pages = { link: linkPage, workspaces: workspacesPage, ws: browserPage, shares: sharesPage, keys: keysPage, search: searchPage };

@@ -28,10 +28,17 @@ function failure(status, body) {
   return new S3Failure(status, code, explainFailure(status, code, message));
 }
 
-export async function presign(workspace, requests) {
-  const out = await api('POST', '/console/presign', { workspace, requests });
-  return out.urls;
+// Who signs: the console (the logged-in user's grants) or a folder link (its own key, no account).
+const asUser = async (workspace, requests) => (await api('POST', '/console/presign', { workspace, requests })).urls;
+let signer = asUser;
+
+export function signAsUser() { signer = asUser; }
+
+export function signWithLink(id, token) {
+  signer = async (workspace, requests) => (await api('POST', `/links/${encodeURIComponent(id)}/presign`, { token, requests })).urls;
 }
+
+export async function presign(workspace, requests) { return signer(workspace, requests); }
 
 // One request with XMLHttpRequest (upload progress); resolves with {status, body, etag}.
 export function send(method, url, body, onProgress) {

@@ -229,3 +229,48 @@ def test_proxy_cors_only_for_the_console_and_only_for_presigned_requests(stack, 
     missing, = presign(person, workspace, {"operation": "GetObject", "key": unique("missing")})
     status, headers, _ = fetch(missing["url"], headers={"Origin": origin})
     assert status == 404 and headers["Access-Control-Allow-Origin"] == origin
+
+
+def test_folder_links_list_and_download_inside_their_folder_only(stack, person, workspace):
+    for key in ("results/a.csv", "results/deep/b.csv", "private/c.csv"):
+        person.s3.put_object(Bucket=workspace, Key=key, Body=key.encode())
+    link = person.api.call("POST", f"/workspaces/{workspace}/links", {"prefix": "results/", "expires_in_seconds": 600})
+    assert link["prefix"] == "results/" and link["url"].startswith(f"{stack.api_url}/#/link/{link['id']}/")
+    token = link["url"].rsplit("/", 1)[1]
+    anonymous = ApiClient(stack.api_url)
+
+    def sign(*requests, token=token):
+        return anonymous.request("POST", f"/links/{link['id']}/presign", {"token": token, "requests": list(requests)})
+
+    status, info = sign()
+    assert status == 200 and (info["workspace"], info["prefix"], info["urls"]) == (workspace, "results/", [])
+    status, out = sign({"operation": "ListObjectsV2", "prefix": "results/", "delimiter": "/"},
+                       {"operation": "GetObject", "key": "results/deep/b.csv"})
+    assert status == 200
+    listing, download = out["urls"]
+    status, _, body = fetch(listing["url"])
+    assert status == 200 and b"<Key>results/a.csv</Key>" in body and b"<Prefix>results/deep/</Prefix>" in body
+    assert fetch(download["url"])[2] == b"results/deep/b.csv"
+    # Outside the folder, other operations, a wrong token: refused.
+    assert sign({"operation": "GetObject", "key": "private/c.csv"})[0] == 403
+    assert sign({"operation": "ListObjectsV2", "prefix": ""})[0] == 403
+    assert sign({"operation": "PutObject", "key": "results/x"})[0] == 400
+    assert sign(token="0" * 64)[0] == 404
+    # Even a URL for another key made with the link's signature fails at the proxy.
+    assert fetch(download["url"].replace("results/deep/b.csv", "private/c.csv"))[0] == 403
+    # An object link has no page.
+    one = person.api.call("POST", f"/workspaces/{workspace}/links", {"key": "results/a.csv"})
+    from admin_api.console import link_token
+    assert anonymous.request("POST", f"/links/{one['id']}/presign",
+                             {"token": link_token(stack.settings, one["id"]), "requests": []})[0] == 404
+    listed = person.api.call("GET", f"/workspaces/{workspace}/links")["links"]
+    assert {x.get("prefix") or x.get("key") for x in listed} == {"results/", "results/a.csv"}
+
+    person.api.call("DELETE", f"/workspaces/{workspace}/links/{link['id']}")
+    assert sign()[0] == 404
+    assert fetch(download["url"])[0] == 403     # URLs handed out before the revocation die with it
+
+
+@pytest.mark.parametrize("body", [{"prefix": "results"}, {"prefix": "/x/"}, {"key": "a", "prefix": "b/"}])
+def test_folder_links_refuse_bad_input(stack, person, workspace, body):
+    assert person.api.request("POST", f"/workspaces/{workspace}/links", body)[0] == 400

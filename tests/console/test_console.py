@@ -138,7 +138,7 @@ def test_console_walkthrough(stack, browser, big_file, tmp_path, screenshot):
     # A share link: works without an account, then 403 once revoked.
     page.get_by_role("link", name=ws).first.click()
     page.get_by_role("button", name="Share link for big.bin").click()
-    expect(page.get_by_label("Object key")).to_have_value("big.bin")
+    expect(page.get_by_label("Object key or folder")).to_have_value("big.bin")
     page.get_by_role("button", name="Create link").click()
     url = page.get_by_label("Share link URL").input_value()
     assert url.startswith(stack.s3_url)
@@ -149,6 +149,27 @@ def test_console_walkthrough(stack, browser, big_file, tmp_path, screenshot):
     expect(page.get_by_role("button", name="Revoke link to big.bin")).to_have_count(0)
     status, body = _get(url)
     assert status == 403, body
+
+    # A folder link: a page anyone opens without an account, listing and downloading inside the folder only.
+    page.get_by_label("Link to").select_option("prefix")
+    page.get_by_label("Object key or folder").fill("results/")
+    page.get_by_role("button", name="Create link").click()
+    folder_url = page.get_by_label("Share link URL").input_value()
+    assert folder_url.startswith(stack.api_url + "/#/link/")
+    stranger = browser.new_context(accept_downloads=True).new_page()
+    stranger.set_default_timeout(TIMEOUT_MS)
+    stranger.goto(folder_url)
+    expect(stranger.get_by_role("heading", name="Shared folder results/")).to_be_visible()
+    expect(stranger.get_by_role("cell", name="big.bin")).to_have_count(0)
+    with stranger.expect_download() as download:
+        stranger.get_by_role("button", name="Download notes.txt").click()
+    download.value.save_as(tmp_path / "notes-link.txt")
+    assert (tmp_path / "notes-link.txt").read_text() == "measurements\n"
+    screenshot(stranger, "folder-link")
+    page.get_by_role("button", name="Revoke link to results/").click()
+    expect(page.get_by_role("button", name="Revoke link to results/")).to_have_count(0)
+    stranger.reload()
+    expect(stranger.get_by_role("alert")).to_contain_text("has expired or was revoked")
 
     # An access key, used with boto3.
     page.get_by_role("link", name="Access keys").click()
