@@ -143,9 +143,7 @@ def _request_for(settings, workspace: str, entry: dict) -> tuple[str, str]:
         return "PUT", base + "?" + _query([("partNumber", str(part)), ("uploadId", upload_id)])
     if op == "CompleteMultipartUpload":
         return "POST", base + "?" + _query([("uploadId", upload_id)])
-    if op == "AbortMultipartUpload":
-        return "DELETE", base + "?" + _query([("uploadId", upload_id)])
-    raise AssertionError(op)   # unreachable: _OPERATIONS is checked first
+    return "DELETE", base + "?" + _query([("uploadId", upload_id)])   # AbortMultipartUpload
 
 
 async def _console_key(request: web.Request) -> tuple[str, str]:
@@ -163,7 +161,7 @@ async def _console_key(request: web.Request) -> tuple[str, str]:
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         stale = (await session.scalars(select(AccessKey).where(
-            AccessKey.user_id == user.id, AccessKey.name == CONSOLE_KEY, AccessKey.expires_at <= now))).all()
+            AccessKey.user_id == user.id, AccessKey.name == CONSOLE_KEY, AccessKey.expires_at <= now))).unique().all()
         for old in stale:
             await session.delete(old)
             change.keys.add(old.access_key_id)

@@ -1,6 +1,11 @@
 """Browser fixtures: Playwright driving Debian's Chromium (never a downloaded browser), headless.
 
-A missing Chromium is a failure, not a skip: `.ci/run` installs it (apt-get install -y chromium)."""
+A missing Chromium is a failure, not a skip: `.ci/run` installs it (apt-get install -y chromium).
+
+The browser is started per test module and stopped after it (not per session, as pytest-playwright's own
+``browser`` fixture would): Playwright's sync API keeps an event loop running in this thread while it is
+started, and the rest of the suite calls ``asyncio.run``.
+"""
 from __future__ import annotations
 
 import os
@@ -8,21 +13,22 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 CHROMIUM = os.environ.get("WIO_TEST_CHROMIUM") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium") or "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
+@pytest.fixture(scope="module")
+def browser():
     assert Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "accept_downloads": True, "viewport": {"width": 1280, "height": 800}}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="session")

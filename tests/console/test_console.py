@@ -27,6 +27,7 @@ BIG = 12 * 1024 * 1024
 
 def _open(browser, stack) -> Page:
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.api_url)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.on("dialog", lambda dialog: dialog.accept())
@@ -179,7 +180,8 @@ def test_console_walkthrough(stack, browser, big_file, tmp_path, screenshot):
     secret = page.get_by_test_id("secret-access-key").inner_text()
     expect(page.get_by_label("aws snippet")).to_contain_text(key_id)
     expect(page.get_by_label("rclone snippet")).to_contain_text(stack.s3_url)
-    expect(page.get_by_role("button", name="Copy secret access key")).to_be_visible()
+    page.get_by_role("button", name="Copy secret access key").click()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
     screenshot(page, "access-keys")
     s3 = s3_client(stack.s3_url, {"access_key_id": key_id, "secret_access_key": secret})
     listed = s3.list_objects_v2(Bucket=ws)
