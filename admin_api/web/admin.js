@@ -4,7 +4,7 @@ import { attempt, h, labelled } from './ui.js';
 
 function table(caption, headers, rows) {
   return h('table', {}, h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows));
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'meta' }, 'None.'))));
 }
 
 async function usersPage(main) {

@@ -46,8 +46,9 @@ function loginPage(main) {
   const sso = info.oidc_issuer
     ? h('p', {}, h('a', { class: 'button', href: '/api/v1/auth/oidc/login?console=1' }, `Log in with ${providerName(info.oidc_issuer)}`))
     : null;
-  main.append(h('h1', {}, 'Log in'), info.password_login === false ? null : form, sso,
-    info.password_login === false ? null : h('p', {}, 'No account yet? ', h('a', { href: '#/register' }, 'Register')));
+  const passwords = info.password_login !== false;
+  main.append(...[h('h1', {}, 'Log in'), passwords ? form : null, sso,
+    passwords ? h('p', {}, 'No account yet? ', h('a', { href: '#/register' }, 'Register')) : null].filter(Boolean));
 }
 
 function providerName(issuer) {

@@ -6,7 +6,7 @@ import { attempt, go, h, labelled, say } from './ui.js';
 function table(caption, headers, rows) {
   return h('table', {}, h('caption', {}, caption),
     h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
-    h('tbody', {}, rows));
+    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'meta' }, 'None.'))));
 }
 
 function usageBar(name, usage) {

@@ -27,6 +27,7 @@ def test_log_in_with_the_provider(sso, provider, browser, screenshot):  # noqa: 
     expect(button).to_be_visible(timeout=TIMEOUT_MS)
     # Password login is off on this server: the console offers no password form.
     expect(page.get_by_label("Password")).to_have_count(0)
+    expect(page.get_by_role("main")).to_have_text(f"Log in{button.inner_text()}")
     screenshot(page, "login-sso")
     button.click()
     page.get_by_placeholder("sub").fill(sub)
