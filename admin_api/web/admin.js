@@ -1,5 +1,5 @@
 // Operator pages: users, nodes, roots, quotas, the audit trail, and "Why can't X do Y?" (explain).
-import { api, enc, formatBytes, formatTime, q } from './api.js';
+import { api, enc, formatBytes, formatTime, q, session } from './api.js';
 import { attempt, h, labelled } from './ui.js';
 
 function table(caption, headers, rows) {
@@ -15,7 +15,7 @@ async function usersPage(main) {
     box.replaceChildren(table('Users', ['Username', 'Email', 'Administrator', 'State', 'Created', 'Actions'], users.map((u) => h('tr', {},
       h('td', {}, u.username), h('td', {}, u.email || ''), h('td', {}, u.is_admin ? 'yes' : 'no'),
       h('td', {}, u.disabled ? 'disabled' : 'active'), h('td', {}, formatTime(u.created_at)),
-      h('td', {}, h('button', { type: 'button', class: u.disabled ? '' : 'danger', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.username}`,
+      h('td', {}, u.username === session.user.username ? '(you)' : h('button', { type: 'button', class: u.disabled ? '' : 'danger', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.username}`,
         onclick: async () => {
           if (await attempt(() => api('POST', `/users/${enc(u.username)}/${u.disabled ? 'enable' : 'disable'}`),
             `${u.username} ${u.disabled ? 'enabled' : 'disabled'}.`)) await attempt(load);

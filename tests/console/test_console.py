@@ -255,7 +255,19 @@ def test_operator_pages(stack, browser, screenshot):
     page.get_by_label("Object key").fill("a.txt")
     page.get_by_role("button", name="Explain").click()
     expect(page.get_by_text(f"{bob.name} may GetObject")).to_be_visible()
+    # "Why can't carol write here?": she reads results/ only.
+    carol = make_person(stack, "carol")
+    bob.api.call("POST", f"/workspaces/{ws}/shares", {"user": carol.name, "permission": "read", "prefix": "results/"})
+    page.get_by_label("User").fill(carol.name)
+    page.get_by_label("Operation").select_option("PutObject")
+    page.get_by_label("Object key").fill("results/new.csv")
+    page.get_by_role("button", name="Explain").click()
+    expect(page.get_by_text(f"{carol.name} may not PutObject")).to_be_visible()
+    expect(page.get_by_role("cell", name="results/", exact=True)).to_be_visible()   # the grant it weighed
     screenshot(page, "explain")
+    expect(page.get_by_role("link", name="Users")).to_be_visible()
+    page.get_by_role("link", name="Users").click()
+    expect(page.get_by_role("button", name="Disable admin")).to_have_count(0)   # no locking yourself out
 
 
 def test_drag_and_drop_several_files_and_search(stack, browser, screenshot):
