@@ -285,8 +285,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.append(_resources)
-    cors.install(app, settings)   # the console's presigned requests (proxy/cors.py)
     app.router.add_get("/_wio/health", health)
     app.router.add_get("/_wio/metrics", metrics_response)
+    cors.install(app, settings, s3_entry)   # the console's presigned requests (proxy/cors.py); before "*"
     app.router.add_route("*", "/{tail:.*}", s3_entry)
     return app

@@ -10,18 +10,21 @@ lets the page read those answers only if the proxy names the console's origin. w
 - with no credentials (presigned URLs carry their authority; cookies play no part),
 - exposing ``ETag`` (the multipart upload needs each part's) and the request id.
 
-Preflights (``OPTIONS``) are answered here, before authentication, with no access to anything: the
-real request that follows is authenticated and authorized like any other. Bucket CORS configuration
+Preflights (``OPTIONS`` with ``Access-Control-Request-Method``) are answered here, before
+authentication, with no access to anything (a refusal is S3's ``AccessDenied``, without CORS headers):
+the real request that follows is authenticated and authorized like any other. Bucket CORS configuration
 stays unsupported (``PutBucketCors`` answers NotImplemented): wio owns it.
 """
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from foundation.settings import Settings
+from proxy.errors import S3Error
 
 __all__ = ["install", "console_origin"]
 
@@ -43,17 +46,16 @@ def _presigned(request: web.Request) -> bool:
     return "X-Amz-Signature=" in request.query_string
 
 
-@web.middleware
-async def _preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
-        return await handler(request)
+async def _preflight(request: web.Request, fallback: Handler) -> web.StreamResponse:
+    if "Access-Control-Request-Method" not in request.headers:
+        return await fallback(request)   # an OPTIONS that is no preflight: S3's answer, as before
     origin = request.headers.get("Origin", "")
     method = request.headers["Access-Control-Request-Method"].upper()
     wanted = {h.strip().lower() for h in request.headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()}
     if origin.lower() != request.app[ORIGIN] or not _presigned(request) or method not in _ALLOWED_METHODS \
             or not wanted <= _HEADERS:
-        # No CORS headers: the browser refuses the request. Plain 403, nothing about the resource.
-        return web.Response(status=403, text="CORS request refused\n", headers={"Vary": "Origin"})
+        # No CORS headers: the browser refuses the request. Nothing about the resource is revealed.
+        raise S3Error("AccessDenied", "CORS request refused: wio answers CORS only for its console's presigned requests")
     return web.Response(status=204, headers={
         "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": _METHODS,
         "Access-Control-Allow-Headers": ", ".join(sorted(wanted)) if wanted else "content-type",
@@ -70,8 +72,10 @@ async def _response_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.add("Vary", "Origin")
 
 
-def install(app: web.Application, settings: Settings) -> None:
-    """Answer the console's CORS (called by proxy.app.create_app before the app starts)."""
+def install(app: web.Application, settings: Settings, fallback: Handler) -> None:
+    """Answer the console's CORS. Called by proxy.app.create_app before it adds its catch-all route, so
+    the OPTIONS route comes first; ``fallback`` (the S3 entry) answers an OPTIONS that is no preflight.
+    A route, not a middleware: the other requests pay nothing but the header check below."""
     app[ORIGIN] = console_origin(settings)
-    app.middlewares.insert(0, _preflight)
+    app.router.add_route("OPTIONS", "/{tail:.*}", functools.partial(_preflight, fallback=fallback))
     app.on_response_prepare.append(_response_headers)

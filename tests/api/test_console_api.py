@@ -209,6 +209,10 @@ def test_proxy_cors_only_for_the_console_and_only_for_presigned_requests(stack, 
                     preflight(get["url"], origin, request_headers="x-amz-meta-owner"),       # a header nobody signed
                     preflight(get["url"], origin, method="PATCH")):
         assert refused[0] == 403 and "Access-Control-Allow-Origin" not in refused[1]
+        assert s3_code(refused[2]) == "AccessDenied"
+    # An OPTIONS that is no preflight is S3's business, as it always was.
+    status, headers, body = fetch(get["url"], "OPTIONS", headers={"Origin": origin})
+    assert status >= 400 and s3_code(body) and "Access-Control-Allow-Origin" not in headers
 
     status, headers, body = fetch(get["url"], headers={"Origin": origin})
     assert status == 200 and body == b"v" and headers["Access-Control-Allow-Origin"] == origin
