@@ -24,7 +24,10 @@ export async function api(method, path, body, { cookies = false } = {}) {
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
   if (!response.ok) {
     const err = (data && data.error) || {};
-    if (response.status === 401 && token) { token = null; session.user = null; }
+    if (response.status === 401 && token) {   // the login expired: back to the login page, with the reason
+      token = null; session.user = null;
+      if (!location.hash.startsWith('#/link/')) location.hash = '#/login';
+    }
     throw new ApiError(response.status, err.code || 'HTTPError', err.message || `HTTP ${response.status}`);
   }
   return data;
