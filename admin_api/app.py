@@ -9,7 +9,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from admin_api import audit, explain, groups, info, infra, keys, openapi, quotas, search, sso, users, workspaces
+from admin_api import audit, console, explain, groups, info, infra, keys, openapi, quotas, search, sso, users, workspaces
 from admin_api.bootstrap import bootstrap
 from admin_api.context import BOX, DB, HTTP, NODE_HTTP, REDIS, SETTINGS, keeping
 from admin_api.errors import error_middleware
@@ -96,11 +96,12 @@ def create_app(settings: Settings) -> web.Application:
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.extend([_database, _redis, _http, sso.oidc_client, _projection_keeper, audit.audit_trail,
                             search.search_backend, quotas.usage_keeper])
-    for module in (users, sso, keys, workspaces, infra, groups, quotas, audit, explain, search, info, openapi):
+    for module in (users, sso, keys, workspaces, infra, groups, quotas, audit, explain, search, info, openapi, console):
         app.router.add_routes(module.routes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_response)
     app.on_response_prepare.append(_mark_wio)
+    app.on_response_prepare.append(console.security_headers)
     return app
 
 

@@ -60,6 +60,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "NoSuchNode": (404, "no such node"),
     "NoSuchRoot": (404, "no such root"),
     "NoSuchWorkspace": (404, "no such workspace"),
+    "NoSuchLink": (404, "no such share link, or it has expired or was revoked"),
     "NoSuchShare": (404, "no such share"),
     "SsoNotConfigured": (404, "single sign-on is not configured on this server"),
     "MethodNotAllowed": (405, "this method is not allowed on this resource"),

@@ -13,16 +13,24 @@ from policy.decide import LEVELS
 from policy.models import AccessKey, User
 from foundation.secrets import new_access_key_id, new_secret_key, new_session_token
 
-__all__ = ["routes", "issue_key", "MAX_KEY_SECONDS"]
+__all__ = ["routes", "issue_key", "MAX_KEY_SECONDS", "CONSOLE_KEY", "LINK_KEY"]
 
 routes = web.RouteTableDef()
 MAX_KEY_SECONDS = 366 * 24 * 3600
+# Names of the keys the API makes for itself (admin_api/console.py); POST /keys refuses the prefix.
+RESERVED_KEY_PREFIX = "wio:"
+CONSOLE_KEY = "wio:console"   # presigns the console's S3 requests
+LINK_KEY = "wio:link"         # one share link
+
+
+def key_purpose(name: str | None) -> str | None:
+    return {CONSOLE_KEY: "console", LINK_KEY: "share-link"}.get(name or "")
 
 
 def key_json(key: AccessKey) -> dict:
     return {"access_key_id": key.access_key_id, "name": key.name, "created_at": iso(key.created_at),
             "expires_at": iso(key.expires_at), "temporary": key.session_token_hash is not None,
-            "scope": key.scope}
+            "scope": key.scope, "purpose": key_purpose(key.name)}
 
 
 def parse_scope(raw) -> list[dict] | None:
@@ -62,6 +70,8 @@ async def issue_key(session, change, app, user: User, *, name: str | None, expir
 async def create_key(request: web.Request) -> web.Response:
     body = await json_body(request)
     name = field(body, "name", str, default=None)
+    if name is not None and name.startswith(RESERVED_KEY_PREFIX):
+        raise ApiError("InvalidField", f"key names starting with '{RESERVED_KEY_PREFIX}' are reserved for wio")
     expires_in = field(body, "expires_in_seconds", int, default=None)
     if expires_in is not None and not 60 <= expires_in <= MAX_KEY_SECONDS:
         raise ApiError("InvalidField", f"'expires_in_seconds' must be between 60 and {MAX_KEY_SECONDS}")

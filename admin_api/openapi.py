@@ -16,7 +16,7 @@ __all__ = ["routes", "build_document"]
 routes = web.RouteTableDef()
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _PUBLIC = {("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login"), ("GET", "/api/v1/openapi.json"),
-           ("GET", "/api/v1/info")}
+           ("GET", "/api/v1/info"), ("POST", "/api/v1/links/{link_id}/presign")}
 _PUBLIC_PREFIX = "/api/v1/auth/oidc"  # single sign-on: the caller is logging in
 
 

@@ -45,6 +45,8 @@ routes = web.RouteTableDef()
 OIDC = web.AppKey("oidc", OidcClient)
 SCOPE = "openid profile email"
 STATE_SECONDS = 600
+CONSOLE_HANDOFF_SECONDS = 60
+CONSOLE_COOKIE = "wio_console_login"
 CALLBACK_PATH = "/api/v1/auth/oidc/callback"
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
@@ -101,7 +103,8 @@ def _redirect_uri(request: web.Request, requested: str | None) -> str:
     return requested
 
 
-async def _authorization_url(request: web.Request, requested_redirect: str | None, login_secret: str | None) -> str:
+async def _authorization_url(request: web.Request, requested_redirect: str | None, login_secret: str | None,
+                             *, console: str | None = None) -> str:
     client = _client(request)
     redirect_uri = _redirect_uri(request, requested_redirect)
     with _provider_errors():
@@ -109,7 +112,8 @@ async def _authorization_url(request: web.Request, requested_redirect: str | Non
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     await request.app[REDIS].set(f"wio:oidc:state:{state}", json.dumps(
-        {"verifier": verifier, "nonce": nonce, "redirect_uri": redirect_uri, "login_secret": login_secret}),
+        {"verifier": verifier, "nonce": nonce, "redirect_uri": redirect_uri, "login_secret": login_secret,
+         "console": console}),
         ex=STATE_SECONDS)
     return str(URL(discovery.authorization_endpoint).update_query(
         response_type="code", client_id=client.client_id, redirect_uri=redirect_uri, scope=SCOPE, state=state,
@@ -118,8 +122,30 @@ async def _authorization_url(request: web.Request, requested_redirect: str | Non
 
 @routes.get("/api/v1/auth/oidc/login")
 async def login_redirect(request: web.Request) -> web.Response:
-    """The browser's entry: a redirect to the provider, which comes back to /auth/oidc/callback."""
-    raise web.HTTPFound(await _authorization_url(request, None, None))
+    """The browser's entry: a redirect to the provider, which comes back to /auth/oidc/callback.
+
+    ``?console=1`` (the console's "Log in with …" button): the callback then sends the browser back to the
+    console with a one-time code (``/#/sso/<code>``, 60 s, redeemed once at ``POST /auth/oidc/console``),
+    so the login token itself never appears in a URL. The login is bound to the browser that started it
+    (an HttpOnly cookie whose hash the state keeps): a callback or a code carried to another browser is
+    refused, so nobody can log a victim's console into the attacker's account (login CSRF)."""
+    if request.query.get("console") != "1":
+        raise web.HTTPFound(await _authorization_url(request, None, None))
+    binding = secrets.token_urlsafe(32)
+    response = web.HTTPFound(await _authorization_url(request, None, None, console=_digest(binding)))
+    # Lax, not Strict: the provider sends the browser back with a cross-site top-level GET.
+    response.set_cookie(CONSOLE_COOKIE, binding, max_age=STATE_SECONDS, path="/api/v1/auth/oidc", httponly=True,
+                        samesite="Lax", secure=request.app[SETTINGS].api_url.startswith("https://"))
+    raise response
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _same_browser(request: web.Request, expected: str) -> None:
+    if not hmac.compare_digest(_digest(request.cookies.get(CONSOLE_COOKIE, "")).encode(), expected.encode()):
+        raise ApiError("InvalidState", "this login was started in another browser; log in again")
 
 
 @routes.post("/api/v1/auth/oidc/login")
@@ -166,7 +192,30 @@ async def _redeem(request: web.Request, code: str | None, state: str | None, log
     with _provider_errors():
         tokens = await client.token({"grant_type": "authorization_code", "code": code,
                                      "redirect_uri": pending["redirect_uri"], "code_verifier": pending["verifier"]})
-    return await _sign_in_with(request, tokens, nonce=pending["nonce"])
+    binding = pending.get("console")
+    if binding:
+        _same_browser(request, binding)
+    answer = await _sign_in_with(request, tokens, nonce=pending["nonce"])
+    if not binding:
+        return answer
+    handoff = secrets.token_urlsafe(32)
+    await request.app[REDIS].set(f"wio:oidc:console:{handoff}", json.dumps({"answer": answer.text, "binding": binding}),
+                                 ex=CONSOLE_HANDOFF_SECONDS)
+    raise web.HTTPFound(f"/#/sso/{handoff}")
+
+
+@routes.post("/api/v1/auth/oidc/console")
+async def console_handoff(request: web.Request) -> web.Response:
+    """The console's end of a browser login: its one-time code for the login token (once, within 60 s)."""
+    code = field(await json_body(request), "code", str)
+    raw = await request.app[REDIS].getdel(f"wio:oidc:console:{code}")
+    if raw is None:
+        raise ApiError("InvalidState", "unknown or already used login code; log in again")
+    handoff = json.loads(raw)
+    _same_browser(request, handoff["binding"])
+    response = web.json_response(json.loads(handoff["answer"]))
+    response.del_cookie(CONSOLE_COOKIE, path="/api/v1/auth/oidc")
+    return response
 
 
 @routes.post("/api/v1/auth/oidc/device")

@@ -30,6 +30,7 @@ from proxy.anonymous import authorize_anonymous, is_anonymous
 from proxy.addressing import check_key, parse_address
 from proxy.authz import REDIS_TIMEOUT, Authorizer, Target
 from proxy.call import CALL, Call
+from proxy import cors
 from proxy.errors import S3Error, error_xml
 from proxy.handlers import HANDLERS
 from proxy.headers import parse_headers
@@ -291,5 +292,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/_wio/health", health)
     app.router.add_get("/_wio/metrics", metrics_response)
+    cors.install(app, settings, s3_entry)   # the console's presigned requests (proxy/cors.py); before "*"
     app.router.add_route("*", "/{tail:.*}", s3_entry)
     return app

@@ -116,7 +116,8 @@ def dev(state_dir: Path, api_port: int, s3_port: int, proxy_workers: int, tls: b
                                 anonymous_reads=anonymous_reads, log=lambda m: click.echo(m, err=True))
     except Exception as exc:  # noqa: BLE001 - one readable line, not a traceback
         raise click.ClickException(f"could not start the stack: {exc}") from None
-    click.echo(f"wio is up.\n  admin API  {stack.api_url}/api/v1\n  S3 proxy   {stack.s3_url}\n"
+    click.echo(f"wio is up.\n  console    {stack.api_url}/\n"
+               f"  admin API  {stack.api_url}/api/v1\n  S3 proxy   {stack.s3_url}\n"
                f"  redis      {_redacted(stack.settings.redis_url)}\n"
                f"  admin user admin / {stack.admin_password}\n  state      {state_dir.resolve()}\n"
                "Press Ctrl-C to stop.")
