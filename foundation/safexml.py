@@ -22,5 +22,5 @@ class XMLRefused(ValueError):
 def parse_untrusted_xml(body: bytes) -> ET.Element:
     try:
         return fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ET.ParseError, DefusedXmlException) as exc:
+    except (ET.ParseError, DefusedXmlException, LookupError) as exc:   # LookupError: an unknown encoding
         raise XMLRefused(str(exc)) from None

@@ -8,7 +8,7 @@ from multidict import CIMultiDict
 
 from proxy.call import Call
 from proxy.errors import S3Error
-from proxy.listing import parse_xml, rewrite_result
+from proxy.listing import MAX_XML_BYTES, parse_xml, rewrite_result
 from nodeclient.pool import NodeError, NodeResponse, can_splice, splice_body
 from proxy.resources import UPSTREAM
 
@@ -107,12 +107,16 @@ async def relay(call: Call, resp: NodeResponse) -> web.StreamResponse:
         resp.release()
 
 
-async def small_body(resp: NodeResponse) -> bytes:
-    """A small node answer (XML), read whole and released; an error status raises the node's S3 error."""
+async def small_body(resp: NodeResponse, limit: int = MAX_XML_BYTES) -> bytes:
+    """A small node answer (XML), read whole (at most ``limit`` bytes: a node is a user-supplied endpoint)
+    and released; an error status raises the node's S3 error, an answer over ``limit`` a 502."""
     try:
         if resp.status >= 400:
             raise await backend_error(resp)
-        return await resp.read()
+        body = await resp.read(limit + 1)
+        if len(body) > limit:
+            raise S3Error("InternalError", "The storage node's answer is too large", status=502)
+        return body
     finally:
         resp.release()
 

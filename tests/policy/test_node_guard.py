@@ -110,3 +110,13 @@ async def test_node_xml_with_a_dtd_is_refused():
                 await client.count_prefix("bucket", "p/")
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("body", [b'<?xml version="1.0" encoding="x-made-up"?><a/>',
+                                  b'<?xml version="1.0" encoding="utf-16"?><a/>', b"<a>", b"\xff\xfe"])
+def test_untrusted_xml_that_cannot_be_read_is_refused_as_such(body):
+    """Every way a node's (or a client's) XML can be unreadable is one refusal, never another exception
+    (an unknown encoding raised LookupError: a 500 where the caller expects MalformedXML)."""
+    from foundation.safexml import XMLRefused, parse_untrusted_xml
+    with pytest.raises(XMLRefused):
+        parse_untrusted_xml(body)
