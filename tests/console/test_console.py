@@ -122,8 +122,10 @@ def test_console_walkthrough(stack, browser, big_file, tmp_path, screenshot):
     expect(page.get_by_role("cell", name=f"user {bob.name}", exact=True)).to_be_visible()
     bob_page = _open(browser, stack)
     _log_in(bob_page, bob.name, bob.password)
-    expect(bob_page.get_by_role("cell", name="read")).to_be_visible()
-    bob_page.get_by_role("link", name=ws).click()
+    # (his list may hold public workspaces of other tests too: the row of this one says "read")
+    expect(bob_page.get_by_role("row").filter(has=bob_page.get_by_role("link", name=ws, exact=True))
+           .get_by_role("cell", name="read", exact=True)).to_be_visible()
+    bob_page.get_by_role("link", name=ws, exact=True).click()
     expect(bob_page.get_by_role("cell", name="big.bin", exact=True)).to_be_visible()
     # Bob may read, not write: the proxy's 403 is shown in words.
     bob_page.get_by_label("Files to upload").set_input_files(str(notes))
