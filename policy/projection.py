@@ -32,6 +32,11 @@ notices the new server, compares its epoch with PostgreSQL's under the model loc
 the projection verified (nothing was lost), or recomputes the entities that the missing epochs
 changed (``projection_log`` names them), or, when it can't tell (an empty server, a server ahead of
 PostgreSQL, a log pruned past its epoch), rebuilds it all. Until then the proxies answer 503.
+
+A primary that a failover demotes while it is alive is, for a moment, a second primary: a change it
+acknowledges then is lost when it resyncs from the promoted one, whose run_id and verified mark do not
+change. So the keeper compares the epochs every round (0.25 s) on a verified server too, and repairs
+what is missing: a change lost that way is effective again within a round, not at the next failover.
 """
 from __future__ import annotations
 
@@ -429,7 +434,11 @@ async def verify(session: AsyncSession, redis: Redis) -> str:
     which no other server has, so at worst the proxies keep refusing until the next round.
     """
     server_id, meta = await _server_state(redis)
-    if meta.get("verified") == server_id and meta.get("layout") == LAYOUT:
+    trusted = meta.get("verified") == server_id and meta.get("layout") == LAYOUT
+    # Verified on this server is not enough: a write that a primary acknowledged while a failover was
+    # demoting it (alive, for a moment a second primary) is lost without the server changing under us.
+    # So the epochs are compared every round too; a difference is looked at under the model lock.
+    if trusted and meta.get("epoch") == str(await _current_epoch(session)):
         return "ok"
     await lock_model(session)  # no mutation moves the epochs while they are compared
     epoch = await _current_epoch(session)
@@ -438,6 +447,8 @@ async def verify(session: AsyncSession, redis: Redis) -> str:
         await rebuild(session, redis)
         return "rebuilt"
     if meta.get("epoch") == str(epoch):
+        if meta.get("verified") == server_id:
+            return "ok"     # a mutation was between its Redis write and its commit
         if await redis.eval(_MARK_VERIFIED, 0, str(epoch), server_id):
             return "verified"
     behind = meta.get("epoch", "")

@@ -212,6 +212,7 @@ def test_revocation_is_immediate_on_every_proxy_instance(ha):
     ws = unique("hamulti")
     owner.api.call("POST", "/workspaces", {"name": ws})
     owner.s3.put_object(Bucket=ws, Key="k", Body=b"x")
+    wait_synced_replica(ha)   # the failovers of the tests above are over (a Sentinel may start a late one)
     clients = [s3_client(url, reader.key) for url in ha.proxies]
     allowed_after_revoke = 0
     for trial in range(TRIALS):

@@ -109,3 +109,35 @@ def test_user_disable_denies_the_next_request(stack, four_workers, shared_ws, ad
         admin_api.call("POST", f"/users/{user.name}/disable")
         status, body = fresh_get(four_workers, user.key, ws, "doc")
         assert status == 403 and b"confidential" not in body
+
+
+def test_a_revocation_lost_on_a_verified_server_is_repaired_within_rounds(stack):
+    """A primary demoted while alive acknowledges a write that the promoted server never gets, and the
+    promoted server's run_id and verified mark do not change: the keeper must notice by the epochs alone.
+    Simulated on the session's Redis: after a revocation, the share and the epoch are put back as they
+    were before it, the verified mark untouched."""
+    import time
+
+    from redis import Redis
+
+    owner, reader = make_person(stack, "lostowner"), make_person(stack, "lostreader")
+    ws = unique("lostws")
+    owner.api.call("POST", "/workspaces", {"name": ws})
+    owner.s3.put_object(Bucket=ws, Key="doc", Body=b"confidential")
+    share = owner.api.call("POST", f"/workspaces/{ws}/shares", {"user": reader.name, "permission": "read"})
+    reader.s3.get_object(Bucket=ws, Key="doc")
+    redis = Redis.from_url(stack.settings.redis_url, decode_responses=True)
+    before = redis.hgetall(f"wio:s:{ws}"), redis.hget("wio:meta", "epoch")
+    assert before[0], "the share is in the projection"
+    owner.api.call("DELETE", f"/workspaces/{ws}/shares/{share['id']}")
+    with redis.pipeline(transaction=True) as pipe:   # the revocation, lost; the server still verified
+        pipe.hset(f"wio:s:{ws}", mapping=before[0])
+        pipe.hset("wio:meta", "epoch", before[1])
+        pipe.execute()
+    deadline = time.monotonic() + 5
+    while redis.hgetall(f"wio:s:{ws}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert redis.hgetall(f"wio:s:{ws}") == {}, "the keeper did not repair the lost revocation"
+    with pytest.raises(Exception) as denied:
+        reader.s3.get_object(Bucket=ws, Key="doc")
+    assert "AccessDenied" in str(denied.value)
