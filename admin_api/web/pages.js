@@ -1,13 +1,7 @@
 // The pages of a workspace owner and a share recipient: workspaces, the browser, sharing, keys, search.
 import { api, enc, formatBytes, formatTime, q, session } from './api.js';
 import * as s3 from './s3.js';
-import { attempt, go, h, labelled, say } from './ui.js';
-
-function table(caption, headers, rows) {
-  return h('table', {}, h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
-    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'meta' }, 'None.'))));
-}
+import { attempt, go, h, labelled, say, table } from './ui.js';
 
 function usageBar(name, usage) {
   if (!usage) return h('span', {}, '');
@@ -141,7 +135,9 @@ async function sharesPage(main, ws, objectKey) {
   const perm = h('select', { name: 'permission' }, ['read', 'write', 'admin'].map((p) => h('option', { value: p }, p)));
   const prefix = h('input', { name: 'prefix', placeholder: 'e.g. results/' });
   const expires = h('input', { name: 'expires', type: 'date' });
-  main.append(h('h2', {}, 'Shares'), h('form', { 'aria-label': 'Add a share', class: 'grid', onsubmit: async (e) => {
+  main.append(h('h2', {}, 'Shares'),
+    h('p', { class: 'meta' }, 'To share with several people at once, ', h('a', { href: '#/groups' }, 'make a group'), ' and share with it.'),
+    h('form', { 'aria-label': 'Add a share', class: 'grid', onsubmit: async (e) => {
     e.preventDefault();
     const body = { [kind.value]: grantee.value, permission: perm.value, prefix: prefix.value };
     if (expires.value) body.expires_at = `${expires.value}T23:59:59Z`;
