@@ -11,8 +11,8 @@ export class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
 
-// A request made with a login the server no longer accepts (expired): the page goes back to the login
-// page, which says why; pages drop this error instead of showing it over that message.
+// A request made with a login the server no longer accepts (expired), or without one: the page goes back
+// to the login page, which says why; pages drop this error instead of showing it over that message.
 export class SessionExpired extends ApiError {
   constructor(message) { super(401, 'Unauthorized', message); }
 }
@@ -35,8 +35,10 @@ export async function api(method, path, body, { cookies = false } = {}) {
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
   if (!response.ok) {
     const err = (data && data.error) || {};
-    if (response.status === 401 && sent) {   // the login expired: back to the login page, with the reason
-      if (token === sent) {   // once, for the first such answer
+    // The login expired (or, for a request still under way when it did or after a logout, is gone):
+    // back to the login page, with the reason, once; the error itself is for pages to drop.
+    if (response.status === 401 && (sent || err.code === 'Unauthorized')) {
+      if (sent && token === sent) {   // once, for the first such answer
         const user = session.user && session.user.username;
         token = null; session.user = null;
         if (!location.hash.startsWith('#/link/')) {

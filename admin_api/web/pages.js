@@ -1,5 +1,5 @@
 // The pages of a workspace owner and a share recipient: workspaces, the browser, sharing, keys, search.
-import { api, enc, formatBytes, formatTime, q, session } from './api.js';
+import { SessionExpired, api, enc, formatBytes, formatTime, q, session } from './api.js';
 import * as s3 from './s3.js';
 import { attempt, go, h, labelled, say, table } from './ui.js';
 
@@ -94,7 +94,7 @@ function objectRow(ws, prefix, o, refresh, info) {
 }
 
 async function uploadAll(ws, prefix, files, list, refresh) {
-  let failed = 0;
+  let failed = 0; let expired = false;
   await Promise.all(files.map(async (file) => {
     const bar = h('progress', { max: 100, value: 0, 'aria-label': `Upload progress for ${file.name}` });
     const pct = h('span', { class: 'pct' }, '0 %');
@@ -108,9 +108,11 @@ async function uploadAll(ws, prefix, files, list, refresh) {
       await s3.upload(ws, prefix + file.name, file, show);
       bar.value = 100; pct.textContent = '100 %'; state.textContent = 'done';
     } catch (err) {
+      if (err instanceof SessionExpired) expired = true;
       failed++; state.textContent = err.message; state.setAttribute('role', 'alert'); state.className = 'state error';
     }
   }));
+  if (expired) return;   // the login page says why
   if (failed) say(`${failed} of ${files.length} uploads failed; see the messages beside them.`, 'error');
   else say(`Uploaded ${files.length} file${files.length === 1 ? '' : 's'}.`, 'ok');
   await attempt(refresh);
