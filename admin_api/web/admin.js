@@ -24,7 +24,7 @@ async function usersPage(main) {
 // operator allows it, private address) and the credentials (a ListBuckets) before recording it.
 async function nodesPage(main) {
   const name = h('input', { name: 'name', required: true, autocomplete: 'off' });
-  const endpoint = h('input', { name: 'endpoint', required: true, inputmode: 'url', autocomplete: 'off', placeholder: 'https://s3.example.org:9000' });
+  const endpoint = h('input', { name: 'endpoint', required: true, inputmode: 'url', autocomplete: 'off', placeholder: 'http(s)://host:port' });
   const region = h('input', { name: 'region', required: true, value: 'us-east-1' });
   const access = h('input', { name: 'access_key', required: true, autocomplete: 'off' });
   const secret = h('input', { name: 'secret_key', type: 'password', required: true, autocomplete: 'new-password' });
