@@ -47,7 +47,8 @@ MAX_PRESIGN_BATCH = 1000
 _OPERATIONS = ("ListObjectsV2", "GetObject", "PutObject", "DeleteObject", "CreateMultipartUpload", "UploadPart",
                "CompleteMultipartUpload", "AbortMultipartUpload")
 _ASSETS = {"app.js": "text/javascript", "ui.js": "text/javascript", "api.js": "text/javascript", "s3.js": "text/javascript",
-           "pages.js": "text/javascript", "admin.js": "text/javascript", "style.css": "text/css"}
+           "pages.js": "text/javascript", "admin.js": "text/javascript", "groups.js": "text/javascript",
+           "style.css": "text/css"}
 
 
 # --- static assets and headers -----------------------------------------------------------------------------

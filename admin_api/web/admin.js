@@ -1,11 +1,6 @@
 // Operator pages: users, nodes, roots, quotas, the audit trail, and "Why can't X do Y?" (explain).
 import { api, enc, formatBytes, formatTime, q, session } from './api.js';
-import { attempt, h, labelled } from './ui.js';
-
-function table(caption, headers, rows) {
-  return h('table', {}, h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))), h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'meta' }, 'None.'))));
-}
+import { attempt, h, labelled, say, table } from './ui.js';
 
 async function usersPage(main) {
   main.append(h('h1', {}, 'Users'));
@@ -25,18 +20,71 @@ async function usersPage(main) {
   await attempt(load);
 }
 
+// Register a node: the API checks the endpoint (the SSRF guard: no link-local, metadata or, unless the
+// operator allows it, private address) and the credentials (a ListBuckets) before recording it.
 async function nodesPage(main) {
-  const { nodes } = await api('GET', '/nodes');
-  main.append(h('h1', {}, 'Nodes'), table('Storage nodes', ['Name', 'Endpoint', 'Region', 'Owner', 'Created'], nodes.map((n) => h('tr', {},
-    h('td', {}, n.name), h('td', {}, n.endpoint), h('td', {}, n.region), h('td', {}, n.owner), h('td', {}, formatTime(n.created_at))))));
+  const name = h('input', { name: 'name', required: true, autocomplete: 'off' });
+  const endpoint = h('input', { name: 'endpoint', required: true, inputmode: 'url', autocomplete: 'off', placeholder: 'http(s)://host:port' });
+  const region = h('input', { name: 'region', required: true, value: 'us-east-1' });
+  const access = h('input', { name: 'access_key', required: true, autocomplete: 'off' });
+  const secret = h('input', { name: 'secret_key', type: 'password', required: true, autocomplete: 'new-password' });
+  const submit = h('button', { type: 'submit' }, 'Register node');
+  const list = h('div', {});
+  const load = async () => {
+    const { nodes } = await api('GET', '/nodes');
+    list.replaceChildren(table('Storage nodes', ['Name', 'Endpoint', 'Region', 'Owner', 'Created'], nodes.map((n) => h('tr', {},
+      h('td', {}, n.name), h('td', {}, n.endpoint), h('td', {}, n.region), h('td', {}, n.owner), h('td', {}, formatTime(n.created_at))))));
+  };
+  main.append(h('h1', {}, 'Nodes'), h('details', { class: 'panel' }, h('summary', {}, 'Register a node'),
+    h('p', { class: 'meta' }, 'An S3 server (MinIO, SeaweedFS, …) wio stores workspaces on. wio checks that it answers with these credentials before registering it.'),
+    h('form', { 'aria-label': 'Register a node', class: 'grid', onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      say(`Checking ${endpoint.value} …`);
+      try {
+        const node = await attempt(() => api('POST', '/nodes', { name: name.value, endpoint: endpoint.value, region: region.value,
+          access_key: access.value, secret_key: secret.value }), `Node ${name.value} registered.`, 'The node was not registered');
+        if (node) { secret.value = ''; await attempt(load); }
+      } finally { submit.disabled = false; }
+    } }, labelled('Node name', name), labelled('Endpoint', endpoint), labelled('Region', region),
+    labelled('Access key', access), labelled('Secret key', secret), submit)), list);
+  await attempt(load);
 }
 
+// A root: a bucket (and prefix) on a node that workspaces are made in. The API creates the bucket.
 async function rootsPage(main) {
-  const { roots } = await api('GET', '/roots');
-  const usage = await Promise.all(roots.map((r) => api('GET', `/roots/${enc(r.name)}/usage`).catch(() => null)));
-  main.append(h('h1', {}, 'Roots'), table('Roots', ['Name', 'Node', 'Bucket', 'Prefix', 'Type', 'Usage'], roots.map((r, i) => h('tr', {},
-    h('td', {}, r.name), h('td', {}, r.node), h('td', {}, r.bucket), h('td', {}, r.prefix), h('td', {}, r.type),
-    h('td', {}, usage[i] ? `${formatBytes(usage[i].bytes)}${usage[i].max_bytes ? ` of ${formatBytes(usage[i].max_bytes)}` : ''}, ${usage[i].objects} objects` : '')))));
+  const name = h('input', { name: 'name', required: true, autocomplete: 'off' });
+  const node = h('select', { name: 'node', required: true });
+  const bucket = h('input', { name: 'bucket', required: true, autocomplete: 'off' });
+  const prefix = h('input', { name: 'prefix', placeholder: 'e.g. wio/ (optional)' });
+  const type = h('select', { name: 'type' }, [['private', 'private (workspaces of their owners)'], ['public', 'public (readable by every user)'],
+    ['unmanaged', 'unmanaged (existing data, imported)']].map(([v, text]) => h('option', { value: v }, text)));
+  const submit = h('button', { type: 'submit' }, 'Create root');
+  const list = h('div', {});
+  const load = async () => {
+    const [{ roots }, { nodes }] = await Promise.all([api('GET', '/roots'), api('GET', '/nodes')]);
+    const chosen = node.value;
+    node.replaceChildren(...nodes.map((n) => h('option', { value: n.name }, `${n.name} (${n.endpoint})`)));
+    if (nodes.some((n) => n.name === chosen)) node.value = chosen;
+    const usage = await Promise.all(roots.map((r) => api('GET', `/roots/${enc(r.name)}/usage`).catch(() => null)));
+    list.replaceChildren(table('Roots', ['Name', 'Node', 'Bucket', 'Prefix', 'Type', 'Usage'], roots.map((r, i) => h('tr', {},
+      h('td', {}, r.name), h('td', {}, r.node), h('td', {}, r.bucket), h('td', {}, r.prefix), h('td', {}, r.type),
+      h('td', {}, usage[i] ? `${formatBytes(usage[i].bytes)}${usage[i].max_bytes ? ` of ${formatBytes(usage[i].max_bytes)}` : ''}, ${usage[i].objects} objects` : '')))));
+  };
+  main.append(h('h1', {}, 'Roots'), h('details', { class: 'panel' }, h('summary', {}, 'Create a root'),
+    h('p', { class: 'meta' }, 'A bucket (and optional prefix) on a node where workspaces are stored. wio creates the bucket if the node has none of that name.'),
+    h('form', { 'aria-label': 'Create a root', class: 'grid', onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      say(`Creating bucket ${bucket.value} on ${node.value} …`);
+      try {
+        const root = await attempt(() => api('POST', '/roots', { name: name.value, node: node.value, bucket: bucket.value,
+          prefix: prefix.value, type: type.value }), `Root ${name.value} created on ${node.value}.`, 'The root was not created');
+        if (root) await attempt(load);
+      } finally { submit.disabled = false; }
+    } }, labelled('Root name', name), labelled('Node', node), labelled('Bucket', bucket), labelled('Prefix', prefix),
+    labelled('Type', type), submit)), list);
+  await attempt(load);
 }
 
 function parseSize(text) {

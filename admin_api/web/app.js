@@ -1,15 +1,16 @@
 // The console: a hash router, a tiny DOM builder, the login pages. Pages live in pages.js and admin.js.
 import { api, loggedIn, session, setToken } from './api.js';
 import { signAsUser } from './s3.js';
-import { attempt, describe, go, h, labelled, say } from './ui.js';
+import { attempt, go, goAndSay, h, labelled, navigated, report, say } from './ui.js';
 import { pages } from './pages.js';
+import { groupPages } from './groups.js';
 import { adminPages } from './admin.js';
 
 function nav() {
   const n = document.getElementById('nav');
   n.replaceChildren();
   if (!session.user) return;
-  const links = [['#/workspaces', 'Workspaces'], ['#/search', 'Search'], ['#/keys', 'Access keys']];
+  const links = [['#/workspaces', 'Workspaces'], ['#/search', 'Search'], ['#/groups', 'Groups'], ['#/keys', 'Access keys']];
   if (session.user.is_admin) {
     links.push(['#/admin/users', 'Users'], ['#/admin/nodes', 'Nodes'], ['#/admin/roots', 'Roots'],
       ['#/admin/quotas', 'Quotas'], ['#/admin/audit', 'Audit'], ['#/admin/explain', 'Explain']);
@@ -22,13 +23,15 @@ function nav() {
 }
 
 async function logout() {
-  setToken(null); session.user = null; say('You are logged out.', 'ok'); go('#/login');
+  setToken(null); session.user = null; session.returnTo = null; goAndSay('#/login', 'You are logged out.', 'ok');
 }
 
 async function finishLogin(token) {
   setToken(token);
   session.user = await api('GET', '/me');
-  go('#/workspaces');
+  const back = session.returnTo;   // after an expired login, back where that user was
+  session.returnTo = null;
+  go(back && back.user === session.user.username ? back.hash : '#/workspaces');
 }
 
 function loginPage(main) {
@@ -64,7 +67,7 @@ function registerPage(main) {
     await attempt(async () => {
       await api('POST', '/auth/register', { username: user.value, password: pass.value, email: email.value || null });
       const out = await api('POST', '/auth/login', { username: user.value, password: pass.value });
-      say(`Welcome, ${user.value}.`, 'ok');
+      session.notice = [`Welcome, ${user.value}.`, 'ok'];
       await finishLogin(out.access_token);
     });
   } }, labelled('Username', user), labelled('Email (optional)', email), labelled('Password', pass),
@@ -79,7 +82,7 @@ async function ssoHandoff(code) {
   });
 }
 
-const routes = { login: loginPage, register: registerPage, ...pages, ...adminPages };
+const routes = { login: loginPage, register: registerPage, ...pages, ...groupPages, ...adminPages };
 
 export async function render() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -93,10 +96,10 @@ export async function render() {
   const page = routes[parts[0] === 'admin' ? `admin/${parts[1]}` : name] || routes.workspaces;
   const args = parts[0] === 'admin' ? parts.slice(2) : parts.slice(1);
   try { await page(main, ...args); }
-  catch (err) { say(describe(err), 'error'); }
+  catch (err) { report(err); }
 }
 
-window.addEventListener('hashchange', () => { say(''); render(); });
+window.addEventListener('hashchange', () => { navigated(); render(); });
 (async () => {
   try { session.info = await api('GET', '/info'); } catch (e) { session.info = {}; }
   await render();

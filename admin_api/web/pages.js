@@ -1,13 +1,7 @@
 // The pages of a workspace owner and a share recipient: workspaces, the browser, sharing, keys, search.
-import { api, enc, formatBytes, formatTime, q, session } from './api.js';
+import { SessionExpired, api, enc, formatBytes, formatTime, q, session } from './api.js';
 import * as s3 from './s3.js';
-import { attempt, go, h, labelled, say } from './ui.js';
-
-function table(caption, headers, rows) {
-  return h('table', {}, h('caption', {}, caption),
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
-    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'meta' }, 'None.'))));
-}
+import { attempt, go, h, labelled, say, table } from './ui.js';
 
 function usageBar(name, usage) {
   if (!usage) return h('span', {}, '');
@@ -100,7 +94,7 @@ function objectRow(ws, prefix, o, refresh, info) {
 }
 
 async function uploadAll(ws, prefix, files, list, refresh) {
-  let failed = 0;
+  let failed = 0; let expired = false;
   await Promise.all(files.map(async (file) => {
     const bar = h('progress', { max: 100, value: 0, 'aria-label': `Upload progress for ${file.name}` });
     const pct = h('span', { class: 'pct' }, '0 %');
@@ -114,9 +108,11 @@ async function uploadAll(ws, prefix, files, list, refresh) {
       await s3.upload(ws, prefix + file.name, file, show);
       bar.value = 100; pct.textContent = '100 %'; state.textContent = 'done';
     } catch (err) {
+      if (err instanceof SessionExpired) expired = true;
       failed++; state.textContent = err.message; state.setAttribute('role', 'alert'); state.className = 'state error';
     }
   }));
+  if (expired) return;   // the login page says why
   if (failed) say(`${failed} of ${files.length} uploads failed; see the messages beside them.`, 'error');
   else say(`Uploaded ${files.length} file${files.length === 1 ? '' : 's'}.`, 'ok');
   await attempt(refresh);
@@ -141,7 +137,9 @@ async function sharesPage(main, ws, objectKey) {
   const perm = h('select', { name: 'permission' }, ['read', 'write', 'admin'].map((p) => h('option', { value: p }, p)));
   const prefix = h('input', { name: 'prefix', placeholder: 'e.g. results/' });
   const expires = h('input', { name: 'expires', type: 'date' });
-  main.append(h('h2', {}, 'Shares'), h('form', { 'aria-label': 'Add a share', class: 'grid', onsubmit: async (e) => {
+  main.append(h('h2', {}, 'Shares'),
+    h('p', { class: 'meta' }, 'To share with several people at once, ', h('a', { href: '#/groups' }, 'make a group'), ' and share with it.'),
+    h('form', { 'aria-label': 'Add a share', class: 'grid', onsubmit: async (e) => {
     e.preventDefault();
     const body = { [kind.value]: grantee.value, permission: perm.value, prefix: prefix.value };
     if (expires.value) body.expires_at = `${expires.value}T23:59:59Z`;

@@ -1,5 +1,5 @@
-// Small UI helpers shared by every page: a DOM builder, the message line, error wording.
-import { ApiError } from './api.js';
+// Small UI helpers shared by every page: a DOM builder, tables, the message line, error wording.
+import { ApiError, SessionExpired, session } from './api.js';
 import { S3Failure } from './s3.js';
 
 export function h(tag, attrs = {}, ...children) {
@@ -20,6 +20,39 @@ export function say(text, kind = 'info') {
   if (kind === 'error') box.setAttribute('role', 'alert'); else box.setAttribute('role', 'status');
 }
 
+// Navigating clears the message line, then shows the message left for the next page, if any.
+export function navigated() {
+  const notice = session.notice;
+  session.notice = null;
+  say(...(notice || ['']));
+}
+
+// Say `text` on the page `hash` leads to.
+export function goAndSay(hash, text, kind = 'info') {
+  session.notice = [text, kind];
+  go(hash);
+}
+
+export function table(caption, headers, rows) {
+  return h('table', {}, h('caption', {}, caption),
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headers.length, class: 'meta' }, 'None.'))));
+}
+
+// Show an error on the message line; an expired login says so on the login page instead.
+export function report(err, what) {
+  if (err instanceof SessionExpired) return;
+  if (what) say(`${what}: ${sentence(err)}`, 'error');
+  else say(describe(err), 'error');
+}
+
+// An API refusal as a sentence (for a form whose failure needs no error code, e.g. a node the API
+// would not register).
+function sentence(err) {
+  const text = String(err && err.message ? err.message : err).replace(/[.\s]+$/, '');
+  return `${text}.`;
+}
+
 export function describe(err) {
   if (err instanceof S3Failure) return err.message;
   if (err instanceof ApiError) {
@@ -29,10 +62,11 @@ export function describe(err) {
   return String(err && err.message ? err.message : err);
 }
 
-// Run an action; show its error (an API or S3 refusal) instead of failing silently.
-export async function attempt(action, success) {
+// Run an action; show its error (an API or S3 refusal) instead of failing silently. `what` words
+// the failure ("The node was not registered: <why>.") instead of the API's message and code.
+export async function attempt(action, success, what) {
   try { const out = await action(); if (success) say(success, 'ok'); return out; }
-  catch (err) { say(describe(err), 'error'); return undefined; }
+  catch (err) { report(err, what); return undefined; }
 }
 
 export function go(hash) {

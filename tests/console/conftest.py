@@ -32,9 +32,18 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def screenshot():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(tmp_path_factory):
+    """Take a full-page screenshot (every run: a page that cannot be drawn fails the test) into pytest's
+    temporary directory; with WIO_UPDATE_SCREENSHOTS=1, also into docs/screenshots/ (README.md's
+    pictures), so an ordinary test run leaves the working tree as it was."""
+    taken = tmp_path_factory.mktemp("screenshots")
+    update = os.environ.get("WIO_UPDATE_SCREENSHOTS") == "1"
 
     def take(page, name: str) -> None:
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        path = taken / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.read_bytes().startswith(b"\x89PNG"), f"screenshot {name} is not a PNG"
+        if update:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, SCREENSHOTS / path.name)
     return take

@@ -3,7 +3,8 @@
 Uploads go from the page straight to the S3 proxy with presigned requests; the test checks the bytes
 that arrive, the progress bar, sharing with a second user and its revocation, a share link that works
 and then answers 403, a key made in the page and used with boto3, and the messages for 403 and
-QuotaExceeded. Screenshots of the main pages land in docs/screenshots/ (shown in README.md).
+QuotaExceeded. Screenshots of the main pages are taken on every run (into pytest's temporary directory);
+with WIO_UPDATE_SCREENSHOTS=1 they also replace docs/screenshots/ (shown in README.md).
 """
 from __future__ import annotations
 
@@ -78,7 +79,9 @@ def test_console_walkthrough(stack, browser, big_file, tmp_path, screenshot):
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_role("heading", name="Workspaces")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text(f"Welcome, {alice}.")
     page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("status")).to_have_text("You are logged out.")
     _log_in(page, alice, password)
 
     # A workspace.
