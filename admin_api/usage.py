@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from redis.asyncio import Redis
 
-import policy
 from nodeclient.client import NodeClient
+from policy.scripts import lua
 
 __all__ = ["rebuild_usage", "RECONCILE_DRAIN"]
 
 RECONCILE_DRAIN = 10.0   # seconds a rebuild waits for the workspace's writes in flight to settle
-_LEDGER = (Path(policy.__file__).parent / "quota.lua").read_text()
+_LEDGER = lua("quota.lua")
 
 
 async def rebuild_usage(redis: Redis, client: NodeClient, bucket: str, prefix: str,

@@ -17,11 +17,11 @@ from pathlib import Path
 import uvloop
 from redis.asyncio import Redis
 
-import policy
 from foundation.resp import RespClient
+from policy.scripts import lua
 from wio.dev.valkey import start_valkey
 
-SOURCE = (Path(policy.__file__).parent / "authorize.lua").read_text()
+SOURCE = lua("authorize.lua")
 ARGS = ["", "AKBENCH", "wsbench"]  # the server's run_id is filled in by fill()
 
 

@@ -11,17 +11,7 @@
 -- until then (policy/projection.py). Every lookup is
 -- by exact key, so the cost does not depend on how many users, workspaces or shares exist.
 -- (Keys are computed here, so this script targets a single Redis/Valkey or a Sentinel setup.)
-local out = {redis.call('HGET', 'wio:meta', 'verified') == ARGV[1] and 1 or 0}
-local key = redis.call('HMGET', 'wio:k:' .. ARGV[2], 'user', 'secret', 'expires', 'token', 'scope')
-out[2] = key
-local user = key[1]
-if not user then return out end
-local u = redis.call('HMGET', 'wio:u:' .. user, 'disabled', 'admin', 'groups')
-out[3] = u
-local fields = {'u:' .. user}
-if u[3] then
-  for g in string.gmatch(u[3], '[^,]+') do fields[#fields + 1] = 'g:' .. g end
-end
+--@include caller_lookup.lua
 for i = 3, #ARGV do
   local ws = redis.call('HMGET', 'wio:w:' .. ARGV[i], 'node', 'bucket', 'prefix', 'owner', 'public', 'root', 'anon')
   out[#out + 1] = ws

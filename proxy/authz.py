@@ -12,11 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from pathlib import Path
 
-import policy
 from policy.callers import refuse_caller
 from policy.decide import Grant, WorkspaceView, effective_grants
+from policy.scripts import lua
 from proxy.errors import S3Error
 from proxy.metrics import observe_redis, redis_failed
 from foundation.resp import RespClient, RespError
@@ -24,7 +23,6 @@ from foundation.secrets import SecretBox
 
 __all__ = ["NodeView", "Target", "Caller", "Authorizer"]
 
-_SCRIPTS = Path(policy.__file__).parent
 # One deadline per round trip (not a socket timeout, which costs a timer on every read): a Redis that
 # hangs makes the request fail closed with 503 after this long.
 REDIS_TIMEOUT = 5.0
@@ -64,9 +62,9 @@ def _unavailable(exc: Exception) -> S3Error:
 class Authorizer:
     def __init__(self, redis: RespClient, box: SecretBox):
         self.redis, self.box = redis, box
-        self._authorize = redis.register_script((_SCRIPTS / "authorize.lua").read_text())
-        self._list_buckets = redis.register_script((_SCRIPTS / "list_buckets.lua").read_text())
-        self._anonymous = redis.register_script((_SCRIPTS / "anonymous.lua").read_text())
+        self._authorize = redis.register_script(lua("authorize.lua"))
+        self._list_buckets = redis.register_script(lua("list_buckets.lua"))
+        self._anonymous = redis.register_script(lua("anonymous.lua"))
 
     def _caller(self, akid: str, reply: list[Any], session_token: str | None, now: float) -> Caller:
         if not reply[0]:

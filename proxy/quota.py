@@ -22,11 +22,10 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar, cast
 
-import policy
 from policy.decide import WorkspaceView
+from policy.scripts import lua
 from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
 from foundation.resp import RespClient, RespError, Script
@@ -40,7 +39,6 @@ RESERVATION_GRACE = 600       # a reservation's deadline: this many seconds, plu
 SLOWEST_WRITE = 256 << 10     # bytes/s; past its deadline, reconciliation gives a reservation back
 COMPLETED_KEPT = 86400         # seconds a completed upload is remembered, so that a retried completion succeeds
 log = logging.getLogger("wio.proxy")
-_SCRIPTS = Path(policy.__file__).parent
 _SLASHES = re.compile(r"/{2,}")
 T = TypeVar("T")
 
@@ -97,8 +95,8 @@ class Reservation:
 class Quotas:
     def __init__(self, redis: RespClient):
         self.redis = redis
-        self._script = redis.register_script((_SCRIPTS / "quota.lua").read_text())
-        self._lock_script = redis.register_script((_SCRIPTS / "key_lock.lua").read_text())
+        self._script = redis.register_script(lua("quota.lua"))
+        self._lock_script = redis.register_script(lua("key_lock.lua"))
 
     async def _call(self, script: Script, what: str, args: list[object]) -> Any:
         """One script call with the request path's Redis deadline; an unreachable Redis fails closed."""

@@ -95,11 +95,31 @@ class ParsedAuth:
     headers_source: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def _build(cls, fields: dict[str, Any]) -> ParsedAuth:
+    def _build(cls, access_key_id: str, kind: str, amz_date: str, scope_date: str, region: str, service: str,
+               signed_headers: tuple[str, ...], signature: str, payload_hash: str, session_token: str | None,
+               expires: int | None, signed_headers_raw: str, content_sha256: str | None, request_time: int,
+               header_map: HeaderMap, headers_source: Any) -> ParsedAuth:
         # A frozen dataclass's __init__ pays one object.__setattr__ per field, a tenth of the
-        # whole parse; parse_request_auth has every field in a dict, so it becomes __dict__.
+        # whole parse: the fields, in the order declared above, become __dict__ in one step.
         auth = object.__new__(cls)
-        _set_attribute(auth, "__dict__", fields)
+        _set_attribute(auth, "__dict__", {
+            "access_key_id": access_key_id,
+            "kind": kind,
+            "amz_date": amz_date,
+            "scope_date": scope_date,
+            "region": region,
+            "service": service,
+            "signed_headers": signed_headers,
+            "signature": signature,
+            "payload_hash": payload_hash,
+            "session_token": session_token,
+            "expires": expires,
+            "signed_headers_raw": signed_headers_raw,
+            "content_sha256": content_sha256,
+            "request_time": request_time,
+            "header_map": header_map,
+            "headers_source": headers_source,
+        })
         return auth
 
     @property
@@ -376,25 +396,11 @@ def _parse_header_auth(header_map: HeaderMap, authorization: list[str], *, now: 
             "lowercase hex SHA-256.",
         )
     _check_signed_header_coverage(signed, header_map, signed_set)
-    tokens = header_map.get("x-amz-security-token")
-    return ParsedAuth._build({
-        "access_key_id": access_key,
-        "kind": "header",
-        "amz_date": amz_date,
-        "scope_date": date,
-        "region": cred_region,
-        "service": cred_service,
-        "signed_headers": signed,
-        "signature": signature,
-        "payload_hash": content_sha256,
-        "session_token": _single(header_map, "x-amz-security-token") if tokens else None,
-        "expires": None,
-        "signed_headers_raw": signed_raw,
-        "content_sha256": content_sha256,
-        "request_time": request_time,
-        "header_map": header_map,
-        "headers_source": headers_source,
-    })
+    token = _single(header_map, "x-amz-security-token") if "x-amz-security-token" in header_map else None
+    # the field order of ParsedAuth; payload_hash and content_sha256 are both the header's value
+    return ParsedAuth._build(access_key, "header", amz_date, date, cred_region, cred_service, signed, signature,
+                             content_sha256, token, None, signed_raw, content_sha256, request_time,
+                             header_map, headers_source)
 
 
 def _from_http_date(value: str | None) -> tuple[int | None, str | None]:
@@ -467,21 +473,8 @@ def _parse_presigned(header_map: HeaderMap, query: list[tuple[str, str]], *, now
         raise SigningError("XAmzContentSHA256Mismatch",
                            "The x-amz-content-sha256 header must equal the X-Amz-Content-Sha256 the URL was signed with.")
     _check_signed_header_coverage(signed, header_map, signed_set)
-    return ParsedAuth._build({
-        "access_key_id": access_key,
-        "kind": "presigned",
-        "amz_date": amz_date,
-        "scope_date": date,
-        "region": cred_region,
-        "service": cred_service,
-        "signed_headers": signed,
-        "signature": signature,
-        "payload_hash": payload_hash,
-        "session_token": params.get("X-Amz-Security-Token"),
-        "expires": expires,
-        "signed_headers_raw": signed_raw,
-        "content_sha256": content_sha256 if content_sha256 is not None else payload_hash,
-        "request_time": request_time,
-        "header_map": header_map,
-        "headers_source": headers_source,
-    })
+    # the field order of ParsedAuth; without the header, the body is described by the signed payload hash
+    return ParsedAuth._build(access_key, "presigned", amz_date, date, cred_region, cred_service, signed, signature,
+                             payload_hash, params.get("X-Amz-Security-Token"), expires, signed_raw,
+                             content_sha256 if content_sha256 is not None else payload_hash, request_time,
+                             header_map, headers_source)

@@ -8,19 +8,13 @@ query-string and streaming (chunked, trailing-header) authentication.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
+from typing import ParamSpec
 from urllib.parse import quote, urlsplit
 
-from .canonical import (
-    canonical_headers,
-    canonical_query,
-    canonical_query_from_pairs,
-    canonical_request,
-    canonical_uri,
-    collect_headers,
-    uri_encode,
-)
+from .canonical import (HeaderMap, canonical_headers, canonical_query, canonical_query_from_pairs, canonical_request,
+                        canonical_uri, collect_headers, uri_encode)
 from .checksums import CHECKSUM_HEADERS, Checksum
 from .chunked import encode_chunk, encode_last_chunk
 from .keys import (ALGORITHM, credential_scope, derive_signing_key, sha256_hex, signature, signing_key_and_pads,
@@ -48,6 +42,8 @@ UNSIGNED_HEADERS = frozenset({
     "x-amzn-trace-id",
 })
 
+_P = ParamSpec("_P")
+
 
 def amz_date(now: datetime) -> str:
     """``yyyymmddTHHMMSSZ`` in UTC (a naive ``now`` is taken as UTC)."""
@@ -62,6 +58,32 @@ def _query_line(query: str | Iterable[tuple[str, str]] | None) -> str:
     if isinstance(query, str):
         return canonical_query(query)
     return canonical_query_from_pairs(query)
+
+
+def _signed_names(header_map: HeaderMap) -> tuple[list[str], str]:
+    """The names of the headers to sign, sorted, and the SignedHeaders line (Host must be one)."""
+    if "host" not in header_map:
+        raise ValueError("the headers to sign must include Host")
+    signed = sorted(header_map)
+    return signed, ";".join(signed)
+
+
+def _sign_canonical_request(
+    method: str, raw_path: str, query_line: str, header_map: HeaderMap, signed: list[str], signed_line: str,
+    payload_hash: str, *, date: str, scope: str, secret_key: str, region: str, service: str,
+    normalize_path: bool, double_encode_path: bool,
+) -> tuple[bytes, str]:
+    """The signing key and the signature of the canonical request (header and query signing alike)."""
+    creq = canonical_request(
+        method,
+        canonical_uri(raw_path, normalize=normalize_path, double_encode=double_encode_path),
+        query_line,
+        canonical_headers(header_map, signed),
+        signed_line,
+        payload_hash,
+    )
+    key = derive_signing_key(secret_key, date[:8], region, service)
+    return key, signature(key, string_to_sign(date, scope, creq))
 
 
 def sign_request_with_context(
@@ -82,7 +104,15 @@ def sign_request_with_context(
     double_encode_path: bool = False,
     headers_to_sign: Iterable[str] | None = None,
 ) -> tuple[dict[str, str], SigningContext]:
-    """Like ``sign_request``, also returning the ``SigningContext`` to sign aws-chunked chunks with."""
+    """Sign a request with an Authorization header; return the headers to add and the ``SigningContext``
+    to sign aws-chunked chunks with (``sign_request`` returns the headers only).
+
+    ``raw_path`` is the path as it will be sent (percent-encoded); ``query`` a raw query string
+    or decoded ``(name, value)`` pairs; ``headers`` those that will be sent, Host included; all
+    but hop-by-hop ones and User-Agent are signed. ``payload_hash`` is a hex SHA-256,
+    ``UNSIGNED-PAYLOAD`` or a ``STREAMING-*`` value. Returns ``Authorization``, ``X-Amz-Date``,
+    ``X-Amz-Content-SHA256`` (by default only for S3) and ``X-Amz-Security-Token`` (when given).
+    """
     date = amz_date(now)
     added = {"X-Amz-Date": date}
     if add_content_sha256 is None:
@@ -99,25 +129,29 @@ def sign_request_with_context(
     }
     for name, value in added.items():
         header_map[name.lower()] = [value]
-    if "host" not in header_map:
-        raise ValueError("the headers to sign must include Host")
-    signed = sorted(header_map)
-    signed_line = ";".join(signed)
-    creq = canonical_request(
-        method,
-        canonical_uri(raw_path, normalize=normalize_path, double_encode=double_encode_path),
-        _query_line(query),
-        canonical_headers(header_map, signed),
-        signed_line,
-        payload_hash,
-    )
+    signed, signed_line = _signed_names(header_map)
     scope = credential_scope(date[:8], region, service)
-    key = derive_signing_key(secret_key, date[:8], region, service)
-    sig = signature(key, string_to_sign(date, scope, creq))
+    key, sig = _sign_canonical_request(
+        method, raw_path, _query_line(query), header_map, signed, signed_line, payload_hash, date=date, scope=scope,
+        secret_key=secret_key, region=region, service=service, normalize_path=normalize_path,
+        double_encode_path=double_encode_path)
     added["Authorization"] = (
         f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed_line}, Signature={sig}"
     )
     return added, SigningContext(signing_key=key, seed_signature=sig, amz_date=date, scope=scope)
+
+
+def _headers_only(signer: Callable[_P, tuple[dict[str, str], SigningContext]]) -> Callable[_P, dict[str, str]]:
+    def sign_request(*args: _P.args, **kwargs: _P.kwargs) -> dict[str, str]:
+        """Sign a request with an Authorization header; return the headers to add.
+
+        ``sign_request_with_context`` without the context: the same parameters, documented there.
+        """
+        return signer(*args, **kwargs)[0]
+    return sign_request
+
+
+sign_request = _headers_only(sign_request_with_context)
 
 
 def sign_canonical(
@@ -196,42 +230,6 @@ def sign_s3_request(
     return (path + "?" + query if query else path), out
 
 
-def sign_request(
-    method: str,
-    raw_path: str,
-    query: str | Iterable[tuple[str, str]] | None,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
-    *,
-    payload_hash: str,
-    access_key: str,
-    secret_key: str,
-    region: str,
-    now: datetime,
-    service: str = "s3",
-    session_token: str | None = None,
-    add_content_sha256: bool | None = None,
-    normalize_path: bool = False,
-    double_encode_path: bool = False,
-    headers_to_sign: Iterable[str] | None = None,
-) -> dict[str, str]:
-    """Sign a request with an Authorization header; return the headers to add.
-
-    ``raw_path`` is the path as it will be sent (percent-encoded); ``query`` a raw query string
-    or decoded ``(name, value)`` pairs; ``headers`` those that will be sent, Host included; all
-    but hop-by-hop ones and User-Agent are signed. ``payload_hash`` is a hex SHA-256,
-    ``UNSIGNED-PAYLOAD`` or a ``STREAMING-*`` value. Returns ``Authorization``, ``X-Amz-Date``,
-    ``X-Amz-Content-SHA256`` (by default only for S3) and ``X-Amz-Security-Token`` (when given).
-    """
-    added, _ = sign_request_with_context(
-        method, raw_path, query, headers, payload_hash=payload_hash, access_key=access_key,
-        secret_key=secret_key, region=region, now=now, service=service,
-        session_token=session_token, add_content_sha256=add_content_sha256,
-        normalize_path=normalize_path, double_encode_path=double_encode_path,
-        headers_to_sign=headers_to_sign,
-    )
-    return added
-
-
 def _encode_query_component(text: str) -> str:
     return quote(text, safe="", errors="surrogateescape")
 
@@ -262,10 +260,7 @@ def presign_query(
     scope = credential_scope(date[:8], region, service)
     header_map = {name: values for name, values in collect_headers(headers).items()
                   if name not in UNSIGNED_HEADERS}
-    if "host" not in header_map:
-        raise ValueError("the headers to sign must include Host")
-    signed = sorted(header_map)
-    signed_line = ";".join(signed)
+    signed, signed_line = _signed_names(header_map)
     auth_params = [
         ("X-Amz-Algorithm", ALGORITHM),
         ("X-Amz-Credential", f"{access_key}/{scope}"),
@@ -284,16 +279,10 @@ def presign_query(
         raw_query = "&".join(
             [f"{_encode_query_component(n)}={_encode_query_component(v)}" for n, v in query] + [encoded_auth]
         )
-    creq = canonical_request(
-        method,
-        canonical_uri(raw_path, normalize=normalize_path, double_encode=double_encode_path),
-        canonical_query(raw_query),
-        canonical_headers(header_map, signed),
-        signed_line,
-        payload_hash,
-    )
-    key = derive_signing_key(secret_key, date[:8], region, service)
-    sig = signature(key, string_to_sign(date, scope, creq))
+    _, sig = _sign_canonical_request(
+        method, raw_path, canonical_query(raw_query), header_map, signed, signed_line, payload_hash, date=date,
+        scope=scope, secret_key=secret_key, region=region, service=service, normalize_path=normalize_path,
+        double_encode_path=double_encode_path)
     return f"{raw_query}&X-Amz-Signature={sig}"
 
 

@@ -5,22 +5,19 @@ import asyncio
 import os
 import signal
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import uvloop
 
-import policy
 from policy.decide import WorkspaceView
+from policy.scripts import lua
 from proxy.authz import Authorizer
 from proxy.errors import S3Error
 from proxy.quota import Quotas, Reservation
 from foundation.resp import ConnectionFailed, RespClient, RespError, ResponseError
 from foundation.secrets import SecretBox
 from wio.dev.valkey import start_valkey
-
-SCRIPTS = Path(policy.__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +71,7 @@ async def test_same_replies_as_redis_py(client, valkey):
                            ("list_buckets.lua", [run_id, "AK1"]),
                            ("quota.lua", ["reserve", "ws1", "u1", "r", 10, 1, "t1", 60]),
                            ("quota.lua", ["release", "ws1", "u1", "r", 10, 1, "t1", 60])):
-            source = (SCRIPTS / name).read_text()
+            source = lua(name)
             expected = await rp.register_script(source)(args=args)
             if name == "quota.lua":  # not idempotent: run the same again with ours
                 await rp.register_script(source)(args=[{"reserve": "release", "release": "reserve"}[args[0]],

@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
-import policy
 from policy.projection import LAYOUT, verify
+from policy.scripts import lua
 from tests.conftest import make_person, s3_client, unique
 from tests.ha.conftest import HaStack
 
@@ -69,7 +68,7 @@ def test_a_replica_never_answers_an_authorization(ha):
     wait_synced_replica(ha)
     replica = next(port for port in ha.valkeys if port != ha.primary_port())
     for script in ("authorize.lua", "list_buckets.lua"):
-        source = (Path(policy.__file__).parent / script).read_text()
+        source = lua(script)
         with pytest.raises(ResponseError, match="read only replica"):
             Redis(host="127.0.0.1", port=replica).eval(source, 0, "any-server", "AKANY")
 

@@ -258,3 +258,36 @@ def test_node_requests_verify_with_the_verifier(key, params):
     raw_path, _, raw_query = target.partition("?")
     auth = parse_request_auth("GET", raw_path, raw_query, list(headers.items()), now=now, region="eu-west-1")
     verify_signature(auth, "secret/key", "GET", raw_path, raw_query, list(headers.items()))
+
+
+# -- ParsedAuth._build (positional, in the field order, for the per-request path) --------------------
+
+
+def test_parsed_auth_build_takes_the_fields_in_their_declared_order() -> None:
+    import dataclasses
+    import inspect
+
+    from signing import ParsedAuth
+    names = [f.name for f in dataclasses.fields(ParsedAuth)]
+    assert list(inspect.signature(ParsedAuth._build).parameters) == names
+    assert list(vars(parse(signed())).keys()) == names
+
+
+def test_both_kinds_of_parsed_auth_equal_the_dataclass_built_by_keyword() -> None:
+    from signing import ParsedAuth
+    token = "tok/en+="
+    header = parse(signed([("X-Amz-Security-Token", token)]))
+    assert header == ParsedAuth(
+        access_key_id=ACCESS, kind="header", amz_date="20240102T030405Z", scope_date="20240102", region=REGION,
+        service="s3", signed_headers=("host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"),
+        signature=header.signature, payload_hash=EMPTY_SHA256, session_token=token, expires=None,
+        signed_headers_raw="host;x-amz-content-sha256;x-amz-date;x-amz-security-token",
+        content_sha256=EMPTY_SHA256, request_time=int(NOW.timestamp()))
+    url = presign_url("GET", "http://proxy.example/ws/key", access_key=ACCESS, secret_key=SECRET, region=REGION,
+                      now=NOW, expires=600, session_token=token)
+    presigned = parse([("Host", "proxy.example")], url.partition("?")[2])
+    assert presigned == ParsedAuth(
+        access_key_id=ACCESS, kind="presigned", amz_date="20240102T030405Z", scope_date="20240102", region=REGION,
+        service="s3", signed_headers=("host",), signature=presigned.signature, payload_hash="UNSIGNED-PAYLOAD",
+        session_token=token, expires=600, signed_headers_raw="host", content_sha256="UNSIGNED-PAYLOAD",
+        request_time=int(NOW.timestamp()))
