@@ -22,13 +22,12 @@ from proxy.call import CALL, Call
 from proxy.errors import S3Error
 from proxy.resources import AUTHZ, SETTINGS
 from proxy.state import USER
+from signing import QUERY_AUTH_PARAMS
 
 __all__ = ["is_anonymous", "authorize_anonymous", "ANONYMOUS_CALLER"]
 
 # Query parameters and headers that carry (or belong to) a credential: SigV4 presigned, SigV2 presigned.
-_CREDENTIAL_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
-                                "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
-                                "AWSAccessKeyId", "Signature"})
+_CREDENTIAL_PARAMS = QUERY_AUTH_PARAMS | {"AWSAccessKeyId", "Signature"}
 _CREDENTIAL_HEADERS = ("authorization", "x-amz-security-token")
 ANONYMOUS_CALLER = Caller(access_key_id="", user=ANONYMOUS, groups=[], is_admin=False, scope=None, secret_key="")
 _DENIED = "Anonymous requests are not allowed; sign with a wio access key"

@@ -44,7 +44,7 @@ from proxy.resources import API_HTTP, AUTHZ, BOX, QUOTAS, RESP, SETTINGS, SINK, 
 from proxy.state import ACCESS_KEY, BUCKET, KEY, OPERATION, REQUEST_ID, USER
 from foundation.resp import RespClient
 from proxy.upstream import Upstream
-from signing import SigningError, parse_request_auth, verify_signature
+from signing import QUERY_AUTH_PARAMS, SigningError, parse_request_auth, verify_signature
 from signing.canonical import parse_query
 from foundation.events import EventSink
 from foundation.metrics import metrics_response
@@ -62,8 +62,6 @@ os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(0, (os.urand
 # the strategies as module constants: an Enum member read through its class costs a call per read
 _CALLER, _COPY_SOURCE, _LISTING = Strategy.CALLER, Strategy.COPY_SOURCE, Strategy.LISTING
 _PER_KEY, _POST_POLICY, _SERVICE = Strategy.PER_KEY, Strategy.POST_POLICY, Strategy.SERVICE
-_AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
-                          "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
 
 
 def parse_copy_source(value: str) -> tuple[str, str, str | None]:
@@ -166,7 +164,7 @@ async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
     except SigningError as exc:
         raise S3Error.from_signing(exc) from None
     call = Call(request=request, op=op, bucket=address.bucket, key=address.key,
-                params=[(k, v) for k, v in params if k not in _AUTH_PARAMS], caller=caller, auth=auth,
+                params=[(k, v) for k, v in params if k not in QUERY_AUTH_PARAMS], caller=caller, auth=auth,
                 signing_ctx=signing_ctx, visible=visible)
     request[CALL] = call
     if op.strategy is _SERVICE or op.strategy is _CALLER:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from .auth import (
     MAX_PRESIGN_EXPIRES,
+    QUERY_AUTH_PARAMS,
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
@@ -76,6 +77,7 @@ __all__ = [
     "STATUS",
     # verifying requests
     "ParsedAuth",
+    "QUERY_AUTH_PARAMS",
     "parse_request_auth",
     "parse_authorization_header",
     "SigningContext",

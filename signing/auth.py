@@ -43,9 +43,13 @@ __all__ = [
     "STREAMING_UNSIGNED_PAYLOAD_TRAILER",
     "PAYLOAD_HASH_KEYWORDS",
     "MAX_PRESIGN_EXPIRES",
+    "QUERY_AUTH_PARAMS",
 ]
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+# The query parameters of a presigned (query-authenticated) SigV4 request: the credential, not the operation.
+QUERY_AUTH_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                               "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"})
 STREAMING_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
