@@ -13,8 +13,19 @@
 --
 -- ARGV[1] = action; ARGV[2..4] = workspace, owner, root
 -- (Negations are written "0 - x": Lua's unary minus makes -0, which HINCRBY refuses.)
--- reserve: ARGV[5] = bytes, ARGV[6] = objects to reserve, ARGV[7] = token, ARGV[8] = deadline in seconds
+-- reserve: ARGV[5] = bytes, ARGV[6] = objects to reserve, ARGV[7] = token, ARGV[8] = deadline in seconds;
+--          optionally ARGV[9] = the writer's key group (policy/key_lock.lua), which holds the reservation from
+--          now on, and ARGV[10] = the key's size before the group ('' for no object) from the writer that
+--          formed it, which opens the group to others
 --          -> {1} or {0, scope, limit_kind} or {0, 'unknown'} (the workspace's usage must be rebuilt first)
+--          or {0, 'lost'} (the key group expired)
+-- leave:   ARGV[5] = key group, ARGV[6] = the writer's token, ARGV[7] = '1' when its write succeeded,
+--          ARGV[8] = its size. The writer leaves its group; the group's reservations stay held while others
+--          are in it. The last to leave a group nobody else ever joined settles it with its own outcome
+--          -> {'done'}; the last to leave a shared group must read the key's final size and 'close' it
+--          -> {'close'}; else {'held'}.
+-- close:   ARGV[5] = key group, ARGV[6] = the key's size now ('' no object, '?' unknown). Settles every
+--          reservation the group holds: committed usage moves from the size before the group to this one.
 -- settle:  ARGV[5], ARGV[6] = reserved bytes/objects; ARGV[7], ARGV[8] = committed delta bytes/objects;
 --          ARGV[9] = token. A reclaimed reservation's write is on the node, uncounted: usage becomes unknown.
 --          Optionally ARGV[10] = a key lock's token, ARGV[11..] = its lock names (policy/key_lock.lua): released
@@ -55,8 +66,23 @@ end
 local function unlock_keys()
   if action ~= 'settle' or not ARGV[10] then return end
   for i = 11, #ARGV do
-    if redis.call('GET', ARGV[i]) == ARGV[10] then redis.call('DEL', ARGV[i]) end
+    if redis.call('TYPE', ARGV[i])['ok'] == 'string' and redis.call('GET', ARGV[i]) == ARGV[10] then
+      redis.call('DEL', ARGV[i])
+    end
   end
+end
+
+-- Forget reservation ``token`` -> its bytes and objects, or nil when it was reclaimed meanwhile.
+local function take(token)
+  local record = redis.call('HGET', reservations, token)
+  if not record then return nil end
+  redis.call('HDEL', reservations, token)
+  local rb, ro = string.match(record, '^(%d+) (%d+) ')
+  return tonumber(rb), tonumber(ro)
+end
+
+local function object_count(size)
+  return (size == nil or size == '') and 0 or 1
 end
 
 local function change(field, delta)
@@ -172,10 +198,68 @@ if action == 'reconcile' then
   return {db, dob, dpb, dpo}
 end
 
+if action == 'leave' then
+  local group, token = ARGV[5], ARGV[6]
+  if redis.call('TYPE', group)['ok'] ~= 'hash' then
+    -- the group expired under the writer (its renewals failed): what it did is not known here
+    if take(token) then redis.call('HSET', usage[1], 'known', '0') end
+    return {'done'}
+  end
+  redis.call('HDEL', group, 'm:' .. token)
+  if redis.call('HINCRBY', group, 'live', -1) > 0 then return {'held'} end
+  if redis.call('HGET', group, 'n') ~= '1' then
+    redis.call('HSET', group, 'state', 'closing')
+    return {'close'}
+  end
+  local reserved = redis.call('HEXISTS', group, 't:' .. token) == 1
+  local old = redis.call('HGET', group, 'old')
+  redis.call('DEL', group)
+  if not reserved then return {'done'} end   -- it wrote nothing (refused, or the old size could not be read)
+  local rb, ro = take(token)
+  if rb == nil then
+    if ARGV[7] == '1' then redis.call('HSET', usage[1], 'known', '0') end   -- reclaimed: its write is uncounted
+    return {'done'}
+  end
+  change('pbytes', 0 - rb)
+  change('pobjects', 0 - ro)
+  if ARGV[7] == '1' then
+    change('bytes', tonumber(ARGV[8]) - (tonumber(old) or 0))
+    change('objects', 1 - object_count(old))
+  end
+  return {'done'}
+end
+if action == 'close' then
+  local group, final = ARGV[5], ARGV[6]
+  local fields, pb, po, lost = {}, 0, 0, false
+  if redis.call('TYPE', group)['ok'] == 'hash' then fields = redis.call('HGETALL', group) end
+  local old = nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'old' then old = fields[i + 1] end
+    if string.sub(fields[i], 1, 2) == 't:' then
+      local rb, ro = take(string.sub(fields[i], 3))
+      if rb == nil then lost = true else pb, po = pb + rb, po + ro end
+    end
+  end
+  if #fields > 0 then redis.call('DEL', group) end
+  change('pbytes', 0 - pb)
+  change('pobjects', 0 - po)
+  if lost or final == '?' or #fields == 0 then
+    redis.call('HSET', usage[1], 'known', '0')   -- a write nobody can count: rebuild from the node
+  else
+    change('bytes', (tonumber(final) or 0) - (tonumber(old) or 0))
+    change('objects', object_count(final) - object_count(old))
+  end
+  return {1}
+end
+
 local b, o = tonumber(ARGV[5]), tonumber(ARGV[6])
 if action == 'reserve' then
   if redis.call('HGET', usage[1], 'known') ~= '1' then
     return {0, 'unknown'}
+  end
+  local group = ARGV[9]
+  if group and redis.call('TYPE', group)['ok'] ~= 'hash' then
+    return {0, 'lost'}
   end
   for i = 1, 3 do
     local lim = redis.call('HMGET', limits[i], 'qb', 'qo')
@@ -191,6 +275,10 @@ if action == 'reserve' then
   change('pbytes', b)
   change('pobjects', o)
   redis.call('HSET', reservations, ARGV[7], b .. ' ' .. o .. ' ' .. (now_ms() + 1000 * tonumber(ARGV[8])))
+  if group then
+    redis.call('HSET', group, 't:' .. ARGV[7], 1)
+    if ARGV[10] then redis.call('HSET', group, 'state', 'open', 'old', ARGV[10]) end
+  end
   return {1}
 end
 if action == 'settle' or action == 'release' then

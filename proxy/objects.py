@@ -122,14 +122,13 @@ async def forward_object(call: Call) -> web.StreamResponse:
 async def put_object(call: Call) -> web.StreamResponse:
     headers = forwarded_headers(call)
     body, payload_hash, length = await _prepare_body(call, headers, MAX_PUT)
-    quotas = call.request.app[QUOTAS]
-    async with quotas.exclusive(call.authorized_target().ws, [call.object_key()]) as lock:
-        old = await head_size(call, call.authorized_target(), call.object_key())
-        new_object = 0 if old is not None else 1
-        async with quotas.reserved(call.authorized_target().ws, length, new_object) as res:
-            resp = await _send(call, headers, body, payload_hash)
-            if resp.status < 300:
-                await quotas.settle(res, length - (old or 0), new_object, unlock=lock)
+    target, key = call.authorized_target(), call.object_key()
+    async with call.request.app[QUOTAS].writing(target.ws, key, lambda: head_size(call, target, key)) as write:
+        # Writes of one key may overlap (quota.py): the first reads the old size, each reserves its own
+        old = await head_size(call, target, key) if write.leads else None
+        await call.request.app[QUOTAS].reserve_write(write, length, old)
+        resp = await _send(call, headers, body, payload_hash)
+        write.length, write.stored = length, resp.status < 300
     if resp.status < 300:
         call.etag = resp.headers.get("ETag", "")
         call.content_type = headers.get("content-type", "")

@@ -6,9 +6,14 @@ adjusted by what the write replaced) or releases (failed, aborted or refused wri
 reservation of nothing, settled with what they freed: every change of usage is recorded while in
 flight, so a rebuild of usage waits for it (and it for the rebuild).
 
-Against a hostile user (invariant 8): a write or delete that changes usage holds an exclusive lock
-on its key (policy/key_lock.lua) from reading the old object's size to settling, so racing writes
-and deletes of one key are counted once each, in the order the node applied them. Multipart uploads
+Against a hostile user (invariant 8): a delete, copy or completion holds an exclusive lock on its key
+(policy/key_lock.lua) from reading the old object's size to settling, so racing changes of one key are
+counted once each, in the order the node applied them. PutObject writes of one key may overlap, as S3
+allows (a second PUT may start while the first one's body still arrives): they form a key group. The
+first reads the size before the group; every writer reserves its whole size and holds it until the group
+is empty; the last one out reads the size the node ended with and settles the group from one to the
+other (policy/quota.lua 'leave' and 'close'). A writer that was alone in its group settles with its own
+outcome, so the common case costs no extra node request. Multipart uploads
 are bound to the workspace and key they were created for (``wio:mpu:{upload_id}``); their parts stay
 reserved until the upload is completed or aborted, a re-uploaded part counts once, and an upload id
 used anywhere else is ``NoSuchUpload``.
@@ -22,7 +27,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar, cast
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 from policy.decide import WorkspaceView
 from policy.scripts import lua
@@ -30,7 +35,7 @@ from proxy.authz import REDIS_TIMEOUT
 from proxy.errors import S3Error
 from foundation.resp import RespClient, RespError, Script
 
-__all__ = ["Quotas", "Reservation", "KeyLock", "object_identity", "seen_through"]
+__all__ = ["Quotas", "Reservation", "KeyLock", "KeyWrite", "object_identity", "seen_through"]
 
 MPU_TTL_SECONDS = 14 * 24 * 3600
 LOCK_TTL_MS = 30_000          # a lock outlives a dead proxy by at most this long; live holders renew it
@@ -70,6 +75,10 @@ def seen_through(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
     return run
 
 
+def _granted(reply: Any) -> bool:
+    return bool(int(reply[0]) if isinstance(reply, list) else int(reply))
+
+
 def _outcome_unwanted(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()   # retrieved: nobody is left to answer, and that is not an error
@@ -81,6 +90,18 @@ class KeyLock:
     token: str
     names: list[str]
     released: bool = False
+
+
+@dataclass(slots=True)
+class KeyWrite:
+    """A PutObject's membership of its key's group (``Quotas.writing``). ``leads``: it formed the group and
+    must read the key's old size (``old``) before it reserves; ``length`` and ``stored`` are its outcome."""
+    ws: WorkspaceView
+    name: str
+    token: str
+    leads: bool
+    length: int = 0
+    stored: bool = False
 
 
 @dataclass(slots=True)
@@ -114,11 +135,68 @@ class Quotas:
         token = secrets.token_hex(12)
         result = await self._run("reserve", ws, nbytes, objects, token, RESERVATION_GRACE + nbytes // SLOWEST_WRITE)
         if int(result[0]) != 1:
-            if result[1] == "unknown":
-                raise S3Error("ServiceUnavailable", "This workspace's usage is being rebuilt; please retry later")
-            scope, kind = result[1], result[2]
-            raise S3Error("QuotaExceeded", f"This write would exceed the {scope} quota on {kind}")
+            self._refused(result)
         return Reservation(ws, nbytes, objects, token)
+
+    async def reserve_write(self, write: KeyWrite, nbytes: int, old: int | None = None) -> None:
+        """Reserve ``nbytes`` for ``write``, held by its key group. The writer that formed the group gives the
+        key's ``old`` size (None: no object), reserves the new object it may create, and opens the group."""
+        args: list[object] = [nbytes, int(write.leads and old is None), write.token,
+                              RESERVATION_GRACE + nbytes // SLOWEST_WRITE, write.name]
+        if write.leads:
+            args.append("" if old is None else old)
+        result = await self._run("reserve", write.ws, *args)
+        if int(result[0]) != 1:
+            self._refused(result)
+
+    @staticmethod
+    def _refused(result: list[Any]) -> None:
+        if result[1] == "unknown":
+            raise S3Error("ServiceUnavailable", "This workspace's usage is being rebuilt; please retry later")
+        if result[1] == "lost":
+            raise S3Error("OperationAborted", "Another write to this key is in progress; please retry")
+        raise S3Error("QuotaExceeded", f"This write would exceed the {result[1]} quota on {result[2]}")
+
+    @contextlib.asynccontextmanager
+    async def writing(self, ws: WorkspaceView, key: str,
+                      final_size: Callable[[], Awaitable[int | None]]) -> AsyncIterator[KeyWrite]:
+        """Be one of the PutObject writers of ``key`` (its key group) for the block. On the way out the writer
+        leaves; the last one out of a group others joined reads the key's size with ``final_size`` and
+        settles the group (shielded: a cancelled writer still leaves)."""
+        token = secrets.token_hex(12)
+        name = f"wio:lk:{ws.name}/{object_identity(key)}"
+        reply = await self._wait_for(lambda: self._lock("join", token, [name]))
+        renewal: list[Any] = [None, None]
+        self._renew_later(token, [name], renewal)
+        write = KeyWrite(ws, name, token, leads=int(reply[0]) == 1)
+        try:
+            yield write
+        finally:
+            renewal[0].cancel()
+            await asyncio.shield(self._leave(write, final_size))
+
+    async def _leave(self, write: KeyWrite, final_size: Callable[[], Awaitable[int | None]]) -> None:
+        with contextlib.suppress(S3Error):   # a group nobody settles expires; its reservations are reclaimed
+            reply = await self._run("leave", write.ws, write.name, write.token, int(write.stored), write.length)
+            if reply[0] == "close":
+                try:
+                    size = await final_size()
+                    final = "" if size is None else str(size)
+                except (S3Error, OSError, TimeoutError) as exc:
+                    log.warning("final size of a shared write unknown, usage of %s to be rebuilt: %s", write.ws.name, exc)
+                    final = "?"
+                await self._run("close", write.ws, write.name, final)
+
+    async def _wait_for(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """Retry ``attempt`` until it answers truthily (a lock taken, a group joined), for at most LOCK_WAIT."""
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + LOCK_WAIT, 0.005
+        while not _granted(reply := await attempt()):
+            if loop.time() >= deadline:
+                raise S3Error("OperationAborted", "Another write to this key is in progress; please retry")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return reply
 
     async def settle(self, res: Reservation, delta_bytes: int, delta_objects: int,
                      unlock: KeyLock | None = None) -> None:
@@ -157,13 +235,7 @@ class Quotas:
         released on the way out, unless a settlement (``settle(..., unlock=lock)``) released them already."""
         token = secrets.token_hex(12)
         names = list(dict.fromkeys(f"wio:lk:{ws.name}/{object_identity(key)}" for key in keys))
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + LOCK_WAIT, 0.005
-        while not await self._lock("acquire", token, names):
-            if loop.time() >= deadline:
-                raise S3Error("OperationAborted", "Another write to this key is in progress; please retry")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.1)
+        await self._wait_for(lambda: self._lock("acquire", token, names))
         renewal: list[Any] = [None, None]   # the pending timer, the last renewal task (kept referenced)
         self._renew_later(token, names, renewal)
         lock = KeyLock(token, names)
@@ -176,8 +248,8 @@ class Quotas:
                 with contextlib.suppress(S3Error):   # an unreleased lock expires by itself
                     await asyncio.shield(self._lock("release", token, names))
 
-    async def _lock(self, action: str, token: str, names: list[str]) -> int:
-        return cast(int, await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names]))
+    async def _lock(self, action: str, token: str, names: list[str]) -> Any:   # int, or join's list
+        return await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names])
 
     def _renew_later(self, token: str, names: list[str], renewal: list[Any]) -> None:
         """Renew the locks every third of their TTL while held: a timer, so that short holds start no task."""

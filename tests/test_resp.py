@@ -277,6 +277,94 @@ async def test_a_held_key_lock_is_renewed_and_an_abandoned_one_expires(client, m
         assert await client.execute("GET", "wio:lk:renew-ws/gone") != "a-crashed-holder"
 
 
+async def _usage(client, ws: str) -> dict[str, str]:
+    flat = await client.execute("HGETALL", f"wio:use:w:{ws}")
+    return {"pbytes": "0", "pobjects": "0", **dict(zip(flat[::2], flat[1::2], strict=True))}
+
+
+async def test_key_groups_let_puts_overlap_and_settle_from_the_first_size_to_the_last(client, monkeypatch):
+    import proxy.quota
+    monkeypatch.setattr(proxy.quota, "LOCK_WAIT", 0.2)
+    quotas = Quotas(client)
+    ws = WorkspaceView("group-ws", "n", "b", "p/", "o", False, "r")
+    await client.execute("HSET", "wio:use:w:group-ws", "known", "1", "bytes", "40", "objects", "1")
+    asked: list[str] = []
+
+    async def final_size() -> int:   # what the node holds once every writer left
+        asked.append("k")
+        return 70
+
+    async with quotas.writing(ws, "k", final_size) as a:
+        assert a.leads
+        with pytest.raises(S3Error) as err:   # forming: nobody joins before the old size is read
+            async with quotas.writing(ws, "k", final_size):
+                pass
+        assert err.value.code == "OperationAborted"
+        await quotas.reserve_write(a, 100, old=40)
+        async with quotas.writing(ws, "k", final_size) as b:
+            assert not b.leads
+            await quotas.reserve_write(b, 70)
+            b.length, b.stored = 70, True
+        use = await _usage(client, "group-ws")
+        assert (use["bytes"], use["pbytes"]) == ("40", "170")   # b's bytes stay held while a is in the group
+        a.length, a.stored = 100, True
+    use = await _usage(client, "group-ws")
+    assert asked == ["k"]   # the last one out asked the node, once
+    assert (use["bytes"], use["objects"], use["pbytes"], use["pobjects"]) == ("70", "1", "0", "0")
+    assert await client.execute("EXISTS", "wio:lk:group-ws/k", "wio:rsv:group-ws") == 0
+    async with quotas.writing(ws, "k", final_size) as c:   # alone: settled with its own outcome
+        await quotas.reserve_write(c, 5, old=70)
+        c.length, c.stored = 5, True
+    async with quotas.writing(ws, "new", final_size) as d:   # alone, a new object, and its write failed
+        await quotas.reserve_write(d, 9, old=None)
+        d.length = 9
+    use = await _usage(client, "group-ws")
+    assert asked == ["k"]
+    assert (use["bytes"], use["objects"], use["pbytes"], use["pobjects"]) == ("5", "1", "0", "0")
+
+
+async def test_a_waiting_exclusive_locker_closes_the_group_to_new_writers(client, monkeypatch):
+    import proxy.quota
+    monkeypatch.setattr(proxy.quota, "LOCK_WAIT", 0.2)
+    quotas = Quotas(client)
+    ws = WorkspaceView("wanted-ws", "n", "b", "p/", "o", False, "r")
+    await client.execute("HSET", "wio:use:w:wanted-ws", "known", "1")
+
+    async def none() -> None:
+        return None
+
+    async with quotas.writing(ws, "x", none) as a:
+        await quotas.reserve_write(a, 1, old=None)
+        async with quotas.writing(ws, "x", none) as b:   # open: joins
+            assert not b.leads
+        for attempt in (lambda: quotas.exclusive(ws, ["x"]), lambda: quotas.writing(ws, "x", none)):
+            with pytest.raises(S3Error) as err:   # the delete waits; after it asked, writers wait too
+                async with attempt():
+                    pass
+            assert err.value.code == "OperationAborted"
+    async with quotas.exclusive(ws, ["x"]):   # the group emptied: the lock is free
+        pass
+
+
+async def test_a_shared_group_whose_final_size_cannot_be_read_makes_usage_unknown(client):
+    quotas = Quotas(client)
+    ws = WorkspaceView("lost-ws", "n", "b", "p/", "o", False, "r")
+    await client.execute("HSET", "wio:use:w:lost-ws", "known", "1")
+
+    async def unreadable() -> int:
+        raise S3Error("ServiceUnavailable")
+
+    async with quotas.writing(ws, "k", unreadable) as a:
+        await quotas.reserve_write(a, 10, old=None)
+        async with quotas.writing(ws, "k", unreadable) as b:
+            await quotas.reserve_write(b, 20)
+            b.length, b.stored = 20, True
+        a.length, a.stored = 10, True
+    use = await _usage(client, "lost-ws")
+    assert (use["known"], use["pbytes"]) == ("0", "0")   # rebuilt from the node before the next write
+    assert await client.execute("EXISTS", "wio:lk:lost-ws/k", "wio:rsv:lost-ws") == 0
+
+
 def test_under_uvloop(valkey):
     async def go():
         c = RespClient(valkey["service"].url)
