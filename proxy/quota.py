@@ -182,7 +182,7 @@ class Quotas:
                 try:
                     size = await final_size()
                     final = "" if size is None else str(size)
-                except (S3Error, OSError, TimeoutError) as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever failed, the final size is not known
                     log.warning("final size of a shared write unknown, usage of %s to be rebuilt: %s", write.ws.name, exc)
                     final = "?"
                 await self._run("close", write.ws, write.name, final)
