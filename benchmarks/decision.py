@@ -156,7 +156,24 @@ def measure_stages(seconds: float = 0.3, kind: str = "header") -> dict[str, floa
     return out
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    """Timed rates, or with ``--loops N`` just N decisions untimed: run that under
+    ``valgrind --tool=callgrind`` at two commits (and N=0 for the start-up) to compare the decision's
+    instruction count, which no other load on the machine changes."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.decision")
+    parser.add_argument("--loops", type=int, default=None)
+    parser.add_argument("--kind", choices=("header", "presigned"), default="header")
+    args = parser.parse_args(argv)
+    if args.loops is not None:
+        case = decision_case(args.kind)
+        for _ in range(args.loops):
+            decide_once(case)
+        return
     for kind in ("header", "presigned"):
         print(measure_decisions(1.0, kind))
         print(measure_stages(0.2, kind))
+
+
+if __name__ == "__main__":
+    main()
