@@ -46,7 +46,7 @@ class WorkspaceView:
 
 
 @lru_cache(maxsize=16384)
-def _share_list(raw: str) -> tuple[tuple[str, str, int, int], ...]:
+def _share_list(raw: str) -> tuple[tuple[str, str, int | None, int], ...]:
     """Parse one share list as the projection stores it. Keyed by its exact text, so a cached parse
     can never outlive a change: a revoked share changes the text Redis returns on the next request."""
     return tuple((permission, prefix, expires, share_id) for permission, prefix, expires, share_id in json.loads(raw))
