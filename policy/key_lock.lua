@@ -9,6 +9,8 @@
 --   final size), old (the size before the group, '' for no object), n (writers that ever joined), live
 --   (writers still in it), m:{token} per live member, t:{token} per reservation it holds (policy/quota.lua
 --   settles the group), wanted (an exclusive locker waits: nobody joins any more).
+--   A group takes at most MAX_WRITERS writers in all, then drains: writers that keep overlapping (one key
+--   rewritten by many clients in a loop) still settle, and pending usage held by a group stays bounded.
 -- Every lock expires unless its holders renew it.
 --
 -- ARGV[1] = action: "acquire" | "join" | "renew" | "release"; ARGV[2] = token; ARGV[3] = ttl in milliseconds;
@@ -16,6 +18,7 @@
 -- acquire -> 1 when every lock was free and is now taken, else 0 (none taken; a group asked for is marked wanted)
 -- join    -> {1} (formed: the caller reads the old size), {2} (joined an open group) or {0} (wait and retry)
 local action, token, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local MAX_WRITERS = 16
 
 local function is_group(name)
   return redis.call('TYPE', name)['ok'] == 'hash'
@@ -39,8 +42,8 @@ if action == 'join' then
     return {1}
   end
   if not is_group(name) then return {0} end
-  local g = redis.call('HMGET', name, 'state', 'wanted')
-  if g[1] ~= 'open' or g[2] then return {0} end
+  local g = redis.call('HMGET', name, 'state', 'wanted', 'n')
+  if g[1] ~= 'open' or g[2] or tonumber(g[3]) >= MAX_WRITERS then return {0} end
   redis.call('HINCRBY', name, 'n', 1)
   redis.call('HINCRBY', name, 'live', 1)
   redis.call('HSET', name, 'm:' .. token, 1)

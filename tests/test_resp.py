@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -344,6 +345,31 @@ async def test_a_waiting_exclusive_locker_closes_the_group_to_new_writers(client
             assert err.value.code == "OperationAborted"
     async with quotas.exclusive(ws, ["x"]):   # the group emptied: the lock is free
         pass
+
+
+async def test_a_key_group_takes_at_most_sixteen_writers_then_drains(client, monkeypatch):
+    """One key rewritten by many clients in a loop: the group must end, or its held reservations pile up."""
+    import proxy.quota
+    monkeypatch.setattr(proxy.quota, "LOCK_WAIT", 0.2)
+    quotas = Quotas(client)
+    ws = WorkspaceView("busy-ws", "n", "b", "p/", "o", False, "r")
+    await client.execute("HSET", "wio:use:w:busy-ws", "known", "1")
+
+    async def size() -> int:
+        return 1
+
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(quotas.writing(ws, "k", size))
+        await quotas.reserve_write(first, 1, old=None)
+        for _ in range(15):
+            joined = await stack.enter_async_context(quotas.writing(ws, "k", size))
+            assert not joined.leads
+        with pytest.raises(S3Error) as err:
+            async with quotas.writing(ws, "k", size):
+                pass
+        assert err.value.code == "OperationAborted"
+    async with quotas.writing(ws, "k", size) as again:   # drained and settled: a new group forms
+        assert again.leads
 
 
 async def test_a_shared_group_whose_final_size_cannot_be_read_makes_usage_unknown(client):
