@@ -283,12 +283,17 @@ async def _usage(client, ws: str) -> dict[str, str]:
     return {"pbytes": "0", "pobjects": "0", **dict(zip(flat[::2], flat[1::2], strict=True))}
 
 
-async def test_key_groups_let_puts_overlap_and_settle_from_the_first_size_to_the_last(client, monkeypatch):
+async def _known_workspace(client, monkeypatch, name: str) -> tuple[Quotas, WorkspaceView]:
+    """Quotas over ``client``, a workspace whose usage is known, and a short wait for busy keys."""
     import proxy.quota
     monkeypatch.setattr(proxy.quota, "LOCK_WAIT", 0.2)
-    quotas = Quotas(client)
-    ws = WorkspaceView("group-ws", "n", "b", "p/", "o", False, "r")
-    await client.execute("HSET", "wio:use:w:group-ws", "known", "1", "bytes", "40", "objects", "1")
+    await client.execute("HSET", f"wio:use:w:{name}", "known", "1")
+    return Quotas(client), WorkspaceView(name, "n", "b", "p/", "o", False, "r")
+
+
+async def test_key_groups_let_puts_overlap_and_settle_from_the_first_size_to_the_last(client, monkeypatch):
+    quotas, ws = await _known_workspace(client, monkeypatch, "group-ws")
+    await client.execute("HSET", "wio:use:w:group-ws", "bytes", "40", "objects", "1")
     asked: list[str] = []
 
     async def final_size() -> int:   # what the node holds once every writer left
@@ -325,11 +330,7 @@ async def test_key_groups_let_puts_overlap_and_settle_from_the_first_size_to_the
 
 
 async def test_a_waiting_exclusive_locker_closes_the_group_to_new_writers(client, monkeypatch):
-    import proxy.quota
-    monkeypatch.setattr(proxy.quota, "LOCK_WAIT", 0.2)
-    quotas = Quotas(client)
-    ws = WorkspaceView("wanted-ws", "n", "b", "p/", "o", False, "r")
-    await client.execute("HSET", "wio:use:w:wanted-ws", "known", "1")
+    quotas, ws = await _known_workspace(client, monkeypatch, "wanted-ws")
 
     async def none() -> None:
         return None
@@ -349,11 +350,7 @@ async def test_a_waiting_exclusive_locker_closes_the_group_to_new_writers(client
 
 async def test_a_key_group_takes_at_most_sixteen_writers_then_drains(client, monkeypatch):
     """One key rewritten by many clients in a loop: the group must end, or its held reservations pile up."""
-    import proxy.quota
-    monkeypatch.setattr(proxy.quota, "LOCK_WAIT", 0.2)
-    quotas = Quotas(client)
-    ws = WorkspaceView("busy-ws", "n", "b", "p/", "o", False, "r")
-    await client.execute("HSET", "wio:use:w:busy-ws", "known", "1")
+    quotas, ws = await _known_workspace(client, monkeypatch, "busy-ws")
 
     async def size() -> int:
         return 1
@@ -372,10 +369,8 @@ async def test_a_key_group_takes_at_most_sixteen_writers_then_drains(client, mon
         assert again.leads
 
 
-async def test_a_shared_group_whose_final_size_cannot_be_read_makes_usage_unknown(client):
-    quotas = Quotas(client)
-    ws = WorkspaceView("lost-ws", "n", "b", "p/", "o", False, "r")
-    await client.execute("HSET", "wio:use:w:lost-ws", "known", "1")
+async def test_a_shared_group_whose_final_size_cannot_be_read_makes_usage_unknown(client, monkeypatch):
+    quotas, ws = await _known_workspace(client, monkeypatch, "lost-ws")
 
     async def unreadable() -> int:
         raise S3Error("ServiceUnavailable")
