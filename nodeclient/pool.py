@@ -207,14 +207,23 @@ class _Connection(asyncio.Protocol):
 
 
 class _Head:
-    """httptools (llhttp, aiohttp's parser) callbacks: the head's headers, in order."""
-    __slots__ = ("headers",)
+    """httptools (llhttp, aiohttp's parser) callbacks: the head's headers, in order, and whether the
+    connection may be kept alive, read when the head is complete: once a message without a body
+    (Content-Length: 0, 204 …) is complete, llhttp has reset what should_keep_alive() reads and says
+    no, and every PUT's connection to the node was closed after one request."""
+    __slots__ = ("headers", "parser", "keep_alive")
 
     def __init__(self) -> None:
         self.headers: CIMultiDict[str] = CIMultiDict()
+        self.parser: httptools.HttpResponseParser | None = None
+        self.keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
 
 
 def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict[str], bool]:
@@ -226,7 +235,7 @@ def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict[str], bool]:
     if not head.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")):     # llhttp also takes RTSP/ and ICE/
         raise NodeError(f"the node sent a malformed response head: {head[:40]!r}")
     parsed = _Head()
-    parser = httptools.HttpResponseParser(parsed)
+    parser = parsed.parser = httptools.HttpResponseParser(parsed)
     try:
         parser.feed_data(head + b"\r\n\r\n")
     except httptools.HttpParserUpgrade:
@@ -234,8 +243,7 @@ def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict[str], bool]:
     except httptools.HttpParserError as exc:
         raise NodeError(f"the node sent a malformed response head: {exc}") from None
     reason = head.split(b"\r\n", 1)[0].split(b" ", 2)[2:]
-    return parser.get_status_code(), reason[0].decode("latin-1") if reason else "", parsed.headers, \
-        parser.should_keep_alive()
+    return parser.get_status_code(), reason[0].decode("latin-1") if reason else "", parsed.headers, parsed.keep_alive
 
 
 def _is_chunked(headers: CIMultiDict[str]) -> bool:

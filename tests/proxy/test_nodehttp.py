@@ -69,6 +69,30 @@ async def test_content_length_body_and_keep_alive_reuse():
         pool.close()
 
 
+async def test_answers_without_a_body_keep_the_connection():
+    """A PUT's 200 with Content-Length: 0, a 204, a HEAD's answer: llhttp completes such a message with
+    its head and then says "not keep-alive"; read too late, that closed the connection after every PUT."""
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: \"e\"\r\n\r\n",
+               b"HTTP/1.1 204 No Content\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
+    async with Peer(answers) as peer:
+        pool = NodePool(allow_private=True)
+        for method, body in (("PUT", b"data"), ("DELETE", None), ("HEAD", None), ("PUT", b"more")):
+            resp = await pool.request(method, peer.url, {**HEADERS, "content-length": str(len(body or b""))}, body)
+            assert resp.status in (200, 204) and await resp.read() == b""
+            resp.release()
+        assert peer.connections == 1
+        pool.close()
+    async with Peer([b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]) as peer:
+        pool = NodePool(allow_private=True)
+        for _ in range(2):
+            (await pool.request("PUT", peer.url, {**HEADERS, "content-length": "1"}, b"x")).release()
+        assert peer.connections == 2   # a node that said close is not reused
+        pool.close()
+
+
 async def test_chunked_body_with_extensions_and_trailers():
     body = b"4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: yes\r\n\r\n"
     async with Peer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
