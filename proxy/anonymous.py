@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from policy.decide import ANONYMOUS, ANONYMOUS_OPERATIONS, anonymous_grants, decide_listing, decide_object
-from policy.operations import LISTING_OPERATIONS, Operation
+from policy.decide import ANONYMOUS, ANONYMOUS_OPERATIONS, anonymous_grants
+from policy.operations import Operation
 from proxy.authz import Caller, Target
 from proxy.call import CALL, Call
 from proxy.errors import S3Error
@@ -53,12 +53,6 @@ async def authorize_anonymous(request: web.Request, op: Operation, bucket: str |
     ws, node = found
     call = Call(request=request, op=op, bucket=bucket, key=key, params=params, caller=ANONYMOUS_CALLER,
                 auth=None, signing_ctx=None, target=Target(ws, node, grants))
-    if op.name in LISTING_OPERATIONS:
-        decision, call.listing = decide_listing(grants, "read", call.param("prefix") or "")
-    else:
-        decision = decide_object(grants, "read", key or "")
-    if not decision.allowed:
-        raise S3Error("AccessDenied", _DENIED)
-    call.decided_by = decision.reason
+    call.decided_by = call.decide(call.param("prefix") or "", denied=_DENIED)
     request[CALL] = call
     return call

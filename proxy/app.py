@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from policy.decide import WorkspaceView, decide_listing, decide_object
+from policy.decide import WorkspaceView, decide_object
 from policy.operations import Strategy
 from nodeclient.client import WIO_SERVICE_HEADER
 from proxy.accounting import account
@@ -60,8 +60,8 @@ _request_ids: list[tuple[str, Iterator[int]]] = [(os.urandom(4).hex().upper(), i
 os.register_at_fork(after_in_child=lambda: _request_ids.__setitem__(0, (os.urandom(4).hex().upper(),
                                                                         itertools.count())))
 # the strategies as module constants: an Enum member read through its class costs a call per read
-_CALLER, _COPY_SOURCE, _LISTING = Strategy.CALLER, Strategy.COPY_SOURCE, Strategy.LISTING
-_PER_KEY, _POST_POLICY, _SERVICE = Strategy.PER_KEY, Strategy.POST_POLICY, Strategy.SERVICE
+_CALLER, _COPY_SOURCE = Strategy.CALLER, Strategy.COPY_SOURCE
+_POST_POLICY, _SERVICE = Strategy.POST_POLICY, Strategy.SERVICE
 
 
 def parse_copy_source(value: str) -> tuple[str, str, str | None]:
@@ -177,7 +177,7 @@ async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
         raise S3Error("AccessDenied")
     if unsupported is not None:
         raise unsupported
-    call.decided_by = _decide(call, query.get("prefix", ""))
+    call.decided_by = call.decide(query.get("prefix", ""))
     if source is not None:
         call.source = targets[1]
         call.source_key, call.source_version = source[1], source[2]
@@ -186,22 +186,6 @@ async def authorize(request: web.Request, headers: dict[str, str]) -> Call:
         if not decide_object(call.source.grants, "read", call.source_key).allowed:
             raise S3Error("AccessDenied", "Access Denied (no read grant on the copy source)")
     return call
-
-
-def _decide(call: Call, prefix: str) -> str:
-    """The workspace decision of a SigV4 operation on a bucket, by its strategy; what decided, or AccessDenied."""
-    op, grants = call.op, call.authorized_target().grants
-    if op.strategy is _PER_KEY:  # DeleteObjects: each key is authorized by the handler
-        return "per-key"
-    if op.permission is None:
-        raise RuntimeError(f"{op.name} ({op.strategy.value}) names no permission")
-    if op.strategy is _LISTING:
-        decision, call.listing = decide_listing(grants, op.permission, prefix)
-    else:   # OBJECT, COPY_SOURCE (the source is decided by authorize)
-        decision = decide_object(grants, op.permission, call.key or "")
-    if not decision.allowed:
-        raise S3Error("AccessDenied", f"Access Denied ({decision.reason})")
-    return decision.reason
 
 
 async def s3_entry(request: web.Request) -> web.StreamResponse:

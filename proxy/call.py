@@ -7,7 +7,8 @@ from typing import TypeVar
 
 from aiohttp import BodyPartReader, web
 
-from policy.decide import ListingFilter, WorkspaceView
+from policy.decide import ListingFilter, WorkspaceView, decide_listing, decide_object
+from policy.operations import Strategy
 from proxy.authz import Caller, Target
 from proxy.errors import S3Error
 from proxy.headers import request_headers
@@ -109,6 +110,23 @@ class Call:
     def required_param(self, name: str) -> str:
         """A query parameter classify() required for this operation (``uploadId`` of a multipart step)."""
         return self._given(self.param(name), name)
+
+    def decide(self, prefix: str, denied: str | None = None) -> str:
+        """The workspace decision of an operation on the authorized target, by its strategy: what allowed
+        it, or AccessDenied (with ``denied`` as the message, else the decision's reason). A listing
+        keeps its filter in ``listing``; DeleteObjects ("per-key") is decided key by key by its handler."""
+        op, grants = self.op, self.authorized_target().grants
+        if op.strategy is Strategy.PER_KEY:
+            return "per-key"
+        if op.permission is None:
+            raise RuntimeError(f"{op.name} ({op.strategy.value}) names no permission")
+        if op.strategy is Strategy.LISTING:
+            decision, self.listing = decide_listing(grants, op.permission, prefix)
+        else:   # OBJECT, COPY_SOURCE (the source is decided by authorize)
+            decision = decide_object(grants, op.permission, self.key or "")
+        if not decision.allowed:
+            raise S3Error("AccessDenied", denied or f"Access Denied ({decision.reason})")
+        return decision.reason
 
     @property
     def headers(self) -> dict[str, str]:
