@@ -74,6 +74,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "WorkspaceOwnedByYou": (409, "you already own a workspace with that name"),
     "WorkspaceNotEmpty": (409, "the workspace still holds objects"),
     "WorkspaceChanged": (409, "the workspace was replaced meanwhile; try again"),
+    "RootNotEmpty": (409, "the root still holds workspaces; delete them first"),
     "NoDefaultRoot": (409, "no root of that kind exists yet; an administrator must create one"),
     "LastAdministrator": (409, "this is the last enabled administrator; promote another first"),
     "DeviceFlowUnavailable": (409, "the identity provider does not offer the device grant"),

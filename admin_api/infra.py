@@ -3,17 +3,18 @@ from __future__ import annotations
 
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from admin_api.context import (BOX, NODE_HTTP, SETTINGS, caller, field, find, insert_unique, iso, json_body, manages,
                                mutation, read_session)
 from admin_api.errors import ApiError
 from admin_api.workspaces import node_client
-from policy.models import ROOT_TYPES, Node, Root, Workspace
+from policy.models import ROOT_TYPES, Node, Root, Share, Workspace
 from policy.names import bucket_name_error, infra_name_error
 from nodeclient.client import NodeClient, NodeError, check_endpoint
 
-__all__ = ["routes", "probe_node", "add_node", "check_root_fields", "root_node", "ensure_root_bucket", "add_root"]
+__all__ = ["routes", "probe_node", "add_node", "check_root_fields", "root_node", "ensure_root_bucket", "add_root",
+           "workspace_count"]
 
 routes = web.RouteTableDef()
 
@@ -84,14 +85,25 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/nodes/{name}")
 async def delete_node(request: web.Request) -> web.Response:
+    """Forget a node (its owner or an administrator), with its roots and their workspaces.
+
+    wio stops serving those workspaces at once (their shares go with them); the buckets and the data
+    on the node are left as they are. Nodes the caller does not manage answer NoSuchNode."""
     async with mutation(request.app) as (session, change):
         user = await caller(request, session)
         node = await find(session, Node.name, request.match_info["name"], ApiError("NoSuchNode"),
                           lambda node: manages(user, node.owner_id))
+        roots = (await session.scalars(select(Root.name).where(Root.node_id == node.id))).all()
         workspaces = (await session.scalars(select(Workspace).join(Root).where(Root.node_id == node.id))).unique().all()
         for ws in workspaces:
             change.workspaces.add(ws.name)
             change.users.add(ws.owner.username)
+        # the grantees' workspace sets (wio:uw, wio:gw) name them too, as for DELETE /workspaces/{name}
+        shares = (await session.scalars(select(Share).join(Workspace).join(Root)
+                                        .where(Root.node_id == node.id))).unique().all()
+        change.users.update(s.user.username for s in shares if s.user is not None)
+        change.groups.update(s.group.name for s in shares if s.group is not None)
+        change.roots.update(roots)
         change.nodes.add(node.name)
         await session.delete(node)
     return web.Response(status=204)
@@ -155,3 +167,29 @@ async def list_roots(request: web.Request) -> web.Response:
         await caller(request, session)
         roots = (await session.scalars(select(Root).order_by(Root.name))).unique().all()
     return web.json_response({"roots": [root_json(r) for r in roots]})
+
+
+async def workspace_count(session, root: Root) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Workspace).where(Workspace.root_id == root.id)))
+
+
+@routes.delete("/api/v1/roots/{name}")
+async def delete_root(request: web.Request) -> web.Response:
+    """Forget a root (its node's owner or an administrator); refused while it holds workspaces.
+
+    Only wio's record goes: the bucket and everything in it stay on the node. A root that still
+    holds workspaces answers 409 RootNotEmpty with their number (delete them, or remove the whole
+    node). Every user sees every root (GET /roots), so another user's root answers 403, not 404."""
+    name = request.match_info["name"]
+    async with mutation(request.app) as (session, change):
+        user = await caller(request, session)
+        root = await find(session, Root.name, name, ApiError("NoSuchRoot", f"no root named '{name}'"))
+        if not manages(user, root.node.owner_id):
+            raise ApiError("Forbidden", "roots are removed by their node's owner or an administrator")
+        held = await workspace_count(session, root)   # under the model lock: no workspace is added meanwhile
+        if held:
+            raise ApiError("RootNotEmpty", f"root '{name}' still holds {held} workspace{'' if held == 1 else 's'}; "
+                                           "delete them first (the bucket and its data stay on the node either way)")
+        change.roots.add(root.name)
+        await session.delete(root)
+    return web.Response(status=204)

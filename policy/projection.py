@@ -376,7 +376,10 @@ async def apply_change(session: AsyncSession, redis: Redis, change: ProjectionCh
         for root in roots:
             proj.put_hash(f"wio:r:{root.name}", _quota(root))
         for missing in change.roots - {r.name for r in roots}:
+            # A removed root held no workspace (or went with its node): its usage counts go too, so a
+            # root made later under the same name does not start with the old one's bytes.
             proj.delete(f"wio:r:{missing}")
+            proj.delete(f"wio:use:r:{missing}")
 
     if change.workspaces:
         public_now: set[str] = set()

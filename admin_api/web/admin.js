@@ -30,10 +30,17 @@ async function nodesPage(main) {
   const secret = h('input', { name: 'secret_key', type: 'password', required: true, autocomplete: 'new-password' });
   const submit = h('button', { type: 'submit' }, 'Register node');
   const list = h('div', {});
+  // The list holds the nodes the caller manages (their own; an administrator's: all), so each can be removed.
   const load = async () => {
     const { nodes } = await api('GET', '/nodes');
-    list.replaceChildren(table('Storage nodes', ['Name', 'Endpoint', 'Region', 'Owner', 'Created'], nodes.map((n) => h('tr', {},
-      h('td', {}, n.name), h('td', {}, n.endpoint), h('td', {}, n.region), h('td', {}, n.owner), h('td', {}, formatTime(n.created_at))))));
+    list.replaceChildren(table('Storage nodes', ['Name', 'Endpoint', 'Region', 'Owner', 'Created', 'Actions'], nodes.map((n) => h('tr', {},
+      h('td', {}, n.name), h('td', {}, n.endpoint), h('td', {}, n.region), h('td', {}, n.owner), h('td', {}, formatTime(n.created_at)),
+      h('td', {}, h('button', { type: 'button', class: 'danger', 'aria-label': `Remove node ${n.name}`, onclick: async () => {
+        if (!window.confirm(`Remove node ${n.name}? wio forgets it, with its roots and every workspace on them `
+          + '(their shares go too, and wio stops serving them at once). The buckets and their data stay on the node.')) return;
+        if (await attempt(() => api('DELETE', `/nodes/${enc(n.name)}`).then(() => true),
+          `Node ${n.name} removed; its data stays on the node.`, 'The node was not removed')) await attempt(load);
+      } }, 'Remove'))))));
   };
   main.append(h('h1', {}, 'Nodes'), h('details', { class: 'panel' }, h('summary', {}, 'Register a node'),
     h('p', { class: 'meta' }, 'An S3 server (MinIO, SeaweedFS, …) wio stores workspaces on. wio checks that it answers with these credentials before registering it.'),
@@ -67,9 +74,17 @@ async function rootsPage(main) {
     node.replaceChildren(...nodes.map((n) => h('option', { value: n.name }, `${n.name} (${n.endpoint})`)));
     if (nodes.some((n) => n.name === chosen)) node.value = chosen;
     const usage = await Promise.all(roots.map((r) => api('GET', `/roots/${enc(r.name)}/usage`).catch(() => null)));
-    list.replaceChildren(table('Roots', ['Name', 'Node', 'Bucket', 'Prefix', 'Type', 'Usage'], roots.map((r, i) => h('tr', {},
+    // Roots are removed by their node's owner or an administrator: the nodes the caller is listed.
+    const managed = new Set(nodes.map((n) => n.name));
+    list.replaceChildren(table('Roots', ['Name', 'Node', 'Bucket', 'Prefix', 'Type', 'Usage', 'Actions'], roots.map((r, i) => h('tr', {},
       h('td', {}, r.name), h('td', {}, r.node), h('td', {}, r.bucket), h('td', {}, r.prefix), h('td', {}, r.type),
-      h('td', {}, usage[i] ? `${formatBytes(usage[i].bytes)}${usage[i].max_bytes ? ` of ${formatBytes(usage[i].max_bytes)}` : ''}, ${usage[i].objects} objects` : '')))));
+      h('td', {}, usage[i] ? `${formatBytes(usage[i].bytes)}${usage[i].max_bytes ? ` of ${formatBytes(usage[i].max_bytes)}` : ''}, ${usage[i].objects} objects` : ''),
+      h('td', {}, managed.has(r.node) ? h('button', { type: 'button', class: 'danger', 'aria-label': `Remove root ${r.name}`, onclick: async () => {
+        if (!window.confirm(`Remove root ${r.name}? wio forgets it; this is refused while it holds workspaces. `
+          + `The bucket ${r.bucket} and its data stay on ${r.node}.`)) return;
+        if (await attempt(() => api('DELETE', `/roots/${enc(r.name)}`).then(() => true),
+          `Root ${r.name} removed; bucket ${r.bucket} stays on ${r.node}.`, 'The root was not removed')) await attempt(load);
+      } }, 'Remove') : h('span', { class: 'meta' }, 'managed by the node\'s owner'))))));
   };
   main.append(h('h1', {}, 'Roots'), h('details', { class: 'panel' }, h('summary', {}, 'Create a root'),
     h('p', { class: 'meta' }, 'A bucket (and optional prefix) on a node where workspaces are stored. wio creates the bucket if the node has none of that name.'),

@@ -6,7 +6,7 @@ EXPECTED = {
     ("post", "/api/v1/auth/register"), ("post", "/api/v1/auth/login"), ("get", "/api/v1/me"),
     ("post", "/api/v1/keys"), ("get", "/api/v1/keys"), ("delete", "/api/v1/keys/{access_key_id}"),
     ("post", "/api/v1/nodes"), ("get", "/api/v1/nodes"), ("delete", "/api/v1/nodes/{name}"),
-    ("post", "/api/v1/roots"), ("get", "/api/v1/roots"),
+    ("post", "/api/v1/roots"), ("get", "/api/v1/roots"), ("delete", "/api/v1/roots/{name}"),
     ("post", "/api/v1/workspaces"), ("post", "/api/v1/workspaces/import"), ("get", "/api/v1/workspaces"),
     ("get", "/api/v1/workspaces/{name}"), ("delete", "/api/v1/workspaces/{name}"),
     ("post", "/api/v1/workspaces/{name}/shares"), ("get", "/api/v1/workspaces/{name}/shares"),
@@ -31,3 +31,5 @@ def test_openapi_document_covers_the_contract(stack):
     assert login["security"] == [] and "Error" in doc["components"]["schemas"]
     assert {p["name"] for p in doc["paths"]["/api/v1/workspaces/{name}/shares/{share_id}"]["delete"]["parameters"]} \
         == {"name", "share_id"}
+    removal = doc["paths"]["/api/v1/roots/{name}"]["delete"]
+    assert removal["summary"].startswith("Forget a root") and "stay on the node" in removal["description"]

@@ -44,6 +44,36 @@ def test_node_root_import(wio, user, stack, s3_node):
     assert "no workspace named" in wio.fail("workspace", "info", ws)
 
 
+def test_root_rm(wio, user, s3_node):
+    node, root, bucket = unique("rmnode"), unique("cliroot"), unique("cli-rm")
+    wio("node", "add", node, "--endpoint", s3_node.endpoint, "--access-key", s3_node.access_key,
+        "--secret-key", s3_node.secret_key, "--region", s3_node.region)
+    wio("root", "add", root, "--node", node, "--bucket", bucket)
+    ws = unique("cliws")
+    wio("workspace", "create", ws, "--root", root)
+
+    wio.aborted("root", "rm", root)  # asks first; no answer on stdin -> nothing removed
+    assert "still holds 1 workspace;" in wio.fail("root", "rm", root, "--yes")  # one line, the count in it
+    wio("workspace", "rm", ws, "--yes")
+    out = wio("root", "rm", root, input="y\n").stdout
+    assert f"Removed root {root}; its bucket and data stay on the node." in out
+    assert root not in {r["name"] for r in wio.json("root", "ls")["roots"]}
+    assert "no root named" in wio.fail("root", "rm", root, "--yes")
+    wio("node", "rm", node, "--yes")
+
+
+def test_root_rm_json_and_other_users(wio, user, s3_node, stack):
+    node, root = unique("rmnode"), unique("cliroot")
+    wio("node", "add", node, "--endpoint", s3_node.endpoint, "--access-key", s3_node.access_key,
+        "--secret-key", s3_node.secret_key, "--region", s3_node.region)
+    wio("root", "add", root, "--node", node, "--bucket", unique("cli-rm"))
+    stranger = make_person(stack, "eve")
+    wio("login", stranger.name, "--password", stranger.password, "--profile", "eve")
+    assert "node's owner or an administrator" in wio.fail("root", "rm", root, "--yes", "--profile", "eve")
+    assert wio.json("root", "rm", root, "--yes") == {"deleted": root}
+    wio("node", "rm", node, "--yes")
+
+
 def test_node_errors(wio, user):
     wio.fail("node", "add", unique("clinode"), "--endpoint", "http://127.0.0.1:1", "--access-key", "a",
              "--secret-key", "b")

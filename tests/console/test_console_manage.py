@@ -172,3 +172,61 @@ def test_an_expired_login_returns_to_the_login_page_with_the_reason(stack, brows
     expect(page.get_by_role("heading", name="Groups")).to_be_visible()
     expect(page.get_by_role("alert")).to_have_count(0)
     assert page.csp_errors == []
+
+
+def test_operators_remove_a_root_and_a_node(stack, browser, screenshot, admin_api, s3_node):
+    """Each removal asks first, saying what goes and what stays; a root holding workspaces is refused in
+    words with their number; a node goes with its roots and workspaces; the data stays on the node."""
+    node, kept, full, ws = unique("rmnode"), unique("rmroot"), unique("rmroot"), unique("rmws")
+    bucket = unique("rm-bucket-")
+    admin_api.call("POST", "/nodes", {"name": node, "endpoint": s3_node.endpoint, "region": s3_node.region,
+                                      "access_key": s3_node.access_key, "secret_key": s3_node.secret_key})
+    admin_api.call("POST", "/roots", {"name": kept, "node": node, "bucket": bucket, "type": "private"})
+    admin_api.call("POST", "/roots", {"name": full, "node": node, "bucket": bucket, "prefix": "p/", "type": "private"})
+    admin_api.call("POST", "/workspaces", {"name": ws, "root": full})
+    try:
+        # A user who does not own the node sees its roots, without a Remove button (the Roots page is
+        # linked for administrators only; any user reaches it by its address).
+        user = make_person(stack, "olga")
+        user_page = _open(browser, stack)
+        _log_in(user_page, user.name, user.password)
+        user_page.evaluate("location.hash = '#/admin/roots'")
+        expect(user_page.get_by_role("cell", name=kept, exact=True)).to_be_visible()
+        expect(user_page.get_by_role("button", name=f"Remove root {kept}")).to_have_count(0)
+
+        page = _open(browser, stack)
+        asked: list[str] = []
+        page.on("dialog", lambda dialog: asked.append(dialog.message))   # _open's handler accepts it
+        _log_in(page, "admin", ADMIN_PASSWORD)
+        _nav(page, "Roots")
+        page.get_by_role("button", name=f"Remove root {full}").click()
+        expect(page.get_by_role("alert")).to_have_text(
+            f"The root was not removed: root '{full}' still holds 1 workspace; delete them first "
+            "(the bucket and its data stay on the node either way).")
+        assert asked == [f"Remove root {full}? wio forgets it; this is refused while it holds workspaces. "
+                         f"The bucket {bucket} and its data stay on {node}."]
+        expect(page.get_by_role("cell", name=full, exact=True)).to_be_visible()
+
+        page.get_by_role("button", name=f"Remove root {kept}").click()
+        expect(page.get_by_role("status")).to_have_text(f"Root {kept} removed; bucket {bucket} stays on {node}.")
+        expect(page.get_by_role("cell", name=kept, exact=True)).to_have_count(0)
+        assert kept not in {r["name"] for r in admin_api.call("GET", "/roots")["roots"]}
+
+        _nav(page, "Nodes")
+        page.get_by_role("button", name=f"Remove node {node}").click()
+        expect(page.get_by_role("status")).to_have_text(f"Node {node} removed; its data stays on the node.")
+        expect(page.get_by_role("cell", name=node, exact=True)).to_have_count(0)
+        assert asked[-1] == (f"Remove node {node}? wio forgets it, with its roots and every workspace on them (their "
+                             "shares go too, and wio stops serving them at once). The buckets and their data stay on "
+                             "the node.")
+        screenshot(page, "nodes-removed")
+        assert node not in {n["name"] for n in admin_api.call("GET", "/nodes")["nodes"]}
+        assert full not in {r["name"] for r in admin_api.call("GET", "/roots")["roots"]}
+        assert ws not in {w["name"] for w in admin_api.call("GET", "/workspaces")["workspaces"]}
+        direct = s3_client(s3_node.endpoint, {"access_key_id": s3_node.access_key,
+                                              "secret_access_key": s3_node.secret_key})
+        direct.head_bucket(Bucket=bucket)
+        assert page.csp_errors == [] and user_page.csp_errors == []
+    finally:
+        if node in {n["name"] for n in admin_api.call("GET", "/nodes")["nodes"]}:
+            admin_api.call("DELETE", f"/nodes/{node}")

@@ -55,7 +55,8 @@ def node_ls(state: CliState):
 def node_rm(state: CliState, name: str, yes: bool):
     """Forget a node, with its roots and their workspaces (the data on the node is left alone)."""
     if not yes:
-        click.confirm(f"Forget node '{name}' and every root and workspace on it?", abort=True, err=True)
+        click.confirm(f"Forget node '{name}' and every root and workspace on it? (the data stays on the node)",
+                      abort=True, err=True)
     state.client().call("DELETE", f"/nodes/{q(name)}")
     emit(state, {"deleted": name}, lambda d: click.echo(f"Removed node {name}."))
 
@@ -75,6 +76,7 @@ def root():
       wio root add lab-private --node nas1 --bucket wio --prefix private/ --type private
       wio root add archive --node nas1 --bucket archive --type unmanaged
       wio root ls
+      wio root rm archive --yes
     """
 
 
@@ -102,6 +104,19 @@ def root_ls(state: CliState):
     emit(state, {"roots": roots}, lambda d: print_table(d["roots"], [
         ("name", "name"), ("type", "type"), ("node", "node"), ("bucket", "bucket"), ("prefix", "prefix"),
         ("created", lambda r: short_time(r.get("created_at")))]))
+
+
+@root.command("rm")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+@pass_state
+def root_rm(state: CliState, name: str, yes: bool):
+    """Forget a root that holds no workspaces (the bucket and its data stay on the node)."""
+    if not yes:
+        click.confirm(f"Forget root '{name}'? (refused while it holds workspaces; its bucket stays on the node)",
+                      abort=True, err=True)
+    state.client().call("DELETE", f"/roots/{q(name)}")
+    emit(state, {"deleted": name}, lambda d: click.echo(f"Removed root {name}; its bucket and data stay on the node."))
 
 
 def register_commands(cli: click.Group) -> None:
