@@ -131,8 +131,13 @@ async def create_workspace(request: web.Request) -> web.Response:
         await _insert(session, ws)
         change.workspaces.add(name)
         change.users.add(user.username)
-    # A new (empty) workspace's usage is known: zero. Imported ones stay unknown until reconciled (quota.lua).
-    await request.app[REDIS].hset(f"wio:use:w:{name}", "known", "1")
+    # A new (empty) workspace's usage is known: zero. Imported ones stay unknown until reconciled (quota.lua),
+    # and so does one whose name still has counters or reservations of a deleted workspace: the usage
+    # keeper rebuilds it from the node (within USAGE_CHECK_SECONDS), correcting owner and root with it.
+    redis = request.app[REDIS]
+    left = await redis.hmget(f"wio:use:w:{name}", "bytes", "objects", "pbytes", "pobjects")
+    clean = not any(int(v or 0) for v in left) and not await redis.exists(f"wio:rsv:{name}")
+    await redis.hset(f"wio:use:w:{name}", "known", "1" if clean else "0")
     return web.json_response(workspace_json(ws, "admin"), status=201)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -17,6 +18,10 @@ MiB = 1024 * 1024
 
 def usage(person, ws) -> dict:
     return person.api.call("GET", f"/workspaces/{ws}/usage")
+
+
+def usage_of_user(person) -> int:
+    return person.api.call("GET", f"/users/{person.name}/usage")["bytes"]
 
 
 def code(exc_info) -> str:
@@ -138,3 +143,28 @@ def test_reconcile_picks_up_data_written_behind_wios_back(person, workspace, s3_
     assert (usage(person, workspace)["bytes"], usage(person, workspace)["objects"]) == (5107, 3)
     person.api.call("POST", f"/workspaces/{workspace}/usage/reconcile")   # idempotent: nothing counted twice
     assert usage(person, workspace)["bytes"] == 5107
+
+
+def test_a_workspace_made_again_under_a_deleted_ones_name_starts_from_what_its_node_holds(stack, person):
+    """Counters a deleted workspace left behind (drift, a lost settlement) are not inherited: the new
+    workspace's usage is rebuilt from the node, and its owner's with it."""
+    from redis import Redis
+    from admin_api.quotas import USAGE_CHECK_SECONDS
+    name = unique("again")
+    person.api.call("POST", "/workspaces", {"name": name})
+    redis = Redis.from_url(stack.settings.redis_url, decode_responses=True)
+    try:
+        for scope in (f"w:{name}", f"u:{person.name}"):
+            redis.hincrby(f"wio:use:{scope}", "bytes", 7000)   # drift the deleted workspace leaves behind
+        owner_before = usage_of_user(person)
+        person.api.call("DELETE", f"/workspaces/{name}")
+        person.api.call("POST", "/workspaces", {"name": name})
+        deadline = time.time() + 3 * USAGE_CHECK_SECONDS
+        while not usage(person, name).get("known") and time.time() < deadline:
+            time.sleep(0.5)
+        assert usage(person, name)["known"] and usage(person, name)["bytes"] == 0
+        assert usage_of_user(person) == owner_before - 7000
+        person.s3.put_object(Bucket=name, Key="k", Body=b"x" * 10)
+        assert usage(person, name)["bytes"] == 10
+    finally:
+        redis.close()
