@@ -100,10 +100,11 @@ def _not_utf8(text: str) -> bool:
 def check_encodings(params: list[tuple[str, str]], headers: list[tuple[str, str]]) -> None:
     """Refuse bytes that are not UTF-8 before anything reads them (the credential, uploadId, prefix …):
     they could reach neither Redis, nor the node, nor the audit trail."""
-    if any(_not_utf8(name) or _not_utf8(value) for name, value in params):
-        raise S3Error("InvalidURI", "Couldn't parse the specified URI: a query parameter is not valid UTF-8.")
+    for name, value in params:   # ASCII, the usual case, is decided without a call per part
+        if not (name.isascii() and value.isascii()) and (_not_utf8(name) or _not_utf8(value)):
+            raise S3Error("InvalidURI", "Couldn't parse the specified URI: a query parameter is not valid UTF-8.")
     for name, value in headers:
-        if _not_utf8(value):
+        if not value.isascii() and _not_utf8(value):
             raise S3Error("InvalidArgument", f"The {name} header is not valid UTF-8.")
 
 
