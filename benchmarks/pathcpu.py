@@ -10,7 +10,8 @@
   middlewares (the in-flight gauge, then the same per-request work), both calling a stub instead of
   ``s3_entry`` (authorization and the node are not what is compared); and the floor, aiohttp's low-level
   server calling the stub alone (no gauge, request id, accounting). Measured as the server process's
-  CPU (``/proc/PID/task/*/schedstat``, ns) per request, blocks alternating, minimum and median.
+  CPU (``/proc/PID/task/*/schedstat``, ns) per request, blocks alternating: minimum, median, and the
+  median of the differences between neighbouring blocks.
 
 CPU is this process's ``time.process_time()``, so another job on the machine slows it less than it
 slows wall-clock figures (it still shares caches and cores: the minimum over blocks is reported).
@@ -190,7 +191,7 @@ def _cpu_ns(pid: int) -> int:
     return total
 
 
-def frontdoor(requests: int = 1500, blocks: int = 9) -> dict[str, float]:
+def frontdoor(requests: int = 400, blocks: int = 31) -> dict[str, float]:
     import multiprocessing
     import socket
     import statistics
@@ -248,6 +249,11 @@ def frontdoor(requests: int = 1500, blocks: int = 9) -> dict[str, float]:
         server.join()
     out = {f"{name}_min": round(min(v), 1) for name, v in samples.items()}
     out.update({f"{name}_median": round(statistics.median(v), 1) for name, v in samples.items()})
+    # blocks alternate, so each pair ran under the same conditions: the robust figure is the paired difference
+    out["router_minus_front_door_us_median"] = round(statistics.median(
+        r - f for r, f in zip(samples["router_middlewares_us"], samples["front_door_us"], strict=True)), 1)
+    out["front_door_minus_bare_us_median"] = round(statistics.median(
+        f - b for f, b in zip(samples["front_door_us"], samples["bare_server_us"], strict=True)), 1)
     return out
 
 
