@@ -241,7 +241,9 @@ def front_door(app: web.Application) -> Callable[[web.BaseRequest], Awaitable[we
     match = app_match(app)
 
     async def serve(raw: web.BaseRequest) -> web.StreamResponse:
-        request = match.attach(raw)   # request.app, and the app's on_response_prepare (CORS headers)
+        # request.app; the app's on_response_prepare (its one receiver, proxy.cors, adds CORS headers to
+        # answers to a browser) only for requests with an Origin header
+        request = match.attach(raw, response_signals="Origin" in raw.headers)
         if request.headers.get("Expect"):
             await _expect(request)
         path = request.path

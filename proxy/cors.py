@@ -77,4 +77,4 @@ def install(app: web.Application, settings: Settings) -> None:
     front door (proxy.app) sends every OPTIONS to ``preflight``, whose ``fallback`` (the S3 entry)
     answers an OPTIONS that is no preflight."""
     app[ORIGIN] = console_origin(settings)
-    app.on_response_prepare.append(_response_headers)
+    app.on_response_prepare.append(_response_headers)   # sent for requests with an Origin header (proxy.app)

@@ -114,7 +114,7 @@ async def test_served_without_router_requests_know_their_app_and_its_signals():
     match = app_match(app)
 
     async def handle(raw: web.BaseRequest) -> web.StreamResponse:
-        request = match.attach(raw)
+        request = match.attach(raw, response_signals=raw.path != "/quiet")
         return web.Response(text=request.app[key])
 
     runner = web.AppRunner(app, access_log=None)
@@ -130,6 +130,8 @@ async def test_served_without_router_requests_know_their_app_and_its_signals():
                 async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
                     assert resp.status == 200 and await resp.text() == "value"
                     assert resp.headers["X-Prepared"] == "1"
+            async with session.get(f"http://127.0.0.1:{port}/quiet") as resp:   # the app, without its signals
+                assert resp.status == 200 and await resp.text() == "value" and "X-Prepared" not in resp.headers
         assert prepared == ["/a", "/b/c"]
     finally:
         await runner.cleanup()
