@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -74,7 +75,8 @@ def listing() -> dict[str, float]:
 
 
 def accounting() -> dict[str, float]:
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", "")
+    # multiprocess values, as in the proxy; their files in a temporary directory ("" put them in the cwd)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="wio-pathcpu-"))
     from aiohttp.test_utils import make_mocked_request
     from foundation.logs import configure_logging
     from proxy import accounting as acc
