@@ -121,12 +121,14 @@ def yappi_worker(settings, port: int, warmup: float, seconds: float, out: str, r
     import yappi
     from aiohttp import web
 
-    from proxy.app import create_app
+    from foundation.thirdparty import serve_without_router
+    from proxy.app import create_app, front_door
 
     async def main() -> None:
         app = create_app(settings.with_(proxy_port=port))
         runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
         await runner.setup()
+        serve_without_router(runner, front_door(app))   # as wio serve proxy
         await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
         ready.set()
         await asyncio.sleep(warmup)

@@ -1,7 +1,8 @@
 """``python -m benchmarks run``: every figure of docs/design.md "Targets", direct vs nginx vs wio, in one run.
 
 Each measurement runs once per path per round, the order of the paths rotating from round to round
-(direct, nginx, wio; then nginx, wio, direct; ...), and the median over rounds is reported with
+and reversed every other round (direct, nginx, wio; then direct, wio, nginx; then wio, direct, nginx;
+...), so that two neighbours do not always run in the same order, and the median over rounds is reported with
 every raw run kept in results.json. All paths address the same physical objects: the workspace's
 prefix on the node, reached directly, through nginx, or as the workspace through wio.
 """
@@ -167,6 +168,8 @@ class Runner:
         runs: dict[str, list[dict]] = {p: [] for p in paths}
         for r in range(self.plan.rounds):
             order = paths[r % len(paths):] + paths[:r % len(paths)]
+            if r % 2:   # a rotation alone keeps neighbours in one order (wio always ran just before wio-base)
+                order.reverse()
             for path in order:
                 runs[path].append(measure(self.targets[path]))
         return runs

@@ -43,6 +43,7 @@ STREAM_MAXLEN = 1_000_000
 
 log = logging.getLogger("foundation.events")
 _XADD_PREFIX: dict[str, bytes] = {}   # stream -> the XADD command up to its last argument, RESP-encoded
+_encode = json.JSONEncoder(default=str).encode   # what json.dumps(fields, default=str) builds on every call
 
 
 def entry_fields(fields: dict) -> dict[str, str]:
@@ -86,7 +87,7 @@ class EventSink:
         if prefix is None:
             empty_last = pack_command("XADD", stream, "MAXLEN", "~", STREAM_MAXLEN, "*", "e", "")
             prefix = _XADD_PREFIX[stream] = empty_last[:-len(b"$0\r\n\r\n")]
-        data = json.dumps(fields, default=str).encode()
+        data = _encode(fields).encode()
         self.queue.append(b"%b$%d\r\n%b\r\n" % (prefix, len(data), data))
         if not self._wake.is_set():
             self._wake.set()

@@ -9,7 +9,23 @@ import time
 __all__ = ["configure_logging", "flush_logs", "BufferedLogHandler"]
 
 
-class _JsonFormatter(logging.Formatter):
+class _Formatter(logging.Formatter):
+    """logging's Formatter, with the date and time of the default format made once per second: every
+    access-log line has one, and localtime() + strftime() were a good part of writing it."""
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None or self.datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, text = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        return self.default_msec_format % (text, record.msecs)
+
+
+class _JsonFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
                "message": record.getMessage()}
@@ -64,7 +80,7 @@ class BufferedLogHandler(logging.StreamHandler):
 def configure_logging(json_lines: bool, level: int = logging.INFO) -> None:
     # The access log is on the hot path: skip per-record thread/process lookups nobody reads.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    formatter = _JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    formatter = _JsonFormatter() if json_lines else _Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -32,8 +32,7 @@ def deny_reason(error: S3Error | None) -> str:
 
 
 def account(request: web.Request, sink: EventSink, status: int, error: S3Error | None, started: float) -> None:
-    if "tail" not in request.match_info:  # /_wio/health, /_wio/metrics: not S3 requests (create_app's routes)
-        return
+    """One finished S3 request (the front door, proxy.app, does not call it for /_wio/health and /_wio/metrics)."""
     call = request.get(CALL)
     now = time.time()
     duration = time.monotonic() - started

@@ -14,13 +14,12 @@ import logging
 import time
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from policy.decide import WorkspaceView, decide_object
 from policy.operations import Strategy
@@ -34,7 +33,7 @@ from proxy import cors
 from proxy.errors import S3Error, error_xml
 from proxy.handlers import HANDLERS
 from proxy.headers import parse_headers
-from proxy.metrics import in_flight_middleware
+from proxy.metrics import IN_FLIGHT
 from nodeclient.pool import NodeError
 from proxy.operations import STS, UNSUPPORTED, classify, is_sts
 from proxy.quota import Quotas
@@ -50,8 +49,9 @@ from foundation.events import EventSink
 from foundation.metrics import metrics_response
 from foundation.secrets import SecretBox
 from foundation.settings import Settings
+from foundation.thirdparty import app_match
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "front_door"]
 
 log = logging.getLogger("wio.proxy")
 # Request ids: a random per-process prefix and a counter (uuid4 costs a getrandom() call a request).
@@ -100,10 +100,11 @@ def _not_utf8(text: str) -> bool:
 def check_encodings(params: list[tuple[str, str]], headers: list[tuple[str, str]]) -> None:
     """Refuse bytes that are not UTF-8 before anything reads them (the credential, uploadId, prefix …):
     they could reach neither Redis, nor the node, nor the audit trail."""
-    if any(_not_utf8(name) or _not_utf8(value) for name, value in params):
-        raise S3Error("InvalidURI", "Couldn't parse the specified URI: a query parameter is not valid UTF-8.")
+    for name, value in params:   # ASCII, the usual case, is decided without a call per part
+        if not (name.isascii() and value.isascii()) and (_not_utf8(name) or _not_utf8(value)):
+            raise S3Error("InvalidURI", "Couldn't parse the specified URI: a query parameter is not valid UTF-8.")
     for name, value in headers:
-        if _not_utf8(value):
+        if not value.isascii() and _not_utf8(value):
             raise S3Error("InvalidArgument", f"The {name} header is not valid UTF-8.")
 
 
@@ -200,15 +201,66 @@ def _error_response(request: web.Request, exc: S3Error, request_id: str) -> web.
     return web.Response(status=exc.status, body=body, headers={"Content-Type": "application/xml", **exc.headers})
 
 
-@web.middleware
-async def s3_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _expect(request: web.Request) -> None:
+    """``Expect``, as aiohttp's application answers it before its handlers: ``100-continue`` on HTTP/1.1
+    sends the interim response, any other expectation is 417; HTTP/1.0 ignores the header."""
+    if request.version == aiohttp.HttpVersion11:
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {request.headers.get('Expect', '')}")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0   # the response proper has not started
+    await request.writer.drain()
+
+
+_HEALTH, _METRICS, _READ = "/_wio/health", "/_wio/metrics", frozenset({"GET", "HEAD"})
+
+
+def front_door(app: web.Application) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The proxy's one request handler, on aiohttp's low-level server (``wio.serve`` installs it with
+    ``foundation.thirdparty.serve_without_router``): what the router and the middleware chain did, in one
+    function. In order: ``Expect``; the paths the catch-all route did not match (404, as aiohttp);
+    the in-flight gauge; the request id; dispatch by exact path and method (health, metrics, the console's
+    CORS preflight, else S3: ``s3_entry``, i.e. ``authorize()`` then the operation's handler); any
+    failure as an S3 error document; the request id and service headers; accounting (S3 requests only)."""
+    match = app_match(app)
+
+    async def serve(raw: web.BaseRequest) -> web.StreamResponse:
+        # request.app; the app's on_response_prepare (its one receiver, proxy.cors, adds CORS headers to
+        # answers to a browser) only for requests with an Origin header
+        request = match.attach(raw, response_signals="Origin" in raw.headers)
+        if request.headers.get("Expect"):
+            await _expect(request)
+        path = request.path
+        if path[:1] != "/" or "\n" in path:   # what "/{tail:.*}" did not match
+            raise web.HTTPNotFound()
+        IN_FLIGHT.inc()
+        try:
+            return await _serve(request, path)
+        finally:
+            IN_FLIGHT.dec()
+
+    return serve
+
+
+async def _serve(request: web.Request, path: str) -> web.StreamResponse:
     prefix, counter = _request_ids[0]
     request_id = f"{prefix}{next(counter):08X}"
     request[REQUEST_ID] = request_id
     started = time.monotonic()
     error: S3Error | None = None
+    s3_request = True
+    response: web.StreamResponse
     try:
-        response = await handler(request)
+        if path == _HEALTH and request.method in _READ:
+            s3_request = False
+            response = await health(request)
+        elif path == _METRICS and request.method in _READ:
+            s3_request = False
+            response = await metrics_response(request)
+        elif request.method == "OPTIONS":
+            response = await cors.preflight(request, s3_entry)
+        else:
+            response = await s3_entry(request)
     except web.HTTPException:
         raise
     except NodeError as exc:
@@ -217,14 +269,16 @@ async def s3_error_middleware(request: web.Request, handler: Handler) -> web.Str
         log.info("node failed request_id=%s: %s", request_id, exc)
         error = S3Error("ServiceUnavailable", "The storage node failed during the request")
         if request.transport is None or request.transport.is_closing():
-            account(request, request.app[SINK], error.status, error, started)
+            if s3_request:
+                account(request, request.app[SINK], error.status, error, started)
             raise
     except (ConnectionError, aiohttp.ClientConnectionError, asyncio.CancelledError) as exc:
         # The client went away (reset, broken pipe; aiohttp may cancel the handler then): the request still leaves its one
         # access-log line and audit entry, with nginx's 499 "client closed request".
         log.info("connection failed request_id=%s: %r", request_id, exc)
-        account(request, request.app[SINK], CLIENT_CLOSED,
-                S3Error("ClientDisconnected", "The client closed the connection", status=CLIENT_CLOSED), started)
+        if s3_request:
+            account(request, request.app[SINK], CLIENT_CLOSED,
+                    S3Error("ClientDisconnected", "The client closed the connection", status=CLIENT_CLOSED), started)
         raise
     except S3Error as exc:
         error = exc
@@ -238,7 +292,8 @@ async def s3_error_middleware(request: web.Request, handler: Handler) -> web.Str
     if not response.prepared:
         response.headers["x-amz-request-id"] = request_id
         response.headers[WIO_SERVICE_HEADER] = "proxy"   # so a node registration pointing back at wio is refused
-    account(request, request.app[SINK], response.status, error, started)
+    if s3_request:
+        account(request, request.app[SINK], response.status, error, started)
     return response
 
 
@@ -268,12 +323,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[in_flight_middleware, s3_error_middleware], client_max_size=0)
+    """The proxy's application: its settings and resources (started and closed by the runner). It has no
+    routes and no middleware: it is served by ``front_door(app)`` (``wio serve proxy``)."""
+    app = web.Application(client_max_size=0)
     app[SETTINGS] = settings
     app[BOX] = SecretBox(settings.master_key)
     app.cleanup_ctx.append(_resources)
-    app.router.add_get("/_wio/health", health)
-    app.router.add_get("/_wio/metrics", metrics_response)
-    cors.install(app, settings, s3_entry)   # the console's presigned requests (proxy/cors.py); before "*"
-    app.router.add_route("*", "/{tail:.*}", s3_entry)
+    cors.install(app, settings)   # the console's presigned requests (proxy/cors.py)
     return app

@@ -17,7 +17,6 @@ stays unsupported (``PutBucketCors`` answers NotImplemented): wio owns it.
 """
 from __future__ import annotations
 
-import functools
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -26,7 +25,7 @@ from aiohttp.typedefs import Handler
 from foundation.settings import Settings
 from proxy.errors import S3Error
 
-__all__ = ["install", "console_origin"]
+__all__ = ["install", "console_origin", "preflight"]
 
 _METHODS = "GET, HEAD, PUT, POST, DELETE"
 _ALLOWED_METHODS = frozenset(_METHODS.split(", "))
@@ -46,7 +45,7 @@ def _presigned(request: web.Request) -> bool:
     return "X-Amz-Signature=" in request.query_string
 
 
-async def _preflight(request: web.Request, fallback: Handler) -> web.StreamResponse:
+async def preflight(request: web.Request, fallback: Handler) -> web.StreamResponse:
     if "Access-Control-Request-Method" not in request.headers:
         return await fallback(request)   # an OPTIONS that is no preflight: S3's answer, as before
     origin = request.headers.get("Origin", "")
@@ -72,10 +71,10 @@ async def _response_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.add("Vary", "Origin")
 
 
-def install(app: web.Application, settings: Settings, fallback: Handler) -> None:
-    """Answer the console's CORS. Called by proxy.app.create_app before it adds its catch-all route, so
-    the OPTIONS route comes first; ``fallback`` (the S3 entry) answers an OPTIONS that is no preflight.
-    A route, not a middleware: the other requests pay nothing but the header check below."""
+def install(app: web.Application, settings: Settings) -> None:
+    """Answer the console's CORS: the console's origin, and its headers on every response as it is prepared
+    (a signal, not a middleware: the other requests pay nothing but the header check above). The proxy's
+    front door (proxy.app) sends every OPTIONS to ``preflight``, whose ``fallback`` (the S3 entry)
+    answers an OPTIONS that is no preflight."""
     app[ORIGIN] = console_origin(settings)
-    app.router.add_route("OPTIONS", "/{tail:.*}", functools.partial(_preflight, fallback=fallback))
-    app.on_response_prepare.append(_response_headers)
+    app.on_response_prepare.append(_response_headers)   # sent for requests with an Origin header (proxy.app)

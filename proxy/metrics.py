@@ -23,7 +23,6 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import Counter, Gauge, Histogram
 
 from proxy.errors import S3Error
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from proxy.call import Call   # proxy.call -> proxy.authz -> proxy.metrics
 
 __all__ = ["REQUESTS", "REQUEST_SECONDS", "DECISIONS", "RECEIVED_BYTES", "SENT_BYTES", "BACKEND_SECONDS",
-           "BACKEND_ERRORS", "REDIS_SECONDS", "REDIS_ERRORS", "IN_FLIGHT", "in_flight_middleware",
+           "BACKEND_ERRORS", "REDIS_SECONDS", "REDIS_ERRORS", "IN_FLIGHT",
            "observe_request", "observe_backend", "backend_failed", "observe_redis", "redis_failed", "grant_kind"]
 
 REQUESTS = Counter("wio_requests_total", "S3 requests answered by the proxy, by S3 operation and HTTP status",
@@ -69,15 +68,6 @@ _decision_children: dict[tuple[str, str], Counter] = {}
 _bytes_children: dict[tuple[str, str], tuple[Counter, Counter]] = {}
 _backend_children: dict[str, Histogram] = {}
 _redis_children: dict[str, Histogram] = {}
-
-
-@web.middleware
-async def in_flight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    IN_FLIGHT.inc()
-    try:
-        return await handler(request)
-    finally:
-        IN_FLIGHT.dec()
 
 
 def grant_kind(label: str) -> str:

@@ -95,3 +95,43 @@ def test_prometheus_multiprocess_value_class_takes_our_process_identifier(tmp_pa
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_424242.db"]
+
+
+async def test_served_without_router_requests_know_their_app_and_its_signals():
+    """serve_without_router + app_match: the runner's server calls one handler (no router, no middleware),
+    and the request it gets answers request.app and fires the app's on_response_prepare, as a routed one."""
+    from foundation.thirdparty import app_match, serve_without_router
+
+    app = web.Application()
+    key = web.AppKey("key", str)
+    app[key] = "value"
+    prepared: list[str] = []
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        prepared.append(request.path)
+        response.headers["X-Prepared"] = "1"
+    app.on_response_prepare.append(on_prepare)
+    match = app_match(app)
+
+    async def handle(raw: web.BaseRequest) -> web.StreamResponse:
+        request = match.attach(raw, response_signals=raw.path != "/quiet")
+        return web.Response(text=request.app[key])
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    serve_without_router(runner, handle)
+    assert runner.server is not None and runner.server.request_handler is handle
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        async with ClientSession() as session:
+            for path in ("/a", "/b/c"):
+                async with session.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    assert resp.status == 200 and await resp.text() == "value"
+                    assert resp.headers["X-Prepared"] == "1"
+            async with session.get(f"http://127.0.0.1:{port}/quiet") as resp:   # the app, without its signals
+                assert resp.status == 200 and await resp.text() == "value" and "X-Prepared" not in resp.headers
+        assert prepared == ["/a", "/b/c"]
+    finally:
+        await runner.cleanup()

@@ -18,7 +18,8 @@ from aiohttp import web
 from foundation.logs import configure_logging, flush_logs
 from foundation.metrics import MetricsDir
 from foundation.settings import Settings
-from foundation.thirdparty import CountingRequestHandler, new_counting_handler, replace_protocol_factory
+from foundation.thirdparty import (CountingRequestHandler, new_counting_handler, replace_protocol_factory,
+                                   serve_without_router)
 
 __all__ = ["serve", "ssl_context"]
 
@@ -96,6 +97,9 @@ async def _serve_one(kind: str, settings: Settings, host: str, port: int, reuse_
                            keepalive_timeout=KEEPALIVE_TIMEOUT,
                            shutdown_timeout=shutdown_timeout, handler_cancellation=True)
     await runner.setup()
+    if kind == "proxy":   # S3 on aiohttp's low-level server: one handler, no router, no middleware chain
+        from proxy.app import front_door
+        serve_without_router(runner, front_door(app))
     # aiohttp has no header timeout of its own
     replace_protocol_factory(runner, lambda server: _SlowHeaderGuard(server, HEADER_TIMEOUT))
     try:
