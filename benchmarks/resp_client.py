@@ -2,7 +2,10 @@
 
 One process, uvloop, an embedded Valkey holding one key, one user and one workspace (as
 authorize.lua reads them). ``--concurrency`` tasks each run EVALSHA of authorize.lua back to back;
-reports calls/s and this process's CPU time per call (what the proxy pays; Valkey's own CPU excluded).
+reports calls/s and this process's CPU time per call (what the proxy pays). With the embedded Valkey,
+also Valkey's own CPU per call (from /proc), for the script and for a bare PING: what one round trip
+costs the server whatever the script does (on this VM mostly the socket system calls, so it falls when
+concurrent calls share a read).
 
     python -m benchmarks.resp_client --calls 20000 --concurrency 1 16 64
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +44,23 @@ async def fill(url: str) -> None:
     await redis.aclose()
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def server_cpu(call, calls: int, concurrency: int, pid: int) -> float:
+    """Valkey's CPU microseconds per ``call()`` at ``concurrency``."""
+    async def worker() -> None:
+        for _ in range(calls // concurrency):
+            await call()
+    before = _cpu_seconds(pid)
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (_cpu_seconds(pid) - before) / (calls // concurrency * concurrency) * 1e6
+
+
 async def measure(script, calls: int, concurrency: int) -> tuple[float, float]:
     per_task = calls // concurrency
 
@@ -54,7 +75,7 @@ async def measure(script, calls: int, concurrency: int) -> tuple[float, float]:
     return done / wall, cpu / done * 1e6
 
 
-async def run(url: str, calls: int, levels: list[int], rounds: int) -> list[dict]:
+async def run(url: str, calls: int, levels: list[int], rounds: int, valkey_pid: int | None = None) -> list[dict]:
     await fill(url)
     rp = Redis.from_url(url, decode_responses=True)
     lean = RespClient(url)
@@ -72,10 +93,16 @@ async def run(url: str, calls: int, levels: list[int], rounds: int) -> list[dict
         row = {"concurrency": concurrency, "redis_py_calls_s": round(r_rate), "redis_py_cpu_us": round(r_cpu, 1),
                "resp_calls_s": round(l_rate), "resp_cpu_us": round(l_cpu, 1),
                "cpu_saved": f"{(1 - l_cpu / r_cpu) * 100:.0f}%", "throughput_x": round(l_rate / r_rate, 2)}
+        if valkey_pid is not None:
+            row["valkey_us_per_script"] = round(await server_cpu(lambda: b(args=ARGS), calls, concurrency,
+                                                                 valkey_pid), 1)
+            row["valkey_us_per_ping"] = round(await server_cpu(lean.ping, calls, concurrency, valkey_pid), 1)
         out.append(row)
         print(f"concurrency {concurrency:>3}: redis-py {r_rate:>8.0f} calls/s {r_cpu:6.1f} us CPU/call | "
               f"foundation.resp {l_rate:>8.0f} calls/s {l_cpu:6.1f} us CPU/call | "
-              f"CPU -{row['cpu_saved']}, throughput x{row['throughput_x']}")
+              f"CPU -{row['cpu_saved']}, throughput x{row['throughput_x']}"
+              + (f" | Valkey {row['valkey_us_per_script']} us/script, {row['valkey_us_per_ping']} us/PING"
+                 if valkey_pid is not None else ""))
     await rp.aclose()
     await lean.close()
     return out
@@ -93,7 +120,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         valkey = start_valkey(Path(tmp), persist=False)
         try:
-            return uvloop.run(run(valkey.url, args.calls, args.concurrency, args.rounds))
+            return uvloop.run(run(valkey.url, args.calls, args.concurrency, args.rounds, valkey.pid))
         finally:
             valkey.stop()
 
