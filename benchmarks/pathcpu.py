@@ -74,19 +74,27 @@ def listing() -> dict[str, float]:
                   "text_url_us": lambda: _stream_listing(body, url, False)}, repeat=5)
 
 
-def accounting() -> dict[str, float]:
-    # multiprocess values, as in the proxy; their files in a temporary directory ("" put them in the cwd)
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="wio-pathcpu-"))
-    from aiohttp.test_utils import make_mocked_request
+class _NullSink:
+    """An event sink that drops what it is given (accounting's audit entries and index events)."""
+
+    def emit(self, stream: str, fields: dict) -> None:
+        pass
+
+
+def _quiet_logging() -> None:
+    """The proxy's logging set up as in production, the access log written to /dev/null."""
     from foundation.logs import configure_logging
-    from proxy import accounting as acc
     configure_logging(False)
     for handler in logging.getLogger("wio.access").handlers:
         handler.stream = open(os.devnull, "w")   # type: ignore[attr-defined]
 
-    class Sink:
-        def emit(self, stream: str, fields: dict) -> None:
-            pass
+
+def accounting() -> dict[str, float]:
+    # multiprocess values, as in the proxy; their files in a temporary directory ("" put them in the cwd)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="wio-pathcpu-"))
+    from aiohttp.test_utils import make_mocked_request
+    from proxy import accounting as acc
+    _quiet_logging()
 
     class Caller:
         user, access_key_id = "alice", "WIOKEY"
@@ -101,7 +109,7 @@ def accounting() -> dict[str, float]:
     request = make_mocked_request("GET", "/ws/small/obj-1", headers={"User-Agent": "bench"},
                                   match_info={"tail": "small/obj-1"})   # routed as an S3 request
     request["call"], request["request_id"] = Call(), "r1"
-    sink = Sink()
+    sink = _NullSink()
     return _best({"account_us": lambda: acc.account(request, sink, 200, None, time.monotonic())},  # type: ignore[arg-type]
                  repeat=2000)
 
@@ -118,20 +126,13 @@ def _frontdoor_server(ports: list[int], ready: Any) -> None:
     import uvloop
     from aiohttp import web
 
-    from foundation.logs import configure_logging
     from foundation.settings import Settings
     from foundation.thirdparty import serve_without_router
     from proxy import app as front, cors
     from proxy.metrics import IN_FLIGHT
     from proxy.resources import SINK
 
-    configure_logging(False)
-    for handler in logging.getLogger("wio.access").handlers:
-        handler.stream = open(os.devnull, "w")   # type: ignore[attr-defined]
-
-    class Sink:
-        def emit(self, stream: str, fields: dict) -> None:
-            pass
+    _quiet_logging()
 
     async def stub(request: web.Request) -> web.StreamResponse:
         return web.Response(body=_FRONTDOOR_BODY, headers={"ETag": '"0123456789abcdef0123456789abcdef"',
@@ -143,7 +144,7 @@ def _frontdoor_server(ports: list[int], ready: Any) -> None:
 
     def application(middlewares: list) -> web.Application:
         app = web.Application(middlewares=middlewares, client_max_size=0)
-        app[SINK] = Sink()   # type: ignore[assignment]
+        app[SINK] = _NullSink()   # type: ignore[assignment]
         cors.install(app, settings)
         return app
 

@@ -54,11 +54,17 @@ def node_ls(state: CliState):
 @pass_state
 def node_rm(state: CliState, name: str, yes: bool):
     """Forget a node, with its roots and their workspaces (the data on the node is left alone)."""
+    _remove(state, f"/nodes/{q(name)}", name, yes,
+            f"Forget node '{name}' and every root and workspace on it? (the data stays on the node)",
+            f"Removed node {name}.")
+
+
+def _remove(state: CliState, path: str, name: str, yes: bool, question: str, done: str) -> None:
+    """DELETE ``path`` once confirmed (or ``--yes``); ``done`` is what to say after."""
     if not yes:
-        click.confirm(f"Forget node '{name}' and every root and workspace on it? (the data stays on the node)",
-                      abort=True, err=True)
-    state.client().call("DELETE", f"/nodes/{q(name)}")
-    emit(state, {"deleted": name}, lambda d: click.echo(f"Removed node {name}."))
+        click.confirm(question, abort=True, err=True)
+    state.client().call("DELETE", path)
+    emit(state, {"deleted": name}, lambda d: click.echo(done))
 
 
 @click.group(cls=WioGroup)
@@ -112,11 +118,9 @@ def root_ls(state: CliState):
 @pass_state
 def root_rm(state: CliState, name: str, yes: bool):
     """Forget a root that holds no workspaces (the bucket and its data stay on the node)."""
-    if not yes:
-        click.confirm(f"Forget root '{name}'? (refused while it holds workspaces; its bucket stays on the node)",
-                      abort=True, err=True)
-    state.client().call("DELETE", f"/roots/{q(name)}")
-    emit(state, {"deleted": name}, lambda d: click.echo(f"Removed root {name}; its bucket and data stay on the node."))
+    _remove(state, f"/roots/{q(name)}", name, yes,
+            f"Forget root '{name}'? (refused while it holds workspaces; its bucket stays on the node)",
+            f"Removed root {name}; its bucket and data stay on the node.")
 
 
 def register_commands(cli: click.Group) -> None:
