@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import func, select
 
-from admin_api.context import (BOX, NODE_HTTP, SETTINGS, caller, field, find, insert_unique, iso, json_body, manages,
+from admin_api.context import (BOX, NODE_HTTP, REDIS, SETTINGS, caller, field, find, insert_unique, iso, json_body, manages,
                                mutation, read_session)
 from admin_api.errors import ApiError
+from admin_api.usage import forget_usage
 from admin_api.workspaces import node_client
 from policy.models import ROOT_TYPES, Node, Root, Share, Workspace
 from policy.names import bucket_name_error, infra_name_error
@@ -105,7 +106,9 @@ async def delete_node(request: web.Request) -> web.Response:
         change.groups.update(s.group.name for s in shares if s.group is not None)
         change.roots.update(roots)
         change.nodes.add(node.name)
+        forgotten = [(ws.name, ws.owner.username, ws.root.name) for ws in workspaces]
         await session.delete(node)
+    await forget_usage(request.app[REDIS], forgotten)
     return web.Response(status=204)
 
 

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from redis.asyncio import Redis
 
 from nodeclient.client import NodeClient
 from policy.scripts import lua
 
-__all__ = ["rebuild_usage", "RECONCILE_DRAIN"]
+__all__ = ["rebuild_usage", "forget_usage", "RECONCILE_DRAIN"]
 
 RECONCILE_DRAIN = 10.0   # seconds a rebuild waits for the workspace's writes in flight to settle
 _LEDGER = lua("quota.lua")
+log = logging.getLogger("wio.api")
 
 
 async def rebuild_usage(redis: Redis, client: NodeClient, bucket: str, prefix: str,
@@ -34,3 +36,16 @@ async def rebuild_usage(redis: Redis, client: NodeClient, bucket: str, prefix: s
     total_bytes, total_objects = await client.count_prefix(bucket, prefix)
     corrected = [int(v) for v in await ledger(args=["reconcile", *scope, total_bytes, total_objects])]
     return total_bytes, total_objects, corrected
+
+
+async def forget_usage(redis: Redis, workspaces: list[tuple[str, str, str]]) -> None:
+    """Deleted workspaces (name, owner, root): what their counters held leaves their owners' and roots'
+    usage, and their usage, reservations and uploads are forgotten (policy/quota.lua ``forget``), so a
+    workspace made again under a name starts clean. Best effort, after the deletion committed: if Redis
+    fails here, the new workspace's usage starts unknown and is rebuilt from the node (workspaces.py)."""
+    ledger = redis.register_script(_LEDGER)
+    for scope in workspaces:
+        try:
+            await ledger(args=["forget", *scope])
+        except Exception as exc:  # noqa: BLE001 - logged; creation checks for leftovers
+            log.warning("usage of deleted workspace %s not forgotten: %s", scope[0], exc)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from admin_api.context import (BOX, NODE_HTTP, REDIS, SETTINGS, caller, field, find, insert_unique, iso, json_body,
                                manages, mutation, parse_time, read_session)
 from admin_api.errors import ApiError
-from admin_api.usage import rebuild_usage
+from admin_api.usage import forget_usage, rebuild_usage
 from policy.decide import LEVELS, decide_object
 from policy.models import Group, Root, Share, User, Workspace
 from policy.names import workspace_name_error
@@ -243,7 +243,9 @@ async def delete_workspace(request: web.Request) -> web.Response:
         change.groups.update(s.group.name for s in grantees if s.group is not None)
         change.users.add(ws.owner.username)
         change.workspaces.add(ws.name)
+        forgotten = [(ws.name, ws.owner.username, ws.root.name)]
         await session.delete(ws)
+    await forget_usage(request.app[REDIS], forgotten)
     return web.Response(status=204)
 
 

@@ -42,6 +42,9 @@
 -- finish:  ARGV[5] = upload id, ARGV[6] = key, ARGV[7] = seconds to remember a completed upload (0: aborted).
 --          Forgets the upload and gives its parts back -> bytes given
 -- unknown: marks the workspace's usage unknown (a rebuild starts) -> reservations still in flight
+-- forget:  a deleted workspace: its counters leave its owner's and root's, and its usage, reservations and
+--          uploads are forgotten, so that a workspace made again under the name starts clean
+--          -> what it held {bytes, objects, pbytes, pobjects}
 -- reconcile: ARGV[5], ARGV[6] = bytes/objects the node holds under the workspace's prefix. Drops reservations
 --          past their deadline and uploads that expired, recomputes pending usage from the records that
 --          remain, sets committed usage to the node's, marks usage known
@@ -158,6 +161,24 @@ if action == 'completed' then
   return owns('wio:mpu-done:' .. ARGV[5], ARGV[6]) and 1 or 0
 end
 
+if action == 'forget' then
+  local use = redis.call('HMGET', usage[1], 'bytes', 'objects', 'pbytes', 'pobjects')
+  local fields = {'bytes', 'objects', 'pbytes', 'pobjects'}
+  local held = {}
+  for f = 1, 4 do
+    held[f] = tonumber(use[f]) or 0
+    if held[f] ~= 0 then
+      for i = 2, 3 do   -- (a scope removed with its root or user is not brought back, below zero)
+        if redis.call('EXISTS', usage[i]) == 1 then redis.call('HINCRBY', usage[i], fields[f], 0 - held[f]) end
+      end
+    end
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', uploads)) do
+    if redis.call('HGET', 'wio:mpu:' .. id, 'ws') == ws then redis.call('DEL', 'wio:mpu:' .. id) end
+  end
+  redis.call('DEL', usage[1], reservations, uploads)
+  return held
+end
 if action == 'unknown' then
   redis.call('HSET', usage[1], 'known', '0')
   local live, now = redis.call('HGETALL', reservations), now_ms()

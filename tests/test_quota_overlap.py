@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
+from redis import Redis
 
 from tests.test_quota_hostile import assert_exact, error_code, usage
 from tools.hostile import Target, _parse_responses, _req
@@ -51,6 +52,24 @@ class OpenPut:
 
 
 @pytest.fixture
+def group(stack, workspace):
+    """``group(key, **fields)``: wait until the key group of ``key`` has those fields (``n``: writers that
+    joined, ``state``, ``wanted``), so a test goes on only once the proxy is where it means it to be."""
+    redis = Redis.from_url(stack.settings.redis_url, decode_responses=True)
+
+    def wait(key: str, **fields: str) -> None:
+        deadline = time.monotonic() + 15
+        while True:
+            found = redis.hgetall(f"wio:lk:{workspace}/{key}") if redis.type(f"wio:lk:{workspace}/{key}") == "hash" else {}
+            if all(found.get(name) == value for name, value in fields.items()):
+                return
+            assert time.monotonic() < deadline, f"key group of {key}: {found}, waiting for {fields}"
+            time.sleep(0.02)
+    yield wait
+    redis.close()
+
+
+@pytest.fixture
 def target(stack, person, workspace) -> Target:
     url = urlsplit(stack.s3_url)
     return Target(url.hostname, url.port, person.key["access_key_id"], person.key["secret_access_key"])
@@ -60,13 +79,14 @@ def content(person, workspace, key) -> bytes:
     return person.s3.get_object(Bucket=workspace, Key=key)["Body"].read()
 
 
-def test_a_put_started_inside_another_puts_body_succeeds_and_both_are_counted_once(person, workspace, target):
+def test_a_put_started_inside_another_puts_body_succeeds_and_both_are_counted_once(person, workspace, target,
+                                                                                   group):
     """s3-tests' dual write: B's body is half sent when A is written whole; B ends last and wins."""
     person.s3.put_object(Bucket=workspace, Key="keep", Body=b"k" * 5000)
     person.s3.put_object(Bucket=workspace, Key="dual", Body=b"")
     b = OpenPut(target, f"/{workspace}/dual", b"B" * (4 * MiB))
     b.send(2 * MiB)
-    time.sleep(0.2)   # B's writer formed the key's group and streams to the node
+    group("dual", state="open")   # B's writer formed the key's group and streams to the node
     person.s3.put_object(Bucket=workspace, Key="dual", Body=b"A" * (4 * MiB))   # did not wait for B (no 409)
     assert usage(person, workspace)["pending_bytes"] == 8 * MiB   # both held until the group empties
     assert b.finish() == 200
@@ -76,14 +96,14 @@ def test_a_put_started_inside_another_puts_body_succeeds_and_both_are_counted_on
     assert (u["bytes"], u["objects"]) == (5000 + 4 * MiB, 2)
 
 
-def test_the_last_write_to_land_is_counted_whichever_writer_leaves_last(person, workspace, target):
+def test_the_last_write_to_land_is_counted_whichever_writer_leaves_last(person, workspace, target, group):
     """The group's first writer ends first, a small later one lands last: usage follows the node."""
     b = OpenPut(target, f"/{workspace}/k", b"B" * (3 * MiB))   # a new key: the group may create one object
     b.send(MiB)
-    time.sleep(0.2)
+    group("k", state="open")
     c = OpenPut(target, f"/{workspace}/k", b"C" * (2 * MiB))
     c.send(MiB)
-    time.sleep(0.2)
+    group("k", n="2")
     assert b.finish() == 200
     assert usage(person, workspace)["bytes"] == 0   # c is still in the group: nothing settled yet
     assert c.finish() == 200
@@ -91,13 +111,13 @@ def test_the_last_write_to_land_is_counted_whichever_writer_leaves_last(person, 
     assert_exact(person, workspace)
 
 
-def test_overlapping_writers_cannot_exceed_the_quota(person, workspace, target):
+def test_overlapping_writers_cannot_exceed_the_quota(person, workspace, target, group):
     """Every writer in a group holds its whole size: the node can hold any of them, never more than the quota."""
     person.api.call("PUT", f"/workspaces/{workspace}/quota", {"max_bytes": 5 * MiB})
     person.s3.put_object(Bucket=workspace, Key="k", Body=b"o" * (2 * MiB))
     b = OpenPut(target, f"/{workspace}/k", b"B" * (2 * MiB))
     b.send(MiB)
-    time.sleep(0.2)
+    group("k", state="open")
     with pytest.raises(ClientError) as exc:   # 2 stored + 2 held by b + 2 more > 5
         person.s3.put_object(Bucket=workspace, Key="k", Body=b"A" * (2 * MiB))
     assert error_code(exc) == "QuotaExceeded"
@@ -107,32 +127,32 @@ def test_overlapping_writers_cannot_exceed_the_quota(person, workspace, target):
     assert usage(person, workspace)["bytes"] == 2 * MiB
 
 
-def test_a_writer_that_hangs_up_inside_a_group_changes_nothing(person, workspace, target):
+def test_a_writer_that_hangs_up_inside_a_group_changes_nothing(person, workspace, target, group):
     person.s3.put_object(Bucket=workspace, Key="k", Body=b"o" * 1000)
     b = OpenPut(target, f"/{workspace}/k", b"B" * (3 * MiB))
     b.send(MiB)
-    time.sleep(0.2)
+    group("k", state="open")
     cut = OpenPut(target, f"/{workspace}/k", b"X" * (3 * MiB))
     cut.send(MiB)
-    time.sleep(0.2)
+    group("k", n="2")
     cut.hang_up()
-    time.sleep(0.5)
+    group("k", live="1")   # the cut writer left the group
     assert b.finish() == 200
     assert content(person, workspace, "k") == b"B" * (3 * MiB)
     assert_exact(person, workspace)
 
 
-def test_a_delete_waits_for_the_group_and_later_writers_wait_for_the_delete(person, workspace, target):
+def test_a_delete_waits_for_the_group_and_later_writers_wait_for_the_delete(person, workspace, target, group):
     """A delete (an exclusive locker) is not starved by writers that keep joining: once it waits, nobody joins."""
     person.s3.put_object(Bucket=workspace, Key="k", Body=b"o" * 1000)
     b = OpenPut(target, f"/{workspace}/k", b"B" * (2 * MiB))
     b.send(MiB)
-    time.sleep(0.2)
+    group("k", state="open")
     with ThreadPoolExecutor(2) as pool:
         deleting = pool.submit(person.s3.delete_object, Bucket=workspace, Key="k")
-        time.sleep(0.3)
+        group("k", wanted="1")
         writing = pool.submit(person.s3.put_object, Bucket=workspace, Key="k", Body=b"W" * 100)
-        time.sleep(0.3)
+        time.sleep(0.5)
         assert not deleting.done() and not writing.done()
         assert b.finish() == 200
         deleting.result(timeout=10)
@@ -166,5 +186,7 @@ def test_many_overlapping_writers_hangups_and_deletes_of_one_key_end_exact(perso
 
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(one, range(60)))
-    time.sleep(1)
+    deadline = time.monotonic() + 15   # writers that hung up are still being seen through by the proxy
+    while usage(person, workspace)["pending_bytes"] and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert_exact(person, workspace)
