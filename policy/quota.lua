@@ -221,12 +221,17 @@ end
 
 if action == 'leave' then
   local group, token = ARGV[5], ARGV[6]
-  if redis.call('TYPE', group)['ok'] ~= 'hash' then
-    -- the group expired under the writer (its renewals failed): what it did is not known here
-    if take(token) then redis.call('HSET', usage[1], 'known', '0') end
+  if redis.call('TYPE', group)['ok'] ~= 'hash' or redis.call('HDEL', group, 'm:' .. token) == 0 then
+    -- not a member any more: its group expired under it (renewals failed), perhaps formed again by others;
+    -- what it did is not known here: its reservation is given back and usage rebuilt from the node
+    local rb, ro = take(token)
+    if rb then
+      change('pbytes', 0 - rb)
+      change('pobjects', 0 - ro)
+      redis.call('HSET', usage[1], 'known', '0')
+    end
     return {'done'}
   end
-  redis.call('HDEL', group, 'm:' .. token)
   if redis.call('HINCRBY', group, 'live', -1) > 0 then return {'held'} end
   if redis.call('HGET', group, 'n') ~= '1' then
     redis.call('HSET', group, 'state', 'closing')
@@ -279,8 +284,8 @@ if action == 'reserve' then
     return {0, 'unknown'}
   end
   local group = ARGV[9]
-  if group and redis.call('TYPE', group)['ok'] ~= 'hash' then
-    return {0, 'lost'}
+  if group and (redis.call('TYPE', group)['ok'] ~= 'hash' or redis.call('HEXISTS', group, 'm:' .. ARGV[7]) == 0) then
+    return {0, 'lost'}   -- its key group expired under it (and may have been formed again by others)
   end
   for i = 1, 3 do
     local lim = redis.call('HMGET', limits[i], 'qb', 'qo')

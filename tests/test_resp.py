@@ -369,6 +369,33 @@ async def test_a_key_group_takes_at_most_sixteen_writers_then_drains(client, mon
         assert again.leads
 
 
+async def test_a_writer_whose_group_expired_leaves_without_touching_the_next_group(client, monkeypatch):
+    """Renewals failed for 30 s: the group expired and another writer formed a new one under the same name.
+    The stale writer gives its reservation back and makes usage unknown; the new group is not corrupted."""
+    quotas, ws = await _known_workspace(client, monkeypatch, "stale-ws")
+
+    async def none() -> None:
+        return None
+
+    async with quotas.writing(ws, "s", none) as a:
+        await quotas.reserve_write(a, 10, old=None)
+        await client.execute("DEL", "wio:lk:stale-ws/s")   # expired
+        async with quotas.writing(ws, "s", none) as b:
+            assert b.leads
+            await quotas.reserve_write(b, 5, old=None)
+            with pytest.raises(S3Error) as err:   # the stale writer cannot reserve into the new group
+                await quotas.reserve_write(a, 1)
+            assert err.value.code == "OperationAborted"
+            a.length, a.stored = 10, True
+            b.length, b.stored = 5, True
+            await quotas._leave(a, none)   # a leaves first (what its context would do on the way out) ...
+            assert await client.execute("HGET", "wio:lk:stale-ws/s", "live") == "1"   # ... b's group intact
+            a.stored = False
+    use = await _usage(client, "stale-ws")
+    assert (use["known"], use["bytes"], use["objects"], use["pbytes"], use["pobjects"]) == ("0", "5", "1", "0", "0")
+    assert await client.execute("EXISTS", "wio:lk:stale-ws/s", "wio:rsv:stale-ws") == 0
+
+
 async def test_a_shared_group_whose_final_size_cannot_be_read_makes_usage_unknown(client, monkeypatch):
     quotas, ws = await _known_workspace(client, monkeypatch, "lost-ws")
 
