@@ -80,7 +80,9 @@ _PLAIN_OBJECT = {method: late.fallback[-1] for method, (_, late) in _OBJECT_ROWS
 _plain_object = _PLAIN_OBJECT.get
 _GET_PLAIN, _PUT_PLAIN = _PLAIN_OBJECT["GET"], _PLAIN_OBJECT["PUT"]
 _COPY_PLAIN = next(op for op in OPERATIONS if op.scope is Scope.OBJECT and op.query is None and op.header == _COPY)
-BUCKET_VIEWS = {op.query: op for op in OPERATIONS if op.scope is Scope.BUCKET and op.before_refusals and op.query}
+# wio's own answers to bucket configuration (read-only views, a canned ACL), before unsupported ones are refused
+# (a tuple: GetBucketAcl and PutBucketAcl share their subresource, so a dict by subresource lost one of them)
+BUCKET_VIEWS = tuple(op for op in OPERATIONS if op.scope is Scope.BUCKET and op.before_refusals and op.query)
 
 
 def _alone(name: str, query: Mapping[str, str]) -> bool:

@@ -61,8 +61,9 @@ def test_sts_is_recognised_on_the_root_path_only():
 
 
 def test_views_come_before_the_configuration_refusal():
-    assert set(BUCKET_VIEWS) == {"acl", "policyStatus", "policy", "cors", "lifecycle", "tagging", "website",
-                                 "replication", "object-lock"}
+    assert {op.query for op in BUCKET_VIEWS} == {"acl", "policyStatus", "policy", "cors", "lifecycle", "tagging",
+                                                 "website", "replication", "object-lock"}
+    assert {"GetBucketAcl", "PutBucketAcl"} <= {op.name for op in BUCKET_VIEWS}   # one subresource, two views
     with pytest.raises(S3Error) as caught:
         classify("PUT", "b", None, {"cors": ""}, {})
     assert caught.value.code == "NotImplemented"

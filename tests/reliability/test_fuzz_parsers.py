@@ -46,6 +46,7 @@ header_maps = st.dictionaries(st.sampled_from(["content-type", "x-amz-copy-sourc
 @FUZZ
 @given(methods, st.one_of(st.none(), st.text(max_size=10)), st.one_of(st.none(), st.text(max_size=10)),
        queries, header_maps)
+@example("GET", "", None, {"uploads": "", "acl": ""}, {})   # found by a CI run: GetBucketAcl was missing from the views
 def test_classify_returns_an_operation_or_an_s3_error(method, bucket, key, query, headers):
     try:
         op = classify(method, bucket, key, query, headers)
@@ -60,7 +61,7 @@ def test_classify_returns_an_operation_or_an_s3_error(method, bucket, key, query
         if method == "PUT":
             assert "acl" in query and op.name == "PutBucketAcl"
         else:
-            assert method == "GET" and op.name in {view.name for view in BUCKET_VIEWS.values()}
+            assert method == "GET" and op.name in {view.name for view in BUCKET_VIEWS}
 
 
 def _no_escape(key: str) -> None:
