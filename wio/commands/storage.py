@@ -48,23 +48,23 @@ def node_ls(state: CliState):
         ("created", lambda n: short_time(n.get("created_at")))]))
 
 
-@node.command("rm")
-@click.argument("name")
-@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
-@pass_state
-def node_rm(state: CliState, name: str, yes: bool):
-    """Forget a node, with its roots and their workspaces (the data on the node is left alone)."""
-    _remove(state, f"/nodes/{q(name)}", name, yes,
-            f"Forget node '{name}' and every root and workspace on it? (the data stays on the node)",
-            f"Removed node {name}.")
+def _rm_command(group: click.Group, collection: str, help_text: str, question: str, done: str) -> None:
+    """``wio <group> rm NAME [--yes]``: DELETE /{collection}/NAME once confirmed; ``question`` and ``done``
+    are formatted with the name."""
+    @group.command("rm", help=help_text)
+    @click.argument("name")
+    @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+    @pass_state
+    def rm(state: CliState, name: str, yes: bool) -> None:
+        if not yes:
+            click.confirm(question.format(name=name), abort=True, err=True)
+        state.client().call("DELETE", f"/{collection}/{q(name)}")
+        emit(state, {"deleted": name}, lambda d: click.echo(done.format(name=name)))
 
 
-def _remove(state: CliState, path: str, name: str, yes: bool, question: str, done: str) -> None:
-    """DELETE ``path`` once confirmed (or ``--yes``); ``done`` is what to say after."""
-    if not yes:
-        click.confirm(question, abort=True, err=True)
-    state.client().call("DELETE", path)
-    emit(state, {"deleted": name}, lambda d: click.echo(done))
+_rm_command(node, "nodes", "Forget a node, with its roots and their workspaces (the data on the node is left alone).",
+            "Forget node '{name}' and every root and workspace on it? (the data stays on the node)",
+            "Removed node {name}.")
 
 
 @click.group(cls=WioGroup)
@@ -112,15 +112,9 @@ def root_ls(state: CliState):
         ("created", lambda r: short_time(r.get("created_at")))]))
 
 
-@root.command("rm")
-@click.argument("name")
-@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
-@pass_state
-def root_rm(state: CliState, name: str, yes: bool):
-    """Forget a root that holds no workspaces (the bucket and its data stay on the node)."""
-    _remove(state, f"/roots/{q(name)}", name, yes,
-            f"Forget root '{name}'? (refused while it holds workspaces; its bucket stays on the node)",
-            f"Removed root {name}; its bucket and data stay on the node.")
+_rm_command(root, "roots", "Forget a root that holds no workspaces (the bucket and its data stay on the node).",
+            "Forget root '{name}'? (refused while it holds workspaces; its bucket stays on the node)",
+            "Removed root {name}; its bucket and data stay on the node.")
 
 
 def register_commands(cli: click.Group) -> None:
