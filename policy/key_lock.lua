@@ -16,7 +16,7 @@
 -- ARGV[1] = action: "acquire" | "join" | "renew" | "release"; ARGV[2] = token; ARGV[3] = ttl in milliseconds;
 -- ARGV[4..] = lock names (join: exactly one).
 -- acquire -> 1 when every lock was free and is now taken, else 0 (none taken; a group asked for is marked wanted)
--- join    -> {1} (formed: the caller reads the old size), {2} (joined an open group) or {0} (wait and retry)
+-- join    -> 1 (formed: the caller reads the old size), 2 (joined an open group) or 0 (wait and retry)
 local action, token, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local MAX_WRITERS = 16
 
@@ -39,16 +39,16 @@ if action == 'join' then
   if redis.call('EXISTS', name) == 0 then
     redis.call('HSET', name, 'state', 'forming', 'n', 1, 'live', 1, 'm:' .. token, 1)
     redis.call('PEXPIRE', name, ttl)
-    return {1}
+    return 1
   end
-  if not is_group(name) then return {0} end
+  if not is_group(name) then return 0 end
   local g = redis.call('HMGET', name, 'state', 'wanted', 'n')
-  if g[1] ~= 'open' or g[2] or tonumber(g[3]) >= MAX_WRITERS then return {0} end
+  if g[1] ~= 'open' or g[2] or tonumber(g[3]) >= MAX_WRITERS then return 0 end
   redis.call('HINCRBY', name, 'n', 1)
   redis.call('HINCRBY', name, 'live', 1)
   redis.call('HSET', name, 'm:' .. token, 1)
   redis.call('PEXPIRE', name, ttl)
-  return {2}
+  return 2
 end
 for i = 4, #ARGV do
   local name = ARGV[i]

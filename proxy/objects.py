@@ -128,7 +128,7 @@ async def put_object(call: Call) -> web.StreamResponse:
         old = await head_size(call, target, key) if write.leads else None
         await call.request.app[QUOTAS].reserve_write(write, length, old)
         resp = await _send(call, headers, body, payload_hash)
-        write.length, write.stored = length, resp.status < 300
+        write.stored = resp.status < 300
     if resp.status < 300:
         call.etag = resp.headers.get("ETag", "")
         call.content_type = headers.get("content-type", "")

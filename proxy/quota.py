@@ -27,7 +27,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar, cast
 
 from policy.decide import WorkspaceView
 from policy.scripts import lua
@@ -75,10 +75,6 @@ def seen_through(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitabl
     return run
 
 
-def _granted(reply: Any) -> bool:
-    return bool(int(reply[0]) if isinstance(reply, list) else int(reply))
-
-
 def _outcome_unwanted(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()   # retrieved: nobody is left to answer, and that is not an error
@@ -95,7 +91,8 @@ class KeyLock:
 @dataclass(slots=True)
 class KeyWrite:
     """A PutObject's membership of its key's group (``Quotas.writing``). ``leads``: it formed the group and
-    must read the key's old size (``old``) before it reserves; ``length`` and ``stored`` are its outcome."""
+    must read the key's old size before it reserves; ``length``: what it reserved (and writes);
+    ``stored``: the node stored it."""
     ws: WorkspaceView
     name: str
     token: str
@@ -148,6 +145,7 @@ class Quotas:
         result = await self._run("reserve", write.ws, *args)
         if int(result[0]) != 1:
             self._refused(result)
+        write.length = nbytes
 
     @staticmethod
     def _refused(result: list[Any]) -> None:
@@ -165,10 +163,10 @@ class Quotas:
         settles the group (shielded: a cancelled writer still leaves)."""
         token = secrets.token_hex(12)
         name = f"wio:lk:{ws.name}/{object_identity(key)}"
-        reply = await self._wait_for(lambda: self._lock("join", token, [name]))
+        joined = await self._wait_for(lambda: self._lock("join", token, [name]))
         renewal: list[Any] = [None, None]
         self._renew_later(token, [name], renewal)
-        write = KeyWrite(ws, name, token, leads=int(reply[0]) == 1)
+        write = KeyWrite(ws, name, token, leads=joined == 1)
         try:
             yield write
         finally:
@@ -187,11 +185,11 @@ class Quotas:
                     final = "?"
                 await self._run("close", write.ws, write.name, final)
 
-    async def _wait_for(self, attempt: Callable[[], Awaitable[Any]]) -> Any:
-        """Retry ``attempt`` until it answers truthily (a lock taken, a group joined), for at most LOCK_WAIT."""
+    async def _wait_for(self, attempt: Callable[[], Awaitable[int]]) -> int:
+        """Retry ``attempt`` until it answers non-zero (a lock taken, a group joined), for at most LOCK_WAIT."""
         loop = asyncio.get_running_loop()
         deadline, pause = loop.time() + LOCK_WAIT, 0.005
-        while not _granted(reply := await attempt()):
+        while not (reply := await attempt()):
             if loop.time() >= deadline:
                 raise S3Error("OperationAborted", "Another write to this key is in progress; please retry")
             await asyncio.sleep(pause)
@@ -248,8 +246,8 @@ class Quotas:
                 with contextlib.suppress(S3Error):   # an unreleased lock expires by itself
                     await asyncio.shield(self._lock("release", token, names))
 
-    async def _lock(self, action: str, token: str, names: list[str]) -> Any:   # int, or join's list
-        return await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names])
+    async def _lock(self, action: str, token: str, names: list[str]) -> int:
+        return cast(int, await self._call(self._lock_script, f"lock {action}", [action, token, LOCK_TTL_MS, *names]))
 
     def _renew_later(self, token: str, names: list[str], renewal: list[Any]) -> None:
         """Renew the locks every third of their TTL while held: a timer, so that short holds start no task."""

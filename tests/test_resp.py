@@ -310,20 +310,19 @@ async def test_key_groups_let_puts_overlap_and_settle_from_the_first_size_to_the
         async with quotas.writing(ws, "k", final_size) as b:
             assert not b.leads
             await quotas.reserve_write(b, 70)
-            b.length, b.stored = 70, True
+            b.stored = True
         use = await _usage(client, "group-ws")
         assert (use["bytes"], use["pbytes"]) == ("40", "170")   # b's bytes stay held while a is in the group
-        a.length, a.stored = 100, True
+        a.stored = True
     use = await _usage(client, "group-ws")
     assert asked == ["k"]   # the last one out asked the node, once
     assert (use["bytes"], use["objects"], use["pbytes"], use["pobjects"]) == ("70", "1", "0", "0")
     assert await client.execute("EXISTS", "wio:lk:group-ws/k", "wio:rsv:group-ws") == 0
     async with quotas.writing(ws, "k", final_size) as c:   # alone: settled with its own outcome
         await quotas.reserve_write(c, 5, old=70)
-        c.length, c.stored = 5, True
+        c.stored = True
     async with quotas.writing(ws, "new", final_size) as d:   # alone, a new object, and its write failed
         await quotas.reserve_write(d, 9, old=None)
-        d.length = 9
     use = await _usage(client, "group-ws")
     assert asked == ["k"]
     assert (use["bytes"], use["objects"], use["pbytes"], use["pobjects"]) == ("5", "1", "0", "0")
@@ -386,8 +385,8 @@ async def test_a_writer_whose_group_expired_leaves_without_touching_the_next_gro
             with pytest.raises(S3Error) as err:   # the stale writer cannot reserve into the new group
                 await quotas.reserve_write(a, 1)
             assert err.value.code == "OperationAborted"
-            a.length, a.stored = 10, True
-            b.length, b.stored = 5, True
+            a.stored = True
+            b.stored = True
             await quotas._leave(a, none)   # a leaves first (what its context would do on the way out) ...
             assert await client.execute("HGET", "wio:lk:stale-ws/s", "live") == "1"   # ... b's group intact
             a.stored = False
@@ -406,8 +405,8 @@ async def test_a_shared_group_whose_final_size_cannot_be_read_makes_usage_unknow
         await quotas.reserve_write(a, 10, old=None)
         async with quotas.writing(ws, "k", unreadable) as b:
             await quotas.reserve_write(b, 20)
-            b.length, b.stored = 20, True
-        a.length, a.stored = 10, True
+            b.stored = True
+        a.stored = True
     use = await _usage(client, "lost-ws")
     assert (use["known"], use["pbytes"]) == ("0", "0")   # rebuilt from the node before the next write
     assert await client.execute("EXISTS", "wio:lk:lost-ws/k", "wio:rsv:lost-ws") == 0
