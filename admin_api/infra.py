@@ -14,8 +14,7 @@ from policy.models import ROOT_TYPES, Node, Root, Share, Workspace
 from policy.names import bucket_name_error, infra_name_error
 from nodeclient.client import NodeClient, NodeError, check_endpoint
 
-__all__ = ["routes", "probe_node", "add_node", "check_root_fields", "root_node", "ensure_root_bucket", "add_root",
-           "workspace_count"]
+__all__ = ["routes", "probe_node", "add_node", "check_root_fields", "root_node", "ensure_root_bucket", "add_root"]
 
 routes = web.RouteTableDef()
 
@@ -172,10 +171,6 @@ async def list_roots(request: web.Request) -> web.Response:
     return web.json_response({"roots": [root_json(r) for r in roots]})
 
 
-async def workspace_count(session, root: Root) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Workspace).where(Workspace.root_id == root.id)))
-
-
 @routes.delete("/api/v1/roots/{name}")
 async def delete_root(request: web.Request) -> web.Response:
     """Forget a root (its node's owner or an administrator); refused while it holds workspaces.
@@ -189,7 +184,8 @@ async def delete_root(request: web.Request) -> web.Response:
         root = await find(session, Root.name, name, ApiError("NoSuchRoot", f"no root named '{name}'"))
         if not manages(user, root.node.owner_id):
             raise ApiError("Forbidden", "roots are removed by their node's owner or an administrator")
-        held = await workspace_count(session, root)   # under the model lock: no workspace is added meanwhile
+        # under the model lock: no workspace is added meanwhile
+        held = int(await session.scalar(select(func.count()).select_from(Workspace).where(Workspace.root_id == root.id)))
         if held:
             raise ApiError("RootNotEmpty", f"root '{name}' still holds {held} workspace{'' if held == 1 else 's'}; "
                                            "delete them first (the bucket and its data stay on the node either way)")
